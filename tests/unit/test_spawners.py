@@ -1,0 +1,178 @@
+"""The spawn logic of WorkspaceMixin, and how each profile renders it."""
+
+import pytest
+from tornado import web
+
+from workspace_hub.spawner import apply_workspace_options, render_options_form
+
+
+def test_options_form_offers_envs_and_datasets(spawner_for):
+    form = render_options_form(spawner_for("docker"))
+    assert 'value="python"' in form and 'value="flowers"' in form
+
+
+def test_gpu_envs_are_hidden_without_a_gpu_runtime(spawner_for):
+    assert 'value="pytorch-gpu"' not in render_options_form(spawner_for("docker", gpu=False))
+    assert 'value="pytorch-gpu"' in render_options_form(spawner_for("docker", gpu=True))
+
+
+def test_options_from_form_reads_env_and_dataset(spawner_for):
+    spawner = spawner_for("docker")
+    assert spawner.options_from_form({"env": ["python"], "dataset": [" flowers "]}) == {
+        "env": "python", "dataset": "flowers"}
+
+
+@pytest.mark.parametrize(
+    "options, name, message",
+    [
+        ({"env": "cobol"}, "demo", "Unknown base env 'cobol'"),
+        ({"env": "pytorch-gpu"}, "demo", "Unknown base env"),
+        ({"env": "python", "dataset": "nope"}, "demo", "does not exist"),
+        ({"env": "python", "dataset": "../users"}, "demo", "Invalid dataset"),
+        ({"env": "python"}, "Demo", "Invalid project name"),
+        ({"env": "python"}, "", "needs a name"),
+        (["env"], "demo", "must be a JSON object"),
+    ],
+)
+async def test_bad_choices_are_http_400_with_the_rule(spawner_for, profile, options, name, message):
+    spawner = spawner_for(profile, name=name)
+    with pytest.raises(web.HTTPError) as e:
+        apply_workspace_options(spawner, options)
+    assert e.value.status_code == 400 and message in e.value.log_message
+
+
+def test_a_project_keeps_its_env(spawner_for, catalog_dir):
+    apply_workspace_options(spawner_for("docker"), {"env": "python"})
+    with pytest.raises(web.HTTPError, match="already exists with base env 'python'"):
+        apply_workspace_options(spawner_for("docker", gpu=True), {"env": "pytorch-gpu"})
+
+
+def test_a_restart_without_options_reuses_the_record(spawner_for):
+    apply_workspace_options(spawner_for("docker"), {"env": "python", "dataset": "flowers"})
+    spawner = spawner_for("docker")
+    apply_workspace_options(spawner, {})
+    assert (spawner.workspace.env.id, spawner.workspace.dataset) == ("python", "flowers")
+
+
+def test_admin_limit_overrides_win_over_the_catalog(spawner_for):
+    spawner = spawner_for("docker", limit_overrides={"*": {"cpu": 4}, "python": {"mem": "8G"}})
+    apply_workspace_options(spawner, {"env": "python"})
+    assert (spawner.mem_limit, spawner.cpu_limit) == (8 * 1024**3, 4.0)
+
+
+def test_workspace_env_vars(spawner_for):
+    spawner = spawner_for("local")
+    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    env = spawner.get_env()
+    assert (env["WORKSPACE_PROJECT"], env["WORKSPACE_ENV"], env["WORKSPACE_DATASET"]) == (
+        "demo", "python", "flowers")
+
+
+# Docker ---------------------------------------------------------------------
+
+
+async def docker_create_kwargs(spawner):
+    """The kwargs DockerSpawner sends to the engine's create_container."""
+    import docker
+
+    calls = {}
+
+    async def fake_docker(method, *args, **kwargs):
+        calls[method] = kwargs
+        return {"Id": "x", "Config": {"Cmd": ["jupyterhub-singleuser"]}}
+
+    spawner.docker = fake_docker
+    spawner.__dict__["client"] = docker.APIClient(base_url="unix:///nonexistent", version="1.41")
+    type(spawner).client = property(lambda self: self.__dict__["client"])
+    await spawner.create_object()
+    return calls["create_container"]
+
+
+async def test_docker_create_kwargs(spawner_for, data_root):
+    spawner = spawner_for("docker")
+    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    kwargs = await docker_create_kwargs(spawner)
+    host = kwargs["host_config"]
+    assert kwargs["image"] == "workspace-hub/python:latest"
+    assert kwargs["user"] == "1000:1000" and kwargs["working_dir"] == "/project"
+    assert host["NetworkMode"] == "host" and "PortBindings" not in host
+    assert not host.get("Privileged") and host["CapDrop"] == ["ALL"]
+    assert host["Memory"] == 2 * 1024**3 and host["CpuQuota"] == 150_000
+    assert sorted(host["Binds"]) == sorted([
+        f"{data_root}/users/alice/demo/code:/project/code:rw",
+        f"{data_root}/users/alice/demo/model:/project/model:rw",
+        f"{data_root}/users/alice/demo/docker_image:/project/docker_image:rw",
+        f"{data_root}/users/alice/demo/.home:/home/jovyan:rw",
+        f"{data_root}/help_doc:/project/help_doc:ro",
+        f"{data_root}/datasets/flowers:/project/dataset:ro",
+    ])
+    assert not any("docker.sock" in b for b in host["Binds"])
+    assert "DeviceRequests" not in host
+
+
+async def test_docker_gpu_env_requests_gpus(spawner_for):
+    spawner = spawner_for("docker", gpu=True)
+    apply_workspace_options(spawner, {"env": "pytorch-gpu"})
+    host = (await docker_create_kwargs(spawner))["host_config"]
+    [request] = host["DeviceRequests"]
+    assert (request["Count"], request["Capabilities"]) == (-1, [["gpu"]])
+
+
+async def test_docker_server_listens_on_loopback_only(spawner_for):
+    spawner = spawner_for("docker")
+    assert spawner.ip == "127.0.0.1"
+    spawner.port = 41234
+    assert await spawner.get_ip_and_port() == ("127.0.0.1", 41234)
+
+
+# Local ----------------------------------------------------------------------
+
+
+def test_local_profile_uses_the_same_layout(spawner_for, data_root):
+    spawner = spawner_for("local")
+    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    root = data_root / "users/alice/demo"
+    assert spawner.notebook_dir == str(root)
+    assert (root / "help_doc").resolve() == (data_root / "help_doc").resolve()
+    assert (root / "dataset").resolve() == (data_root / "datasets/flowers").resolve()
+    assert all((root / d).is_dir() for d in ("code", "model", "docker_image"))
+
+
+# Kubernetes -----------------------------------------------------------------
+
+
+async def rendered_pod(spawner) -> dict:
+    """The pod manifest exactly as KubeSpawner would send it to the API server."""
+    from kubernetes_asyncio.client import ApiClient
+
+    async with ApiClient() as api:
+        return api.sanitize_for_serialization(await spawner.get_pod_manifest())
+
+
+async def test_kubernetes_pod_manifest(spawner_for):
+    spawner = spawner_for("kubernetes")
+    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    pod = await rendered_pod(spawner)
+    container = pod["spec"]["containers"][0]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/project/code"] == {"name": "workspace-data", "mountPath": "/project/code",
+                                       "subPath": "users/alice/demo/code", "readOnly": False}
+    assert mounts["/project/help_doc"]["readOnly"] and mounts["/project/dataset"]["readOnly"]
+    assert mounts["/project/dataset"]["subPath"] == "datasets/flowers"
+    assert pod["spec"]["volumes"] == [
+        {"name": "workspace-data", "persistentVolumeClaim": {"claimName": "workspace-data"}}]
+    assert container["image"] == "workspace-hub/python:latest"
+    assert container["resources"]["limits"] == {"memory": 2 * 1024**3, "cpu": 1.5}
+    assert container["securityContext"]["runAsUser"] == 1000
+    assert container["workingDir"] == "/project"
+    init = pod["spec"]["initContainers"][0]
+    assert init["securityContext"]["runAsUser"] == 1000
+    assert "/data/users/alice/demo/code" in init["command"]
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+
+
+async def test_kubernetes_gpu_env_requests_a_gpu(spawner_for):
+    spawner = spawner_for("kubernetes", gpu=True)
+    apply_workspace_options(spawner, {"env": "pytorch-gpu"})
+    container = (await rendered_pod(spawner))["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"

@@ -1,0 +1,53 @@
+"""The hub's default authenticator: NativeAuthenticator with a first admin.
+
+NativeAuthenticator keeps users and bcrypt password hashes in the hub database;
+users sign up at ``/hub/signup`` and an admin authorizes them at
+``/hub/authorize``.  This subclass only adds the first admin account, so that a
+fresh hub is never open: its password comes from ``$WSHUB_ADMIN_PASSWORD`` or
+is generated and printed once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from nativeauthenticator import NativeAuthenticator
+from traitlets import Unicode, default
+
+
+class WorkspaceAuthenticator(NativeAuthenticator):
+    """NativeAuthenticator that creates the first admin on start."""
+
+    first_admin = Unicode(
+        "admin", config=True, help="Name of the admin account created on the first start."
+    )
+
+    first_admin_password = Unicode(
+        config=True,
+        help="""Password of the first admin.  Defaults to $WSHUB_ADMIN_PASSWORD;
+        when that is unset too, a random password is generated and printed once.""",
+    )
+
+    @default("first_admin_password")
+    def _default_first_admin_password(self):
+        return os.environ.get("WSHUB_ADMIN_PASSWORD", "")
+
+    @default("admin_users")
+    def _default_admin_users(self):
+        return {self.first_admin}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.admin_users.add(self.first_admin)
+        if not self.user_exists(self.first_admin):
+            password = self.first_admin_password or secrets.token_urlsafe(12)
+            self.create_user(self.first_admin, password)
+            if not self.first_admin_password:
+                print(
+                    f"\n  Workspace Hub: first admin created.\n"
+                    f"    user:     {self.first_admin}\n"
+                    f"    password: {password}\n"
+                    f"  This password is shown only once; change it at /hub/change-password.\n",
+                    flush=True,
+                )

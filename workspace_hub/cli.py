@@ -1,0 +1,199 @@
+"""``ws``: the one command of Workspace Hub, on the host and in every workspace.
+
+argparse (stdlib) keeps the workspace images free of CLI dependencies.  Each
+subcommand parses, calls a library function, prints, and maps
+:class:`WsError` to exit code 1 (usage errors exit 2, as argparse does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .catalog import REPO_ROOT, CatalogError, load_catalog
+
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip-masq=false"]
+
+
+class WsError(Exception):
+    """A failure the user can fix; the message says how."""
+
+
+def _hub_url(port: str | None = None) -> str:
+    return f"http://127.0.0.1:{port or os.environ.get('WSHUB_PORT', '8000')}"
+
+
+def hub_answers(url: str) -> str | None:
+    """The hub's version if its API answers at *url*, else None."""
+    try:
+        with urllib.request.urlopen(f"{url}/hub/api/", timeout=3) as r:
+            return json.load(r).get("version")
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_engine(start: bool, log=print):
+    """Return a client for the Docker engine, starting dockerd when allowed and needed."""
+    from .envbuild import BuildError, engine
+
+    try:
+        return engine()
+    except BuildError:
+        if not (start and shutil.which("dockerd")):
+            raise
+    log(f"starting dockerd {' '.join(DOCKERD_ARGS)}")
+    logfile = open("/var/log/workspace-hub-dockerd.log", "ab")
+    subprocess.Popen(["dockerd", *DOCKERD_ARGS], stdout=logfile, stderr=logfile, start_new_session=True)
+    for _ in range(60):
+        time.sleep(0.5)
+        try:
+            return engine()
+        except BuildError:
+            continue
+    raise WsError("dockerd did not answer within 30 s; see /var/log/workspace-hub-dockerd.log")
+
+
+def build_options(args):
+    from .envbuild import BuildOptions
+
+    ca = args.ca_bundle if args.ca_bundle is not None else (HOST_CA_BUNDLE if Path(HOST_CA_BUNDLE).is_file() else "")
+    if ca and not Path(ca).is_file():
+        raise WsError(f"--ca-bundle {ca}: no such file; pass a PEM bundle, or '' for none.")
+    return BuildOptions(pip_index_url=args.pip_index_url or "", ca_bundle=ca, base_image=args.base_image or "")
+
+
+def cmd_envs_list(args) -> int:
+    from .envbuild import engine, image_labels
+
+    catalog = load_catalog()
+    try:
+        client = engine()
+    except Exception:
+        client = None
+    print(f"{'ENV':<16}{'DEVICE':<8}{'FRAMEWORK':<24}{'IMAGE':<32}BUILT")
+    for env in catalog.values():
+        labels = image_labels(client, env.image) if client else None
+        version = f"{env.framework} {labels.get('framework-version', '?')}" if labels else env.framework
+        built = "yes" if labels is not None else ("no" if client else "unknown (no engine)")
+        print(f"{env.id:<16}{env.device:<8}{version:<24}{env.image:<32}{built}")
+    return 0
+
+
+def cmd_envs_build(args) -> int:
+    from .envbuild import BuildError, build_env
+
+    catalog = load_catalog()
+    unknown = [e for e in args.envs if e not in catalog]
+    if unknown:
+        raise WsError(f"unknown env {', '.join(unknown)}: choose from {', '.join(catalog)}")
+    options = build_options(args)
+    try:
+        ensure_engine(start=False)
+        for env_id in args.envs or list(catalog):
+            started = time.monotonic()
+            build_env(catalog[env_id], options, log=lambda m: print(m, flush=True))
+            print(f"{env_id}: done in {time.monotonic() - started:.1f} s", flush=True)
+    except BuildError as e:
+        raise WsError(str(e)) from None
+    return 0
+
+
+def cmd_up(args) -> int:
+    """Start dockerd if needed, build the default env if missing, then run the hub."""
+    from .envbuild import BuildError, build_env, image_exists
+
+    env = dict(os.environ, WSHUB_PROFILE=args.profile, WSHUB_PORT=str(args.port))
+    if args.data_root:
+        env["WSHUB_DATA_ROOT"] = str(Path(args.data_root).resolve())
+    if args.profile == "docker":
+        try:
+            client = ensure_engine(start=True)
+            catalog = load_catalog()
+            for env_id in args.envs:
+                if not image_exists(client, catalog[env_id].image):
+                    build_env(catalog[env_id], build_options(args), log=lambda m: print(m, flush=True))
+        except BuildError as e:
+            raise WsError(str(e)) from None
+    if hub_answers(_hub_url(args.port)):
+        print(f"A hub already answers on {_hub_url(args.port)}.")
+        return 0
+    print(f"Workspace Hub: starting on {_hub_url(args.port)}/hub/login  (profile {args.profile})", flush=True)
+    if not env.get("WSHUB_ADMIN_PASSWORD"):
+        print("Log in as 'admin'; on the first start the generated password is printed below.", flush=True)
+    cmd = [sys.executable, "-m", "jupyterhub", "-f", str(REPO_ROOT / "hub_config" / "jupyterhub_config.py")]
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_status(args) -> int:
+    """Inside a workspace: the project; on the host: engine, images and hub."""
+    if os.environ.get("WORKSPACE_PROJECT"):
+        print(f"project: {os.environ['WORKSPACE_PROJECT']}")
+        print(f"env:     {os.environ.get('WORKSPACE_ENV', '?')}")
+        print(f"dataset: {os.environ.get('WORKSPACE_DATASET') or '(none)'}")
+        print(f"root:    {os.environ.get('WORKSPACE_ROOT', '/project')}")
+        return 0
+    version = hub_answers(_hub_url(args.port))
+    print(f"hub:     {'JupyterHub ' + version + ' at ' + _hub_url(args.port) if version else 'not answering on ' + _hub_url(args.port)}")
+    try:
+        from .envbuild import engine
+
+        engine()
+        print("docker:  engine answers")
+    except Exception as e:
+        print(f"docker:  {e}")
+    return 0 if version else 1
+
+
+def _add_build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
+    p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
+    p.add_argument("--base-image", help="start from this image instead of bootstrapping Debian with mmdebstrap")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ws", description="Workspace Hub: AI development workspaces on JupyterHub.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start dockerd if needed, build missing env images, run the hub")
+    up.add_argument("--profile", choices=["docker", "local", "kubernetes"], default=os.environ.get("WSHUB_PROFILE", "docker"))
+    up.add_argument("--port", type=int, default=int(os.environ.get("WSHUB_PORT", "8000")))
+    up.add_argument("--data-root", help="workspace files and hub state (default ./data)")
+    up.add_argument("--envs", nargs="*", default=["python"], help="env images to build when missing")
+    _add_build_options(up)
+    up.set_defaults(func=cmd_up)
+
+    status = sub.add_parser("status", help="show the project (in a workspace) or the hub and engine (host)")
+    status.add_argument("--port", type=int, default=None)
+    status.set_defaults(func=cmd_status)
+
+    envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
+    envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)
+    build = envs.add_parser("build", help="build env images (all when none named)")
+    build.add_argument("envs", nargs="*")
+    _add_build_options(build)
+    build.set_defaults(func=cmd_envs_build)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (WsError, CatalogError) as e:
+        print(f"ws: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Build the base-environment images on the local Docker engine.
+
+The layers, each cached by the engine so a no-change rebuild takes seconds:
+
+1. ``workspace-hub/os:bookworm``: Debian from ``mmdebstrap`` + ``docker import``
+   (no registry needed), unless a site passes ``--base-image``;
+2. ``workspace-hub/layer-base``: ``base-envs/base``, JupyterLab and the data tools;
+3. ``workspace-hub/layer-<env>``: ``base-envs/<env>``, the framework;
+4. ``workspace-hub/<env>:latest``: ``base-envs/workspace``, the ``ws`` CLI and the
+   kernel, then a metadata-only layer with version labels read from the image.
+
+docker-py's low-level ``build`` streams the engine's output, which is the
+progress display; no extra library is needed for that.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound
+
+from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, BaseEnv
+
+OS_IMAGE = "workspace-hub/os:bookworm"
+OS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "git", "make")
+JUPYTERHUB_VERSION = "6.1.1"
+LABEL_PREFIX = "ai.workspace-hub."
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Site options for reaching package indexes from inside builds."""
+
+    pip_index_url: str = ""
+    ca_bundle: str = ""
+    base_image: str = ""
+
+
+def engine() -> docker.DockerClient:
+    """A client for the local engine, or a :class:`BuildError` that says how to start one."""
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except DockerException as e:
+        raise BuildError(
+            f"No Docker engine answers ({e}). Install docker.io and start it: "
+            "dockerd --bridge=none --iptables=false --ip-masq=false &"
+        ) from None
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def bootstrap_os_image(client: docker.DockerClient, log: Callable[[str], None]) -> str:
+    """Import a minimal Debian built with mmdebstrap, once."""
+    if image_exists(client, OS_IMAGE):
+        return OS_IMAGE
+    if not shutil.which("mmdebstrap"):
+        raise BuildError("mmdebstrap is missing: apt-get install -y mmdebstrap, or pass --base-image.")
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = Path(tmp) / "os.tar"
+        log(f"bootstrapping Debian bookworm with mmdebstrap ({', '.join(OS_PACKAGES)})")
+        run = subprocess.run(
+            ["mmdebstrap", "--variant=minbase", f"--include={','.join(OS_PACKAGES)}", "bookworm", str(tar)],
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode:
+            raise BuildError(f"mmdebstrap failed; is the Debian mirror reachable?\n{run.stderr[-2000:]}")
+        log(f"importing {OS_IMAGE}")
+        repository, tag = OS_IMAGE.split(":")
+        client.api.import_image_from_file(str(tar), repository=repository, tag=tag)
+    return OS_IMAGE
+
+
+def _build(client, context: Path, tag: str, buildargs: dict, log: Callable[[str], None]) -> None:
+    log(f"building {tag}")
+    try:
+        stream = client.api.build(
+            path=str(context), tag=tag, buildargs=buildargs, network_mode="host",
+            rm=True, forcerm=True, decode=True,
+        )
+        tail: list[str] = []
+        for chunk in stream:
+            if "error" in chunk:
+                raise BuildError(
+                    f"building {tag} failed: {chunk['error'].strip()}\n" + "".join(tail[-20:])
+                    + "\nIf a download failed, check --pip-index-url and --ca-bundle."
+                )
+            text = chunk.get("stream", "")
+            tail.append(text)
+            if text.startswith("Step "):
+                log("  " + text.strip())
+    except APIError as e:
+        raise BuildError(f"building {tag} failed: {e.explanation or e}") from None
+
+
+def _context(folder: Path, ca_bundle: str, extra: dict[str, Path] | None = None) -> tempfile.TemporaryDirectory:
+    """Stage a build context: the folder's files, the CA bundle, and extra trees."""
+    tmp = tempfile.TemporaryDirectory(prefix="ws-envbuild-")
+    root = Path(tmp.name)
+    shutil.copytree(folder, root, dirs_exist_ok=True)
+    (root / "ca-bundle.crt").write_bytes(Path(ca_bundle).read_bytes() if ca_bundle else b"")
+    for name, src in (extra or {}).items():
+        shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return tmp
+
+
+def _ws_package() -> tempfile.TemporaryDirectory:
+    tmp = tempfile.TemporaryDirectory(prefix="ws-package-")
+    root = Path(tmp.name)
+    shutil.copy(REPO_ROOT / "pyproject.toml", root)
+    shutil.copy(REPO_ROOT / "README.md", root)
+    shutil.copytree(REPO_ROOT / "workspace_hub", root / "workspace_hub",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp
+
+
+PROBE = """
+import importlib, json, platform, sys
+mod = importlib.import_module(sys.argv[1])
+print(json.dumps({"python": platform.python_version(),
+                  "framework": getattr(mod, "__version__", platform.python_version())}))
+"""
+
+
+def probe_versions(client, image: str, module: str) -> dict:
+    """Import the env's framework inside *image* and report the real versions."""
+    out = client.containers.run(image, ["python", "-c", PROBE, module], remove=True, network_mode="none")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def build_env(env: BaseEnv, options: BuildOptions, log: Callable[[str], None] = print,
+              catalog_dir: Path = DEFAULT_CATALOG_DIR) -> dict:
+    """Build *env*'s image and return the version labels written on it."""
+    client = engine()
+    base_image = options.base_image or bootstrap_os_image(client, log)
+    pip_args = {"PIP_INDEX_URL": options.pip_index_url} if options.pip_index_url else {}
+
+    with _context(catalog_dir / "base", options.ca_bundle) as ctx:
+        _build(client, Path(ctx), "workspace-hub/layer-base:latest",
+               {"BASE_IMAGE": base_image, "JUPYTERHUB_VERSION": JUPYTERHUB_VERSION, **pip_args}, log)
+    layer = f"workspace-hub/layer-{env.id}:latest"
+    with _context(env.folder, options.ca_bundle) as ctx:
+        _build(client, Path(ctx), layer,
+               {"JUPYTER_BASE": "workspace-hub/layer-base:latest", **env.build_args, **pip_args}, log)
+    unlabelled = f"workspace-hub/layer-{env.id}-ws:latest"
+    with _ws_package() as pkg, _context(catalog_dir / "workspace", options.ca_bundle, {"ws-package": Path(pkg)}) as ctx:
+        _build(client, Path(ctx), unlabelled,
+               {"ENV_IMAGE": layer, "ENV_ID": env.id, "ENV_DISPLAY_NAME": env.display_name}, log)
+
+    versions = probe_versions(client, unlabelled, env.framework_module)
+    labels = {
+        f"{LABEL_PREFIX}env": env.id,
+        f"{LABEL_PREFIX}framework": env.framework,
+        f"{LABEL_PREFIX}framework-version": versions["framework"],
+        f"{LABEL_PREFIX}python-version": versions["python"],
+        f"{LABEL_PREFIX}device": env.device,
+        f"{LABEL_PREFIX}jupyterhub-version": JUPYTERHUB_VERSION,
+    }
+    with tempfile.TemporaryDirectory(prefix="ws-labels-") as ctx:
+        lines = " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
+        (Path(ctx) / "Dockerfile").write_text(f"FROM {unlabelled}\nLABEL {lines}\n")
+        _build(client, Path(ctx), env.image, {}, log)
+    log(f"built {env.image}: {env.framework} {versions['framework']}, Python {versions['python']}")
+    return labels
+
+
+def image_labels(client, image: str) -> dict | None:
+    """The version labels of a built env image, or None when it is not built."""
+    try:
+        labels = client.images.get(image).labels or {}
+    except ImageNotFound:
+        return None
+    return {k[len(LABEL_PREFIX):]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}

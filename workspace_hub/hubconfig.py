@@ -1,0 +1,89 @@
+"""Embedded defaults for ``hub_config/jupyterhub_config.py``.
+
+Everything here is plain JupyterHub configuration; sites override any of it in
+their own config file after :func:`configure` runs, or through the
+environment variables below (all optional):
+
+========================  =====================================================
+``WSHUB_PROFILE``         ``docker`` (default), ``local`` or ``kubernetes``
+``WSHUB_DATA_ROOT``       workspace files and hub state (default ``./data``)
+``WSHUB_PORT``            public port on 127.0.0.1 (default 8000)
+``WSHUB_HUB_PORT``        internal hub API port (default 8081)
+``WSHUB_DB_URL``          hub database URL (default SQLite in the data root)
+``WSHUB_ADMIN_PASSWORD``  password of the first admin (default: generated)
+``WSHUB_SERVICE_TOKEN``   token of an admin service ``ws-admin``, for automation
+``WSHUB_CULL_TIMEOUT``    seconds before an idle server is stopped (default 3600)
+========================  =====================================================
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .catalog import REPO_ROOT
+
+PROFILES = {
+    "docker": "workspace_hub.spawner.DockerWorkspaceSpawner",
+    "local": "workspace_hub.spawner.LocalWorkspaceSpawner",
+    "kubernetes": "workspace_hub.spawner.KubeWorkspaceSpawner",
+}
+HANDBOOK_DIR = REPO_ROOT / "help_doc"
+
+
+def install_handbook(data_root: Path) -> None:
+    """Copy the repository's handbook to ``<data_root>/help_doc`` (mounted read-only)."""
+    shutil.copytree(HANDBOOK_DIR, data_root / "help_doc", dirs_exist_ok=True)
+
+
+def configure(c, environ=os.environ) -> None:
+    """Apply Workspace Hub's defaults to the JupyterHub config object *c*."""
+    profile = environ.get("WSHUB_PROFILE", "docker")
+    if profile not in PROFILES:
+        raise SystemExit(f"WSHUB_PROFILE={profile!r} is unknown: use one of {', '.join(PROFILES)}.")
+    data_root = Path(environ.get("WSHUB_DATA_ROOT", "data")).resolve()
+    (data_root / "datasets").mkdir(parents=True, exist_ok=True)
+    install_handbook(data_root)
+
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{environ.get('WSHUB_PORT', '8000')}"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{environ.get('WSHUB_HUB_PORT', '8081')}"
+    c.JupyterHub.db_url = environ.get("WSHUB_DB_URL", f"sqlite:///{data_root / 'jupyterhub.sqlite'}")
+    c.JupyterHub.cookie_secret_file = str(data_root / "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.pid_file = str(data_root / "jupyterhub-proxy.pid")
+    # Workspaces keep running while the hub restarts or upgrades.
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 20
+
+    c.JupyterHub.authenticator_class = "workspace_hub.auth.WorkspaceAuthenticator"
+    # NativeAuthenticator lets in only the users an admin authorized.
+    c.Authenticator.allow_all = True
+
+    c.JupyterHub.spawner_class = PROFILES[profile]
+    c.WorkspaceMixin.data_root = str(data_root)
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+
+    services = [
+        {
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                        f"--timeout={environ.get('WSHUB_CULL_TIMEOUT', '3600')}"],
+        }
+    ]
+    roles = [
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    ]
+    if environ.get("WSHUB_SERVICE_TOKEN"):
+        services.append({"name": "ws-admin", "api_token": environ["WSHUB_SERVICE_TOKEN"]})
+        roles.append({"name": "ws-admin", "scopes": ["admin:users", "admin:servers", "tokens",
+                                                      "admin-ui", "list:users", "read:users"],
+                      "services": ["ws-admin"]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles

@@ -1,0 +1,148 @@
+"""Projects on disk: names, the data-root layout and the mount plan.
+
+A project is a JupyterHub named server.  Its files live on the host under
+``<data_root>/users/<user>/<project>/`` and outlive every container::
+
+    <data_root>/
+      help_doc/                       the handbook, mounted read-only
+      datasets/<dataset>/             mounted read-only when chosen
+      users/<user>/<project>/
+        code/ model/ docker_image/    mounted read-write under /project
+        .home/                        the persistent home (pip --user, settings)
+        project.json                  the env and dataset the project was made with
+
+The mount plan is plain data (paths relative to the data root), so the Docker,
+local and Kubernetes spawners can each turn it into their own volume format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyterhub.slugs import is_valid_safe_slug, safe_slug
+
+PROJECT_DIRS = ("code", "model", "docker_image")
+WORKSPACE_ROOT = "/project"
+WORKSPACE_HOME = "/home/jovyan"
+MAX_NAME_LENGTH = 30
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class InvalidChoice(ValueError):
+    """A spawn option that cannot be honoured; the message names the rule and the fix."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One bind mount: *source* is relative to the data root."""
+
+    source: str
+    target: str
+    read_only: bool
+
+
+def check_project_name(name: str) -> str:
+    """Return *name* if it is a valid project name, else raise :class:`InvalidChoice`.
+
+    The rule is JupyterHub's own server-name rule (``is_valid_safe_slug``).
+    """
+    if not name:
+        raise InvalidChoice("A project needs a name: 1-30 lowercase letters, digits and hyphens.")
+    if not is_valid_safe_slug(name, max_length=MAX_NAME_LENGTH):
+        raise InvalidChoice(
+            f"Invalid project name {name[:40]!r}: use 1-{MAX_NAME_LENGTH} lowercase ASCII letters, "
+            "digits and single hyphens, starting with a letter and ending with a letter or digit "
+            "(for example 'text-classify')."
+        )
+    return name
+
+
+def user_dir_name(username: str) -> str:
+    """The on-disk folder for a user: the name itself when safe, else JupyterHub's safe slug."""
+    return username if is_valid_safe_slug(username, max_length=63) else safe_slug(username)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A user's project under a data root."""
+
+    data_root: Path
+    user: str
+    name: str
+
+    @property
+    def relative(self) -> str:
+        return f"users/{user_dir_name(self.user)}/{self.name}"
+
+    @property
+    def path(self) -> Path:
+        return self.data_root / self.relative
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / "project.json"
+
+    def load_record(self) -> dict | None:
+        try:
+            return json.loads(self.record_path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def save_record(self, env: str, dataset: str | None) -> None:
+        self.record_path.write_text(json.dumps({"env": env, "dataset": dataset}, indent=2) + "\n")
+
+    def create_dirs(self, uid: int, gid: int) -> None:
+        """Create the project's folders owned by the workspace user (uid 1000 by default)."""
+        for sub in (*PROJECT_DIRS, ".home"):
+            path = self.path / sub
+            path.mkdir(parents=True, exist_ok=True)
+            _chown(path, uid, gid)
+        for parent in (self.path, self.path.parent):
+            _chown(parent, uid, gid)
+
+
+def _chown(path: Path, uid: int, gid: int) -> None:
+    st = path.stat()
+    if (st.st_uid, st.st_gid) != (uid, gid) and os.geteuid() == 0:
+        os.chown(path, uid, gid)
+
+
+def list_datasets(data_root: Path) -> list[str]:
+    """Names of the dataset folders under ``<data_root>/datasets``."""
+    root = data_root / "datasets"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and DATASET_NAME.match(p.name))
+
+
+def check_dataset(data_root: Path, name: str) -> str:
+    """Return *name* if it names a dataset folder inside the data root, else raise."""
+    if not DATASET_NAME.match(name):
+        raise InvalidChoice(
+            f"Invalid dataset {name[:40]!r}: a dataset is the name of one folder under "
+            "datasets/, without '/' or '..'."
+        )
+    root = (data_root / "datasets").resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise InvalidChoice(f"Dataset {name!r} is not allowed: it points outside the datasets folder.")
+    if not path.is_dir():
+        raise InvalidChoice(f"Dataset {name!r} does not exist. Choose one of: "
+                            f"{', '.join(list_datasets(data_root)) or '(none yet)'}.")
+    return name
+
+
+def mount_plan(project: Project, dataset: str | None) -> list[Mount]:
+    """The mounts of a workspace, in the order they are applied."""
+    mounts = [Mount(f"{project.relative}/{d}", f"{WORKSPACE_ROOT}/{d}", False) for d in PROJECT_DIRS]
+    mounts.append(Mount(f"{project.relative}/.home", WORKSPACE_HOME, False))
+    mounts.append(Mount("help_doc", f"{WORKSPACE_ROOT}/help_doc", True))
+    if dataset:
+        mounts.append(Mount(f"datasets/{dataset}", f"{WORKSPACE_ROOT}/dataset", True))
+    return mounts
+
+
