@@ -5,6 +5,11 @@ users sign up at ``/hub/signup`` and an admin authorizes them at
 ``/hub/authorize``.  This subclass only adds the first admin account, so that a
 fresh hub is never open: its password comes from ``$WSHUB_ADMIN_PASSWORD`` or
 is generated and printed once.
+
+NativeAuthenticator 1.3.0's own ``/login`` handler fails on JupyterHub 6
+(it uses the removed ``statsd`` attribute), so this subclass keeps JupyterHub's
+login page, which calls the same ``authenticate``; the signup, authorize and
+change-password pages stay NativeAuthenticator's.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class WorkspaceAuthenticator(NativeAuthenticator):
     @default("admin_users")
     def _default_admin_users(self):
         return {self.first_admin}
+
+    def get_handlers(self, app):
+        return [(route, handler) for route, handler in super().get_handlers(app) if route != r"/login"]
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

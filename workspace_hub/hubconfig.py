@@ -7,7 +7,7 @@ environment variables below (all optional):
 ========================  =====================================================
 ``WSHUB_PROFILE``         ``docker`` (default), ``local`` or ``kubernetes``
 ``WSHUB_DATA_ROOT``       workspace files and hub state (default ``./data``)
-``WSHUB_PORT``            public port on 127.0.0.1 (default 8000)
+``WSHUB_PORT``            public port on 127.0.0.1 (default 8000; the proxy API uses +1)
 ``WSHUB_HUB_PORT``        internal hub API port (default 8081)
 ``WSHUB_DB_URL``          hub database URL (default SQLite in the data root)
 ``WSHUB_ADMIN_PASSWORD``  password of the first admin (default: generated)
@@ -47,7 +47,9 @@ def configure(c, environ=os.environ) -> None:
     (data_root / "datasets").mkdir(parents=True, exist_ok=True)
     install_handbook(data_root)
 
-    c.JupyterHub.bind_url = f"http://127.0.0.1:{environ.get('WSHUB_PORT', '8000')}"
+    port = int(environ.get("WSHUB_PORT", "8000"))
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 1}"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{environ.get('WSHUB_HUB_PORT', '8081')}"
     c.JupyterHub.db_url = environ.get("WSHUB_DB_URL", f"sqlite:///{data_root / 'jupyterhub.sqlite'}")
     c.JupyterHub.cookie_secret_file = str(data_root / "jupyterhub_cookie_secret")
@@ -56,6 +58,8 @@ def configure(c, environ=os.environ) -> None:
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 20
+    # Projects are named servers: after login, land on the list of projects.
+    c.JupyterHub.default_url = "/hub/home"
 
     c.JupyterHub.authenticator_class = "workspace_hub.auth.WorkspaceAuthenticator"
     # NativeAuthenticator lets in only the users an admin authorized.
