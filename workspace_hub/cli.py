@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from . import __version__
 from .catalog import REPO_ROOT, CatalogError, load_catalog
 
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -88,41 +89,39 @@ def cmd_envs_list(args) -> int:
     return 0
 
 
-def cmd_envs_build(args) -> int:
-    from .envbuild import BuildError, build_env
+def build_envs(env_ids: list[str], options, if_missing: bool) -> None:
+    """Build the named envs (all when none), starting dockerd if none answers."""
+    from .envbuild import BuildError, build_env, image_exists
 
     catalog = load_catalog()
-    unknown = [e for e in args.envs if e not in catalog]
+    unknown = [e for e in env_ids if e not in catalog]
     if unknown:
         raise WsError(f"unknown env {', '.join(unknown)}: choose from {', '.join(catalog)}")
-    options = build_options(args)
     try:
-        ensure_engine(start=False)
-        for env_id in args.envs or list(catalog):
+        client = ensure_engine(start=True)
+        for env_id in env_ids or list(catalog):
+            if if_missing and image_exists(client, catalog[env_id].image):
+                print(f"{env_id}: {catalog[env_id].image} exists", flush=True)
+                continue
             started = time.monotonic()
             build_env(catalog[env_id], options, log=lambda m: print(m, flush=True))
             print(f"{env_id}: done in {time.monotonic() - started:.1f} s", flush=True)
     except BuildError as e:
         raise WsError(str(e)) from None
+
+
+def cmd_envs_build(args) -> int:
+    build_envs(args.envs, build_options(args), if_missing=args.if_missing)
     return 0
 
 
 def cmd_up(args) -> int:
-    """Start dockerd if needed, build the default env if missing, then run the hub."""
-    from .envbuild import BuildError, build_env, image_exists
-
+    """Start dockerd if needed, build the default envs if missing, then run the hub."""
     env = dict(os.environ, WSHUB_PROFILE=args.profile, WSHUB_PORT=str(args.port))
     if args.data_root:
         env["WSHUB_DATA_ROOT"] = str(Path(args.data_root).resolve())
     if args.profile == "docker":
-        try:
-            client = ensure_engine(start=True)
-            catalog = load_catalog()
-            for env_id in args.envs:
-                if not image_exists(client, catalog[env_id].image):
-                    build_env(catalog[env_id], build_options(args), log=lambda m: print(m, flush=True))
-        except BuildError as e:
-            raise WsError(str(e)) from None
+        build_envs(args.envs, build_options(args), if_missing=True)
     if hub_answers(_hub_url(args.port)):
         print(f"A hub already answers on {_hub_url(args.port)}.")
         return 0
@@ -161,6 +160,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ws", description="Workspace Hub: AI development workspaces on JupyterHub.")
+    p.add_argument("--version", action="version", version=f"ws {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start dockerd if needed, build missing env images, run the hub")
@@ -179,6 +179,7 @@ def parser() -> argparse.ArgumentParser:
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)
     build = envs.add_parser("build", help="build env images (all when none named)")
     build.add_argument("envs", nargs="*")
+    build.add_argument("--if-missing", action="store_true", help="skip envs whose image exists")
     _add_build_options(build)
     build.set_defaults(func=cmd_envs_build)
     return p

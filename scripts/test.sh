@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite: unit tests, then the real hub, Docker engine and browser.
+# Installs the test tools, starts dockerd if none answers and builds missing env images.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WS_EXTRAS=test scripts/install.sh
+.venv/bin/ws envs build --if-missing python
+exec .venv/bin/pytest "$@"
