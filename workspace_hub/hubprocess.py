@@ -97,8 +97,9 @@ class HubProcess:
         _expect(self.api("POST", f"/users/{user}/servers/{name}", json={"user_options": options}), 201, 202)
         return self.wait_ready(user, name)
 
-    def stop_project(self, user: str, name: str) -> None:
-        _expect(self.api("DELETE", f"/users/{user}/servers/{name}"), 202, 204)
+    def stop_project(self, user: str, name: str, remove: bool = False) -> None:
+        """Stop a server; with *remove*, also delete its record (its files stay on disk)."""
+        _expect(self.api("DELETE", f"/users/{user}/servers/{name}", json={"remove": remove}), 202, 204)
         deadline = time.monotonic() + 60
         while (s := self.server(user, name)) and (s["pending"] or s["ready"]):
             if time.monotonic() > deadline:

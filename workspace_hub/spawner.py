@@ -259,12 +259,17 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
     def _default_extra_create_kwargs(self):
         return {"user": f"{self.workspace_uid}:{self.workspace_gid}", "working_dir": WORKSPACE_ROOT}
 
+    _engine_has_gpu: bool | None = None  # asked once per hub process
+
     @default("gpu_available")
     def _default_gpu_available(self):
-        try:
-            return "nvidia" in (self.client.info().get("Runtimes") or {})
-        except Exception:  # engine unreachable: offer no GPU envs
-            return False
+        cls = DockerWorkspaceSpawner
+        if cls._engine_has_gpu is None:
+            try:
+                cls._engine_has_gpu = "nvidia" in (self.client.info().get("Runtimes") or {})
+            except Exception:  # engine unreachable: offer no GPU envs
+                return False
+        return cls._engine_has_gpu
 
     def apply_workspace(self, workspace: Workspace) -> None:
         self.prepare_host_dirs(workspace)
