@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import docker
 
-from workspace_hub.hubprocess import HubProcess
+from workspace_hub.hubprocess import HubError, HubProcess
 
 USER = "bench"
 IMAGE = "workspace-hub/python:latest"
@@ -46,7 +47,8 @@ def percentile(values: list[float], p: float) -> float:
 def measure(label: str, args: tuple[str, ...], runs: int, workdir: Path) -> dict:
     data_root = workdir / label.replace(" ", "-") / "data"
     data_root.mkdir(parents=True)
-    hub = HubProcess(data_root, port=19000, log_path=workdir / f"{label.replace(' ', '-')}.log", args=args)
+    log = Path(tempfile.gettempdir()) / f"ws-bench-spawn-{label.replace(' ', '-')}.log"
+    hub = HubProcess(data_root, port=19000, log_path=log, args=args)
     hub.start()
     try:
         hub.api("POST", f"/users/{USER}")
@@ -62,7 +64,10 @@ def measure(label: str, args: tuple[str, ...], runs: int, workdir: Path) -> dict
         for i in range(runs):
             hub.stop_project(USER, f"par-{i}", remove=True)
     finally:
-        hub.stop()
+        try:
+            hub.stop()
+        except HubError as e:  # not part of the measurement, but worth seeing
+            print(f"warning: {e}", file=sys.stderr)
         client = docker.from_env()
         for container in client.containers.list(all=True, filters={"name": "workspace-bench"}):
             container.remove(force=True)

@@ -57,6 +57,7 @@ class HubProcess:
             [sys.executable, "-m", "jupyterhub", "-f", str(REPO_ROOT / "hub_config/jupyterhub_config.py"),
              *self.args],
             env=self.env, cwd=self.data_root, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -71,9 +72,15 @@ class HubProcess:
         raise TimeoutError("the hub did not answer within 60 s")
 
     def stop(self) -> None:
+        """SIGTERM, as an init system would; SIGKILL to the hub and its children after 45 s."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                raise HubError(f"the hub ignored SIGTERM for 45 s; see {self.log_path}") from None
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.session.request(method, f"{self.url}/hub/api{path}", timeout=30, **kwargs)

@@ -13,8 +13,10 @@ turns a :class:`Workspace` (plain data) into its own traits:
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import random_port
 from kubespawner import KubeSpawner
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, HasTraits, Integer, Unicode, default
 
 from .catalog import DEFAULT_CATALOG_DIR, BaseEnv, load_catalog
@@ -203,6 +206,28 @@ class WorkspaceMixin(HasTraits):
         """Turn *workspace* into backend traits.  Each backend implements this."""
         raise NotImplementedError
 
+    async def wait_until_answering(self, ip: str, port: int) -> None:
+        """Return as soon as the new server answers HTTP, polling every 50 ms.
+
+        The hub then finds it up at its first check, instead of after its
+        exponential backoff (0.2, 0.4, 0.8 ... s), which can add seconds to a spawn.
+        A server that dies or never answers is left to the hub's own checks.
+        """
+        url = f"http://{ip}:{port}{self.server.base_url if self.server else '/'}api"
+        client = AsyncHTTPClient()
+        deadline = time.monotonic() + self.http_timeout
+        next_poll = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            try:
+                await client.fetch(url, request_timeout=1, raise_error=False)
+                return
+            except (OSError, HTTPClientError):
+                await asyncio.sleep(0.05)
+            if time.monotonic() > next_poll:  # about once a second: has the server died?
+                if await self.poll() is not None:
+                    return
+                next_poll = time.monotonic() + 1
+
     def get_env(self):
         env = super().get_env()
         workspace = getattr(self, "workspace", None)
@@ -260,6 +285,11 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
         return {"user": f"{self.workspace_uid}:{self.workspace_gid}", "working_dir": WORKSPACE_ROOT}
 
     _engine_has_gpu: bool | None = None  # asked once per hub process
+
+    async def start(self):
+        ip, port = await super().start()
+        await self.wait_until_answering(ip, port)
+        return ip, port
 
     @default("gpu_available")
     def _default_gpu_available(self):

@@ -79,3 +79,13 @@ def test_a_bad_choice_is_shown_on_the_form_not_a_500(hub, page):
     page.wait_for_selector("text=Unknown base env 'cobol'")
     shot(page, "05-bad-choice")
     assert page.locator("#spawn_form").is_visible()
+
+
+def test_the_hub_is_never_open(hub, page):
+    page.goto(f"{hub.url}/hub/home")
+    page.wait_for_url("**/hub/login**")
+    page.fill("#username_input", "admin")
+    page.fill("#password_input", "not-the-password")
+    page.click("#login_submit")
+    page.wait_for_selector("text=Invalid username or password")
+    assert "/hub/login" in page.url

@@ -1,0 +1,63 @@
+"""The hub config: profiles, embedded defaults, and documented settings."""
+
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+from workspace_hub import spawner
+from workspace_hub.auth import WorkspaceAuthenticator
+from workspace_hub.hubconfig import PROFILES, configure
+
+
+def configured(tmp_path, **environ) -> Config:
+    c = Config()
+    configure(c, {"WSHUB_DATA_ROOT": str(tmp_path / "data"), **environ})
+    return c
+
+
+@pytest.mark.parametrize("profile, spawner_class", sorted(PROFILES.items()))
+def test_profiles_select_a_spawner(tmp_path, profile, spawner_class):
+    c = configured(tmp_path, WSHUB_PROFILE=profile)
+    assert c.JupyterHub.spawner_class == spawner_class
+
+
+def test_docker_is_the_default_profile(tmp_path):
+    assert configured(tmp_path).JupyterHub.spawner_class.endswith("DockerWorkspaceSpawner")
+
+
+def test_an_unknown_profile_names_the_choices(tmp_path):
+    with pytest.raises(SystemExit, match="docker, local, kubernetes"):
+        configured(tmp_path, WSHUB_PROFILE="swarm")
+
+
+def test_embedded_defaults(tmp_path):
+    c = configured(tmp_path, WSHUB_PORT="9000")
+    data = tmp_path / "data"
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:9000"
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:9001"
+    assert c.JupyterHub.db_url == f"sqlite:///{data}/jupyterhub.sqlite"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.allow_named_servers is True
+    assert (data / "help_doc" / "README.md").is_file() and (data / "datasets").is_dir()
+    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler"]
+
+
+def test_postgres_by_url(tmp_path):
+    url = "postgresql+psycopg2://hub@127.0.0.1/hub"
+    assert configured(tmp_path, WSHUB_DB_URL=url).JupyterHub.db_url == url
+
+
+def test_the_admin_service_exists_only_with_a_token(tmp_path):
+    c = configured(tmp_path, WSHUB_SERVICE_TOKEN="secret")
+    assert {"name": "ws-admin", "api_token": "secret"} in c.JupyterHub.services
+
+
+CONFIGURABLES = [spawner.WorkspaceMixin, spawner.KubeWorkspaceSpawner, WorkspaceAuthenticator]
+
+
+@pytest.mark.parametrize("cls", CONFIGURABLES, ids=lambda c: c.__name__)
+def test_every_setting_is_documented(cls):
+    own = {name: t for name, t in cls.class_traits(config=True).items() if name in vars(cls)}
+    assert own, f"{cls.__name__} declares no settings"
+    assert [name for name, t in own.items() if not (t.help or "").strip()] == []

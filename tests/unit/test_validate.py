@@ -1,0 +1,109 @@
+"""The validator as a library: streaming details and the fuzz bound.
+
+The corpus from real `docker save` output is in tests/integration; these tests
+build small archives in memory so they run without an engine.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.imagetars import make_layer, member, write_members
+from workspace_hub.tarstream import MAX_EXTENDED_HEADER
+from workspace_hub.validate import check_tar
+
+
+def image_members(layer: bytes, labels=None, cmd=("/bin/true",)) -> list:
+    """A minimal legacy docker-save archive around *layer*."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({
+        "os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "config": {"Cmd": list(cmd), "Labels": labels or {"ai.platform.kind": "train",
+                                                          "ai.platform.device": "cpu"}},
+    }).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["t:1"], "Layers": ["l1/layer.tar"]}]).encode()
+    return [member("l1/layer.tar", layer), member(config_name, config), member("manifest.json", manifest)]
+
+
+@pytest.fixture
+def valid_tar(tmp_path):
+    layer = make_layer(("app/", None, tarfile.DIRTYPE, ""), ("app/run", b"#!/bin/sh\n", tarfile.REGTYPE, ""),
+                       ("dev/null", None, tarfile.CHRTYPE, ""), ("app/link", None, tarfile.LNKTYPE, "app/run"))
+    return write_members(tmp_path / "train-unit-cpu.tar", image_members(layer))
+
+
+def test_a_minimal_archive_is_valid(valid_tar):
+    report = check_tar(valid_tar)
+    assert report.valid, report.errors
+    assert report.image["cmd"] == ["/bin/true"]
+
+
+def test_long_names_through_pax_headers_are_checked(tmp_path):
+    layer = make_layer(("a/" * 80 + "../escape", b"x", tarfile.REGTYPE, ""))
+    report = check_tar(write_members(tmp_path / "train-pax-cpu.tar", image_members(layer)))
+    assert [e.code for e in report.errors] == ["layer-unsafe-path"]
+
+
+def test_an_oversized_pax_header_is_refused_without_reading_it(tmp_path):
+    layer = make_layer(("x" * (MAX_EXTENDED_HEADER + 10), b"x", tarfile.REGTYPE, ""))
+    report = check_tar(write_members(tmp_path / "train-bigpax-cpu.tar", image_members(layer)))
+    assert "layer-corrupt" in {e.code for e in report.errors}
+
+
+def test_a_zstd_layer_is_decompressed_for_its_diff_id(tmp_path):
+    import zstandard
+
+    layer = make_layer(("app/run", b"#!/bin/sh\n", tarfile.REGTYPE, ""))
+    members = image_members(layer)
+    members[0] = member("l1/layer.tar", zstandard.ZstdCompressor().compress(layer))
+    report = check_tar(write_members(tmp_path / "train-zstd-cpu.tar", members))
+    assert report.valid, report.errors
+    assert report.image["layers"][0]["compression"] == "zstd"
+
+
+def test_a_gzip_bomb_stops_at_the_size_limit(tmp_path):
+    layer = make_layer(("zeros", bytes(50 * 1024**2), tarfile.REGTYPE, ""))
+    members = image_members(layer)
+    members[0] = member("l1/layer.tar", gzip.compress(layer, compresslevel=9))
+    path = write_members(tmp_path / "train-bomb-cpu.tar", members)
+    started = time.monotonic()
+    report = check_tar(path, max_uncompressed=10 * 1024**2)
+    assert [e.code for e in report.errors] == ["size-limit"]
+    assert time.monotonic() - started < 5
+
+
+MUTATIONS = st.lists(
+    st.tuples(st.sampled_from(["flip", "cut", "insert", "zero"]), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
+    min_size=1, max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=MUTATIONS)
+def test_mutated_archives_get_clean_verdicts(valid_tar, tmp_path, mutations):
+    """Whatever the bytes, the verdict is a Report: never an exception, never a hang."""
+    data = bytearray(valid_tar.read_bytes())
+    for op, where, payload in mutations:
+        at = int(where * (len(data) - 1))
+        if op == "flip":
+            data[at] ^= payload[0] or 1
+        elif op == "cut":
+            del data[at:]
+        elif op == "insert":
+            data[at:at] = payload
+        else:
+            data[at:at + 512] = bytes(min(512, len(data) - at))
+        if not data:
+            data = bytearray(b"\0")
+    path = tmp_path / "train-fuzz-cpu.tar"
+    path.write_bytes(bytes(data))
+    report = check_tar(path, max_uncompressed=64 * 1024**2)
+    assert isinstance(report.valid, bool)
+    assert report.valid or report.errors
