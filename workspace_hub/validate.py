@@ -173,8 +173,8 @@ class _Check:
                     problem("layer-unsafe-path", f"layer entry {name!r} has {reason}; a layer may only "
                             "hold relative paths (rebuild the image from a clean context)", name)
                 if entry.type == HARDLINK:
-                    target = posixpath.normpath(entry.linkname.lstrip("./") or ".")
-                    if entry.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                    target = posixpath.normpath(entry.linkname or ".")
+                    if target.startswith("/") or target == ".." or target.startswith("../"):
                         problem("layer-hardlink-escape", f"hard link {name!r} points at {entry.linkname!r}, "
                                 "outside the image; hard links must stay inside the layer", name)
                 if entry.type in DEVICE_TYPES and not (name + "/").startswith("dev/"):

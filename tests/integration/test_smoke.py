@@ -4,6 +4,7 @@ The images are built FROM the bootstrapped Debian image (it has python3), so
 they are small to build; each does one thing right or wrong.
 """
 
+import json
 import subprocess
 import textwrap
 
@@ -87,7 +88,7 @@ def test_bad_train_images_fail_with_a_clear_error(image_tar, name, script, code)
 
 
 def test_a_predict_image_answers_health_and_its_interface(image_tar):
-    labels = f"ai.platform.port=8080 'ai.platform.interface={INTERFACE}'"
+    labels = f"ai.platform.port=8080 ai.platform.interface={json.dumps(INTERFACE)}"
     assert smoke(image_tar("predict", "ok-api", SERVE_OK, labels)) == []
 
 
