@@ -35,6 +35,8 @@ class BaseEnv:
     mem_limit: str | None = None
     cpu_limit: float | None = None
     framework_module: str = "sys"
+    parent: str | None = None
+    base_image: str | None = None
     build_args: dict = field(default_factory=dict)
     image: str = ""
     folder: Path | None = None
@@ -67,6 +69,8 @@ def _entry(folder: Path) -> BaseEnv:
         mem_limit=limits.get("mem"),
         cpu_limit=float(limits["cpu"]) if "cpu" in limits else None,
         framework_module=data.get("framework_module", "sys"),
+        parent=data.get("parent"),
+        base_image=data.get("base_image"),
         build_args={k: str(v) for k, v in (data.get("build_args") or {}).items()},
         image=data.get("image") or f"{IMAGE_PREFIX}{data['id']}:latest",
         folder=folder,
@@ -77,4 +81,8 @@ def load_catalog(directory: str | Path = DEFAULT_CATALOG_DIR) -> dict[str, BaseE
     """Read every env entry under *directory*, keyed by id, in folder order."""
     directory = Path(directory)
     folders = sorted(p for p in directory.iterdir() if (p / "env.yaml").is_file())
-    return {env.id: env for env in map(_entry, folders) if env.id not in LAYER_DIRS}
+    catalog = {env.id: env for env in map(_entry, folders) if env.id not in LAYER_DIRS}
+    for env in catalog.values():
+        if env.parent is not None and env.parent not in catalog:
+            raise CatalogError(f"{env.folder / 'env.yaml'}: parent {env.parent!r} is not an env in the catalog")
+    return catalog

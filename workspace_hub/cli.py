@@ -69,7 +69,8 @@ def build_options(args):
     ca = args.ca_bundle if args.ca_bundle is not None else (HOST_CA_BUNDLE if Path(HOST_CA_BUNDLE).is_file() else "")
     if ca and not Path(ca).is_file():
         raise WsError(f"--ca-bundle {ca}: no such file; pass a PEM bundle, or '' for none.")
-    return BuildOptions(pip_index_url=args.pip_index_url or "", ca_bundle=ca, base_image=args.base_image or "")
+    return BuildOptions(pip_index_url=args.pip_index_url or "", ca_bundle=ca, base_image=args.base_image or "",
+                        wheels=args.wheels or "")
 
 
 def cmd_envs_list(args) -> int:
@@ -91,7 +92,7 @@ def cmd_envs_list(args) -> int:
 
 def build_envs(env_ids: list[str], options, if_missing: bool) -> None:
     """Build the named envs (all when none), starting dockerd if none answers."""
-    from .envbuild import BuildError, build_env, image_exists
+    from .envbuild import BuildError, EnvBuilder, image_exists
 
     catalog = load_catalog()
     unknown = [e for e in env_ids if e not in catalog]
@@ -99,12 +100,13 @@ def build_envs(env_ids: list[str], options, if_missing: bool) -> None:
         raise WsError(f"unknown env {', '.join(unknown)}: choose from {', '.join(catalog)}")
     try:
         client = ensure_engine(start=True)
-        for env_id in env_ids or list(catalog):
+        builder = EnvBuilder(catalog, options, log=lambda m: print(m, flush=True))
+        for env_id in env_ids or [e.id for e in catalog.values() if not e.gpu]:
             if if_missing and image_exists(client, catalog[env_id].image):
                 print(f"{env_id}: {catalog[env_id].image} exists", flush=True)
                 continue
             started = time.monotonic()
-            build_env(catalog[env_id], options, log=lambda m: print(m, flush=True))
+            builder.build(catalog[env_id])
             print(f"{env_id}: done in {time.monotonic() - started:.1f} s", flush=True)
     except BuildError as e:
         raise WsError(str(e)) from None
@@ -192,6 +194,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
     p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
     p.add_argument("--base-image", help="start from this image instead of bootstrapping Debian with mmdebstrap")
+    p.add_argument("--wheels", help="local wheel directory served to pip in builds (e.g. /opt/wheels for torch)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -222,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
 
     envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)
-    build = envs.add_parser("build", help="build env images (all when none named)")
+    build = envs.add_parser("build", help="build env images (all CPU envs when none named)")
     build.add_argument("envs", nargs="*")
     build.add_argument("--if-missing", action="store_true", help="skip envs whose image exists")
     _add_build_options(build)

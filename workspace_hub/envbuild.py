@@ -4,8 +4,10 @@ The layers, each cached by the engine so a no-change rebuild takes seconds:
 
 1. ``workspace-hub/os:bookworm``: Debian from ``mmdebstrap`` + ``docker import``
    (no registry needed), unless a site passes ``--base-image``;
-2. ``workspace-hub/layer-base``: ``base-envs/base``, JupyterLab and the data tools;
-3. ``workspace-hub/layer-<env>``: ``base-envs/<env>``, the framework;
+2. ``workspace-hub/layer-base``: ``base-envs/base``, JupyterLab and the data tools
+   (GPU envs rebuild it on their CUDA ``base_image``);
+3. ``workspace-hub/layer-<env>``: ``base-envs/<env>``, the framework, on the base
+   or on its ``parent`` env's layer (keras builds on tensorflow);
 4. ``workspace-hub/<env>:latest``: ``base-envs/workspace``, the ``ws`` CLI and the
    kernel, then a metadata-only layer with version labels read from the image.
 
@@ -16,10 +18,15 @@ progress display; no extra library is needed for that.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +52,7 @@ class BuildOptions:
     pip_index_url: str = ""
     ca_bundle: str = ""
     base_image: str = ""
+    wheels: str = ""
 
 
 def engine() -> docker.DockerClient:
@@ -147,40 +155,94 @@ def probe_versions(client, image: str, module: str) -> dict:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def build_env(env: BaseEnv, options: BuildOptions, log: Callable[[str], None] = print,
-              catalog_dir: Path = DEFAULT_CATALOG_DIR) -> dict:
-    """Build *env*'s image and return the version labels written on it."""
-    client = engine()
-    base_image = options.base_image or bootstrap_os_image(client, log)
-    pip_args = {"PIP_INDEX_URL": options.pip_index_url} if options.pip_index_url else {}
+@contextmanager
+def served_wheels(directory: str):
+    """Serve a wheel directory on a free loopback port, for ``pip --find-links`` in builds.
 
-    with _context(catalog_dir / "base", options.ca_bundle) as ctx:
-        _build(client, Path(ctx), "workspace-hub/layer-base:latest",
-               {"BASE_IMAGE": base_image, "JUPYTERHUB_VERSION": JUPYTERHUB_VERSION, **pip_args}, log)
-    layer = f"workspace-hub/layer-{env.id}:latest"
-    with _context(env.folder, options.ca_bundle) as ctx:
-        _build(client, Path(ctx), layer,
-               {"JUPYTER_BASE": "workspace-hub/layer-base:latest", **env.build_args, **pip_args}, log)
-    unlabelled = f"workspace-hub/layer-{env.id}-ws:latest"
-    with _ws_package() as pkg, _context(catalog_dir / "workspace", options.ca_bundle, {"ws-package": Path(pkg)}) as ctx:
-        _build(client, Path(ctx), unlabelled,
-               {"ENV_IMAGE": layer, "ENV_ID": env.id, "ENV_DISPLAY_NAME": env.display_name}, log)
+    Builds run on the host network, so the wheels reach pip without entering any
+    image layer (a COPY would keep a copy of every wheel in the image).
+    """
+    if not directory:
+        yield ""
+        return
+    if not Path(directory).is_dir():
+        raise BuildError(f"--wheels {directory}: no such directory")
+    handler = partial(_QuietHandler, directory=str(Path(directory).resolve()))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/"
+        finally:
+            server.shutdown()
 
-    versions = probe_versions(client, unlabelled, env.framework_module)
-    labels = {
-        f"{LABEL_PREFIX}env": env.id,
-        f"{LABEL_PREFIX}framework": env.framework,
-        f"{LABEL_PREFIX}framework-version": versions["framework"],
-        f"{LABEL_PREFIX}python-version": versions["python"],
-        f"{LABEL_PREFIX}device": env.device,
-        f"{LABEL_PREFIX}jupyterhub-version": JUPYTERHUB_VERSION,
-    }
-    with tempfile.TemporaryDirectory(prefix="ws-labels-") as ctx:
-        lines = " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
-        (Path(ctx) / "Dockerfile").write_text(f"FROM {unlabelled}\nLABEL {lines}\n")
-        _build(client, Path(ctx), env.image, {}, log)
-    log(f"built {env.image}: {env.framework} {versions['framework']}, Python {versions['python']}")
-    return labels
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+class EnvBuilder:
+    """Builds env images layer by layer; each layer is built once per run."""
+
+    def __init__(self, catalog: dict[str, BaseEnv], options: BuildOptions, log: Callable[[str], None] = print,
+                 catalog_dir: Path = DEFAULT_CATALOG_DIR):
+        self.catalog, self.options, self.log, self.catalog_dir = catalog, options, log, catalog_dir
+        self.client = engine()
+        self.built: set[str] = set()
+        self.pip_args = {"PIP_INDEX_URL": options.pip_index_url} if options.pip_index_url else {}
+
+    def _once(self, tag: str, folder: Path, buildargs: dict, extra: dict | None = None) -> str:
+        if tag not in self.built:
+            with _context(folder, self.options.ca_bundle, extra) as ctx:
+                _build(self.client, Path(ctx), tag, buildargs, self.log)
+            self.built.add(tag)
+        return tag
+
+    def base_layer(self, os_image: str | None) -> str:
+        """The shared Jupyter layer on *os_image* (default: bootstrapped Debian or --base-image)."""
+        os_image = os_image or self.options.base_image or bootstrap_os_image(self.client, self.log)
+        tag = "workspace-hub/layer-base:latest" if os_image == (self.options.base_image or OS_IMAGE) \
+            else f"workspace-hub/layer-base-{_slug(os_image)}:latest"
+        args = {"BASE_IMAGE": os_image, "JUPYTERHUB_VERSION": JUPYTERHUB_VERSION, **self.pip_args}
+        return self._once(tag, self.catalog_dir / "base", args)
+
+    def framework_layer(self, env: BaseEnv, wheels_url: str) -> str:
+        parent = (self.framework_layer(self.catalog[env.parent], wheels_url) if env.parent
+                  else self.base_layer(env.base_image))
+        args = {"PARENT": parent, **env.build_args, **self.pip_args}
+        if wheels_url:
+            args["WHEELS_URL"] = wheels_url
+        return self._once(f"workspace-hub/layer-{env.id}:latest", env.folder, args)
+
+    def build(self, env: BaseEnv) -> dict:
+        """Build *env*'s image and return the version labels written on it."""
+        with served_wheels(self.options.wheels) as wheels_url:
+            layer = self.framework_layer(env, wheels_url)
+        unlabelled = f"workspace-hub/layer-{env.id}-ws:latest"
+        with _ws_package() as pkg:
+            self._once(unlabelled, self.catalog_dir / "workspace",
+                       {"ENV_IMAGE": layer, "ENV_ID": env.id, "ENV_DISPLAY_NAME": env.display_name},
+                       {"ws-package": Path(pkg)})
+        versions = probe_versions(self.client, unlabelled, env.framework_module)
+        labels = {
+            f"{LABEL_PREFIX}env": env.id,
+            f"{LABEL_PREFIX}framework": env.framework,
+            f"{LABEL_PREFIX}framework-version": versions["framework"],
+            f"{LABEL_PREFIX}python-version": versions["python"],
+            f"{LABEL_PREFIX}device": env.device,
+            f"{LABEL_PREFIX}jupyterhub-version": JUPYTERHUB_VERSION,
+        }
+        with tempfile.TemporaryDirectory(prefix="ws-labels-") as ctx:
+            lines = " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
+            (Path(ctx) / "Dockerfile").write_text(f"FROM {unlabelled}\nLABEL {lines}\n")
+            _build(self.client, Path(ctx), env.image, {}, self.log)
+        self.log(f"built {env.image}: {env.framework} {versions['framework']}, Python {versions['python']}")
+        return labels
 
 
 def image_labels(client, image: str) -> dict | None:

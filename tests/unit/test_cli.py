@@ -28,7 +28,7 @@ def test_status_on_the_host_without_a_hub(monkeypatch, capsys):
 
 def test_building_an_unknown_env_names_the_choices(capsys):
     assert main(["envs", "build", "cobol"]) == 1
-    assert "unknown env cobol: choose from python" in capsys.readouterr().err
+    assert "unknown env cobol: choose from keras, python, pytorch" in capsys.readouterr().err
 
 
 def test_a_missing_ca_bundle_is_refused_before_building(capsys):

