@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .catalog import REPO_ROOT, CatalogError, load_catalog
+from .projectgen import ProjectError
 
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip-masq=false"]
@@ -190,6 +191,39 @@ def cmd_validate(args) -> int:
     return 0 if report.valid else 1
 
 
+def cmd_new(args) -> int:
+    from .projectgen import new_project, new_sample
+
+    output = Path(args.output_dir) if args.output_dir else None
+    if args.what == "sample":
+        if not args.sample:
+            raise WsError("ws new sample needs a sample name; see ws list samples")
+        paths = new_sample(args.sample, args.name, output)
+    else:
+        missing = [o for o in ("prefix", "interface", "framework") if not getattr(args, o)]
+        if missing:
+            raise WsError(f"ws new {args.what} needs --{' --'.join(missing)}")
+        paths = [new_project(args.what, args.prefix, args.interface, args.framework, output)]
+    for path in paths:
+        print(f"created {path}")
+    return 0
+
+
+def cmd_list_samples(args) -> int:
+    from .projectgen import SAMPLES
+
+    for name, sample in SAMPLES.items():
+        print(f"{name:<24}{sample.env:<12}{sample.description}")
+    return 0
+
+
+def cmd_import_git(args) -> int:
+    from .projectgen import import_git
+
+    print(f"imported into {import_git(args.url, branch=args.branch, name=args.name)}")
+    return 0
+
+
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
     p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
@@ -223,6 +257,27 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("--dataset", help="dataset folder for the train smoke run")
     validate.set_defaults(func=cmd_validate)
 
+    new = sub.add_parser("new", help="create a project from a sample or the train/api template")
+    new.add_argument("what", choices=["sample", "train", "api"])
+    new.add_argument("sample", nargs="?", help="the sample, with `ws new sample` (ws list samples)")
+    new.add_argument("--name", help="name prefix for a sample's projects")
+    new.add_argument("--prefix", help="project name prefix, e.g. flower-classify")
+    new.add_argument("--interface", help="inference interface name, e.g. classification_param")
+    new.add_argument("--framework", choices=["sklearn", "pytorch", "keras"])
+    new.add_argument("--output-dir", help="where to create it (default /project/code, else the current folder)")
+    new.set_defaults(func=cmd_new)
+
+    listing = sub.add_parser("list", help="list things you can use").add_subparsers(dest="list_command", required=True)
+    listing.add_parser("samples", help="the code samples for `ws new sample`").set_defaults(func=cmd_list_samples)
+
+    importing = sub.add_parser("import", help="bring code into /project/code").add_subparsers(
+        dest="import_command", required=True)
+    git = importing.add_parser("git", help="clone a repository (depth 1) into /project/code/<name>")
+    git.add_argument("url")
+    git.add_argument("--branch")
+    git.add_argument("--name", help="folder name under /project/code (default: the repository's)")
+    git.set_defaults(func=cmd_import_git)
+
     envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)
     build = envs.add_parser("build", help="build env images (all CPU envs when none named)")
@@ -237,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (WsError, CatalogError) as e:
+    except (WsError, CatalogError, ProjectError) as e:
         print(f"ws: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -227,7 +227,7 @@ class EnvBuilder:
         with _ws_package() as pkg:
             self._once(unlabelled, self.catalog_dir / "workspace",
                        {"ENV_IMAGE": layer, "ENV_ID": env.id, "ENV_DISPLAY_NAME": env.display_name},
-                       {"ws-package": Path(pkg)})
+                       {"ws-package": Path(pkg), "templates": REPO_ROOT / "templates"})
         versions = probe_versions(self.client, unlabelled, env.framework_module)
         labels = {
             f"{LABEL_PREFIX}env": env.id,

@@ -1,0 +1,68 @@
+"""Image classification with PyTorch: a small fully connected network.
+
+Dataset: the `dir` format, one folder per class of .png/.jpg images, resized to IMG_SIZE.
+The api takes param `image`: a base64-encoded PNG or JPEG.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import contract
+from images import decode_image, load_examples, to_array  # noqa: F401 (load_examples is the model API)
+
+WEIGHTS, META = "model.pt", "model.json"
+
+
+def network(inputs: int, classes: int) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(inputs, 64), torch.nn.ReLU(), torch.nn.Linear(64, classes))
+
+
+def fit(examples, settings: dict, pretrained: Path | None = None):
+    torch.manual_seed(0)
+    classes = sorted({label for _, label in examples})
+    x = torch.tensor(np.stack([a for a, _ in examples]))
+    y = torch.tensor([classes.index(label) for _, label in examples])
+    net = network(x.shape[1], len(classes)).to(settings["DEVICE"])
+    if pretrained:
+        net.load_state_dict(torch.load(pretrained / WEIGHTS))
+        contract.log(f"starting from {pretrained}")
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings["LEARNING_RATE"])
+    for epoch in range(settings["EPOCHS"]):
+        for batch in torch.randperm(len(x)).split(settings["BATCH_SIZE"]):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(x[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+        contract.log(f"epoch {epoch + 1}/{settings['EPOCHS']} loss {loss.item():.4f}")
+    return {"net": net.eval(), "classes": classes, "img_size": settings["IMG_SIZE"]}
+
+
+def evaluate(model, examples) -> dict:
+    x = torch.tensor(np.stack([a for a, _ in examples]))
+    with torch.no_grad():
+        predicted = model["net"](x).argmax(1).tolist()
+    correct = sum(model["classes"][p] == label for p, (_, label) in zip(predicted, examples))
+    return {"accuracy": round(correct / len(examples), 4)}
+
+
+def save(model, folder: Path) -> None:
+    torch.save(model["net"].state_dict(), folder / WEIGHTS)
+    (folder / META).write_text(json.dumps({"classes": model["classes"], "img_size": model["img_size"]}))
+
+
+def load(folder: Path):
+    meta = json.loads((folder / META).read_text())
+    net = network(meta["img_size"] ** 2, len(meta["classes"]))
+    net.load_state_dict(torch.load(folder / WEIGHTS))
+    return {"net": net.eval(), **meta}
+
+
+def predict(model, params: dict) -> dict:
+    x = torch.tensor(to_array(decode_image(params), model["img_size"])).unsqueeze(0)
+    with torch.no_grad():
+        probabilities = torch.softmax(model["net"](x), 1)[0]
+    best = int(probabilities.argmax())
+    return {"label": model["classes"][best], "probability": round(float(probabilities[best]), 4)}

@@ -1,0 +1,79 @@
+"""Serve the model over HTTP, following the inference contract.
+
+- ``GET /health``: 200 once the model is loaded;
+- ``POST /{{ cookiecutter.interface_name }}``: a JSON body or form params, answered with a JSON prediction;
+- bad input gets a 4xx with a message; listens on $HOST:$PORT (default 0.0.0.0:8080).
+
+    python src/api.py
+"""
+
+import json
+import logging
+import os
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import contract
+import model
+
+INTERFACE = "{{ cookiecutter.interface_name }}"
+MAX_BODY = 10 * 1024**2
+log = logging.getLogger("api")
+
+
+class Handler(BaseHTTPRequestHandler):
+    loaded = None  # set once at startup
+
+    def reply(self, status: int, body: dict) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.reply(200 if self.loaded is not None else 503, {"status": "ok"})
+        else:
+            self.reply(404, {"error": f"no such path; use GET /health or POST /{INTERFACE}"})
+
+    def do_POST(self):
+        if self.path.split("?")[0] != f"/{INTERFACE}":
+            return self.reply(404, {"error": f"no such interface; use POST /{INTERFACE}"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self.reply(413, {"error": f"the body is over {MAX_BODY} bytes"})
+        body = self.rfile.read(length)
+        kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        try:
+            if kind == "application/json":
+                params = json.loads(body or b"{}")
+                if not isinstance(params, dict):
+                    raise ValueError("the JSON body must be an object of params")
+            elif kind == "application/x-www-form-urlencoded":
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+            else:
+                return self.reply(415, {"error": "send application/json or form params"})
+            prediction = model.predict(self.loaded, params)
+        except ValueError as e:
+            return self.reply(400, {"error": str(e)})
+        except Exception:
+            log.exception("prediction failed")
+            return self.reply(500, {"error": "the model failed on this input; see the service log"})
+        self.reply(200, prediction)
+
+    def log_message(self, format, *args):
+        log.info("%s %s", self.address_string(), format % args)
+
+
+def serve(host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
+    Handler.loaded = model.load(contract.model_dir())
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    server = serve(os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8080")))
+    log.info("serving POST /%s on %s:%s", INTERFACE, *server.server_address)
+    server.serve_forever()

@@ -1,0 +1,70 @@
+"""The project's own tests: train on the shipped data{% if cookiecutter.kind == "api" %}, then the api answers its test value{% endif %}."""
+
+import json
+import sys
+from pathlib import Path
+{% if cookiecutter.kind == "train" %}
+import os
+import subprocess
+{% endif %}
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+
+{% if cookiecutter.kind == "train" %}def train_into(model_dir: Path, epochs: int = 1) -> None:
+    """Train on the shipped sample exactly as the platform would: a fresh process, env vars."""
+    env = dict(os.environ, MODEL_DIR=str(model_dir), DATASET_DIR=str(ROOT / "data"), EPOCHS=str(epochs))
+    subprocess.run([sys.executable, "src/train.py"], cwd=ROOT, env=env, check=True)
+
+
+def test_training_writes_a_model_and_metrics(tmp_path):
+    train_into(tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["EPOCHS"] == 1 and 0 <= metrics["accuracy"] <= 1
+    assert len(list(tmp_path.iterdir())) >= 2
+
+
+def test_a_bad_hyperparameter_is_refused(tmp_path):
+    env = dict(os.environ, MODEL_DIR=str(tmp_path), EPOCHS="many")
+    r = subprocess.run([sys.executable, "src/train.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "EPOCHS='many' is not a valid int" in r.stderr
+{% else %}
+
+def test_the_api_answers_its_test_value(tmp_path, monkeypatch):
+    import threading
+    import urllib.error
+    import urllib.request
+
+    import contract
+    import model
+
+    # the api project ships the same model code: train one on the sample first
+    monkeypatch.setenv("EPOCHS", "3")
+    settings = {name: contract.setting(name) for name in contract.DEFAULTS}
+    model.save(model.fit(model.load_examples(ROOT / "data", settings), settings), tmp_path)
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    import api
+
+    server = api.serve("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert urllib.request.urlopen(f"{base}/health").status == 200
+        interface = yaml.safe_load((ROOT / "algorithm.yaml").read_text(encoding="utf-8"))["interface"]
+        body = json.dumps({p["name"]: p["test_value"] for p in interface["params"]}).encode()
+        request = urllib.request.Request(f"{base}/{interface['name']}", data=body,
+                                         headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request).read())
+        assert answer["label"] and 0 <= answer["probability"] <= 1
+        bad = urllib.request.Request(f"{base}/{interface['name']}", data=b"{}",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(bad)
+            raise AssertionError("a request without params must be refused")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400 and "required" in json.loads(e.read())["error"]
+    finally:
+        server.shutdown()
+{% endif %}

@@ -1,0 +1,140 @@
+"""New projects from the cookiecutter template, and projects imported with git.
+
+``templates/project`` is one cookiecutter template with a ``kind`` (train or
+api) and a ``framework``; a sample is that template baked with a preset
+prefix, framework and interface.  Git imports use GitPython with its unsafe
+protocols and options left off (CVE-2022-24439), plus the rules below.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .catalog import REPO_ROOT
+
+DEFAULT_IMPORT_LIMIT = 1024**3
+SAFE_SCHEMES = {"https", "http", "ssh", "git", "file"}
+
+
+class ProjectError(Exception):
+    """A project cannot be made or imported; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    framework: str
+    interface: str
+    env: str
+    description: str
+
+
+SAMPLES = {
+    "text-classify-bayes": Sample("sklearn", "classification_param", "python",
+                                  "Chinese text classification with naive Bayes (scikit-learn)"),
+    "image-classify-torch": Sample("pytorch", "classify_image", "pytorch",
+                                   "handwritten digit classification with PyTorch"),
+    "image-classify-keras": Sample("keras", "classify_image", "keras",
+                                   "handwritten digit classification with Keras 3"),
+}
+
+
+def templates_dir() -> Path:
+    """$WS_TEMPLATES_DIR, the source checkout's templates/, or the copy in the env image."""
+    for candidate in (os.environ.get("WS_TEMPLATES_DIR"), REPO_ROOT / "templates", "/opt/workspace-hub/templates"):
+        if candidate and (Path(candidate) / "project" / "cookiecutter.json").is_file():
+            return Path(candidate)
+    raise ProjectError("the project templates are missing; set WS_TEMPLATES_DIR to a templates/ folder")
+
+
+def workspace_root() -> Path:
+    return Path(os.environ.get("WORKSPACE_ROOT", "/project"))
+
+
+def code_dir() -> Path:
+    """Where new projects go: /project/code in a workspace, else the current folder."""
+    code = workspace_root() / "code"
+    return code if code.is_dir() else Path.cwd()
+
+
+def new_project(kind: str, prefix: str, interface: str, framework: str, output_dir: Path | None = None,
+                slug: str | None = None) -> Path:
+    """Bake one project; the template's pre_gen hook refuses bad input with the rule."""
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
+    from cookiecutter.main import cookiecutter
+
+    # the hook prints the rule; cookiecutter's own log would add a traceback
+    logging.getLogger("cookiecutter").setLevel(logging.CRITICAL)
+    context = {"prefix": prefix, "kind": kind, "framework": framework, "interface_name": interface}
+    if slug:
+        context["project_slug"] = slug
+    try:
+        return Path(cookiecutter(str(templates_dir() / "project"), no_input=True, extra_context=context,
+                                 output_dir=str(output_dir or code_dir())))
+    except OutputDirExistsException as e:
+        raise ProjectError(f"{e}: choose another --name or prefix, or remove the folder") from None
+    except FailedHookException:
+        raise ProjectError("the template refused this input (the rule is printed above)") from None
+    except CookiecutterException as e:
+        raise ProjectError(str(e)) from None
+
+
+def new_sample(sample: str, name: str | None = None, output_dir: Path | None = None) -> list[Path]:
+    """A sample's train and api projects: ``<name>-train-demo`` and ``<name>-api-demo``."""
+    if sample not in SAMPLES:
+        raise ProjectError(f"unknown sample {sample!r}: choose one of {', '.join(SAMPLES)} (ws list samples)")
+    preset, prefix = SAMPLES[sample], name or sample
+    return [new_project(kind, prefix, preset.interface, preset.framework, output_dir,
+                        slug=f"{prefix}-{kind}-demo") for kind in ("train", "api")]
+
+
+def _check_git_url(url: str) -> None:
+    if url.startswith("-"):
+        raise ProjectError(f"{url!r} looks like an option, not a repository URL")
+    if "::" in url or url.startswith("ext:"):
+        raise ProjectError(f"{url!r}: transport helpers such as ext:: run commands and are refused; "
+                           "use an https://, ssh:// or git@host:path URL")
+    parsed = urlparse(url)
+    local = parsed.scheme in ("", "file") and not ("@" in url and ":" in url.split("@", 1)[1])
+    if local:
+        path = Path(parsed.path if parsed.scheme == "file" else url).resolve()
+        root = workspace_root().resolve()
+        if root not in (path, *path.parents):
+            raise ProjectError(f"{url!r} is a local path outside the workspace ({root}); "
+                               "clone from a URL, or copy the repository into the workspace first")
+    elif parsed.scheme and parsed.scheme not in SAFE_SCHEMES:
+        raise ProjectError(f"{url!r}: the {parsed.scheme}:// protocol is not allowed; "
+                           f"use one of {', '.join(sorted(SAFE_SCHEMES))}")
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def import_git(url: str, branch: str | None = None, name: str | None = None,
+               limit: int | None = None) -> Path:
+    """Clone *url* with depth 1 into /project/code/<name>; refuse unsafe URLs and big repos."""
+    from git import GitCommandError, Repo
+
+    _check_git_url(url)
+    name = name or Path(urlparse(url).path.rstrip("/")).name.removesuffix(".git") or "repository"
+    if "/" in name or name.startswith("."):
+        raise ProjectError(f"--name {name!r}: use a plain folder name")
+    target = workspace_root() / "code" / name
+    if target.exists():
+        raise ProjectError(f"{target} already exists: pass --name for another folder, or remove it")
+    limit = limit or int(os.environ.get("WS_IMPORT_MAX_BYTES", DEFAULT_IMPORT_LIMIT))
+    try:
+        Repo.clone_from(url, target, depth=1, single_branch=True, **({"branch": branch} if branch else {}))
+    except GitCommandError as e:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ProjectError(f"git clone failed: {e.stderr.strip() or e}") from None
+    if (size := _size(target)) > limit:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ProjectError(f"the repository is {size} bytes, over the {limit}-byte import limit "
+                           "(WS_IMPORT_MAX_BYTES); keep data and models out of git")
+    return target
