@@ -71,7 +71,7 @@ def build_options(args):
     if ca and not Path(ca).is_file():
         raise WsError(f"--ca-bundle {ca}: no such file; pass a PEM bundle, or '' for none.")
     return BuildOptions(pip_index_url=args.pip_index_url or "", ca_bundle=ca, base_image=args.base_image or "",
-                        wheels=args.wheels or "")
+                        wheels=args.wheels or "", data_root=getattr(args, "data_root", None) or "")
 
 
 def cmd_envs_list(args) -> int:
@@ -164,7 +164,7 @@ def print_report(report) -> None:
         print(f"  layers  {len(image['layers'])}, {image['size']} bytes on disk")
         print(f"  cmd     {image['cmd']}  entrypoint {image['entrypoint']}")
         for key, value in sorted(image["labels"].items()):
-            print(f"  label   {key}={value}")
+            print(f"  label   {key}={value if len(value) <= 100 else value[:97] + '...'}")
     for title, problems in (("error", report.errors), ("warning", report.warnings)):
         for p in problems:
             print(f"{title} [{p.code}] {p.message}" + (f"  ({p.path})" if p.path else ""))
@@ -206,6 +206,17 @@ def cmd_new(args) -> int:
         paths = [new_project(args.what, args.prefix, args.interface, args.framework, output)]
     for path in paths:
         print(f"created {path}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from .imagebuild import ImageBuildError, build_image
+
+    try:
+        build_image(args.path, kind=args.kind, device=args.device, name=args.name, output_dir=args.output_dir,
+                    log=lambda m: print(m, flush=True))
+    except ImageBuildError as e:
+        raise WsError(str(e)) from None
     return 0
 
 
@@ -267,6 +278,14 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("--output-dir", help="where to create it (default /project/code, else the current folder)")
     new.set_defaults(func=cmd_new)
 
+    build_cmd = sub.add_parser("build", help="pack a project into docker_image/<kind>-<name>-<device>.tar (no Docker)")
+    build_cmd.add_argument("path", nargs="?", default=".")
+    build_cmd.add_argument("--kind", choices=["train", "predict"])
+    build_cmd.add_argument("--device", choices=["cpu", "gpu"])
+    build_cmd.add_argument("--name", help="the <name> in the tar's file name (default: algorithm.yaml's name)")
+    build_cmd.add_argument("--output-dir", help="default: the workspace's /project/docker_image")
+    build_cmd.set_defaults(func=cmd_build)
+
     listing = sub.add_parser("list", help="list things you can use").add_subparsers(dest="list_command", required=True)
     listing.add_parser("samples", help="the code samples for `ws new sample`").set_defaults(func=cmd_list_samples)
 
@@ -283,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     build = envs.add_parser("build", help="build env images (all CPU envs when none named)")
     build.add_argument("envs", nargs="*")
     build.add_argument("--if-missing", action="store_true", help="skip envs whose image exists")
+    build.add_argument("--data-root", help="where to export images for `ws build` (default $WSHUB_DATA_ROOT or ./data)")
     _add_build_options(build)
     build.set_defaults(func=cmd_envs_build)
     return p

@@ -18,9 +18,11 @@ progress display; no extra library is needed for that.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -39,6 +41,7 @@ OS_IMAGE = "workspace-hub/os:bookworm"
 OS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "git", "make")
 JUPYTERHUB_VERSION = "6.1.1"
 LABEL_PREFIX = "ai.workspace-hub."
+EXPORT_DIR = "base-images"
 
 
 class BuildError(RuntimeError):
@@ -53,6 +56,7 @@ class BuildOptions:
     ca_bundle: str = ""
     base_image: str = ""
     wheels: str = ""
+    data_root: str = ""  # where the export for `ws build` goes (default $WSHUB_DATA_ROOT or ./data)
 
 
 def engine() -> docker.DockerClient:
@@ -242,7 +246,50 @@ class EnvBuilder:
             (Path(ctx) / "Dockerfile").write_text(f"FROM {unlabelled}\nLABEL {lines}\n")
             _build(self.client, Path(ctx), env.image, {}, self.log)
         self.log(f"built {env.image}: {env.framework} {versions['framework']}, Python {versions['python']}")
+        data_root = Path(self.options.data_root or os.environ.get("WSHUB_DATA_ROOT", "data"))
+        export_image(self.client, env.image, data_root / EXPORT_DIR / env.id, self.log)
         return labels
+
+
+class _ChunkReader:
+    """A file-like view of docker-py's chunk generator, for tarfile's stream mode."""
+
+    def __init__(self, chunks):
+        self.chunks, self.buffer = iter(chunks), b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buffer) < n:
+            chunk = next(self.chunks, b"")
+            if not chunk:
+                break
+            self.buffer += chunk
+        data, self.buffer = (self.buffer, b"") if n < 0 else (self.buffer[:n], self.buffer[n:])
+        return data
+
+
+def export_image(client, image: str, folder: Path, log: Callable[[str], None] = print) -> Path:
+    """Save *image* once as a `docker save` folder, ``<folder>/<image id>/``, and point ``current`` at it.
+
+    Workspaces get ``current`` mounted read-only, and ``ws build`` reads the base
+    layers from it without Docker.  Older ids stay until an admin removes them,
+    since running workspaces may still have them mounted.
+    """
+    image_id = client.images.get(image).id.split(":", 1)[1]
+    target = folder / image_id
+    if not (target / "manifest.json").is_file():
+        log(f"exporting {image} to {target} for in-workspace builds")
+        partial = folder / f".{image_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        with tarfile.open(fileobj=_ChunkReader(client.api.get_image(image)), mode="r|") as tar:
+            tar.extractall(partial, **safe)
+        os.replace(partial, target)
+    link = folder / ".current.new"
+    link.unlink(missing_ok=True)
+    link.symlink_to(image_id)
+    os.replace(link, folder / "current")
+    return target
 
 
 def image_labels(client, image: str) -> dict | None:

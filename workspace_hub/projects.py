@@ -28,6 +28,7 @@ from jupyterhub.slugs import is_valid_safe_slug, safe_slug
 PROJECT_DIRS = ("code", "model", "docker_image")
 WORKSPACE_ROOT = "/project"
 WORKSPACE_HOME = "/home/jovyan"
+BASE_IMAGE_MOUNT = "/opt/workspace-hub/base-image"  # read by `ws build`
 MAX_NAME_LENGTH = 30
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -136,11 +137,19 @@ def check_dataset(data_root: Path, name: str) -> str:
     return name
 
 
-def mount_plan(project: Project, dataset: str | None) -> list[Mount]:
+def base_image_export(data_root: Path, env_id: str) -> str | None:
+    """The env image's `docker save` folder (written by `ws envs build`), relative to the data root."""
+    relative = f"base-images/{env_id}/current"
+    return relative if (data_root / relative / "manifest.json").is_file() else None
+
+
+def mount_plan(project: Project, dataset: str | None, base_image: str | None = None) -> list[Mount]:
     """The mounts of a workspace, in the order they are applied."""
     mounts = [Mount(f"{project.relative}/{d}", f"{WORKSPACE_ROOT}/{d}", False) for d in PROJECT_DIRS]
     mounts.append(Mount(f"{project.relative}/.home", WORKSPACE_HOME, False))
     mounts.append(Mount("help_doc", f"{WORKSPACE_ROOT}/help_doc", True))
+    if base_image:
+        mounts.append(Mount(base_image, BASE_IMAGE_MOUNT, True))
     if dataset:
         mounts.append(Mount(f"datasets/{dataset}", f"{WORKSPACE_ROOT}/dataset", True))
     return mounts

@@ -34,6 +34,7 @@ from .projects import (
     WORKSPACE_ROOT,
     InvalidChoice,
     Mount,
+    base_image_export,
     Project,
     check_dataset,
     check_project_name,
@@ -192,7 +193,7 @@ class WorkspaceMixin(HasTraits):
             project=project,
             env=env,
             dataset=dataset,
-            mounts=mount_plan(project, dataset),
+            mounts=mount_plan(project, dataset, base_image_export(self.data_path, env.id)),
             mem_limit=str(limits.get("mem", env.mem_limit)) if limits.get("mem", env.mem_limit) else None,
             cpu_limit=float(limits.get("cpu", env.cpu_limit)) if limits.get("cpu", env.cpu_limit) else None,
         )
