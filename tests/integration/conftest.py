@@ -43,6 +43,9 @@ def hub(engine, tmp_path_factory):
     data_root.mkdir()
     (data_root / "datasets" / "digits").mkdir(parents=True)
     (data_root / "datasets" / "digits" / "labels.csv").write_text("image,label\n0.png,0\n")
+    # the env exports `ws envs build` wrote for in-workspace image builds
+    if (REPO_ROOT / "data" / "base-images").is_dir():
+        (data_root / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")
     hub = HubProcess(data_root, port=18000, log_path=ARTIFACTS / "hub.log")
     hub.start()
     try:
@@ -52,7 +55,10 @@ def hub(engine, tmp_path_factory):
         remove_workspaces(engine)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def container_of(engine):
-    """Factory: the running container of a user's project."""
-    return lambda user, project: engine.containers.get(f"workspace-{user}--{project}")
+    """Factory: the running container of a user's project (names escaped as DockerSpawner does)."""
+    from dockerspawner import DockerSpawner
+
+    escape = DockerSpawner._escape
+    return lambda user, project: engine.containers.get(f"workspace-{escape(user)}--{escape(project)}")

@@ -7,6 +7,8 @@ first, then used by the later tests.
 import pytest
 import requests
 
+from workspace_hub.catalog import load_catalog
+
 pytestmark = pytest.mark.docker
 
 USER = "bob"
@@ -116,3 +118,17 @@ def test_bad_requests_get_400_with_a_clear_message(projects, name, options, mess
     r = projects.api("POST", f"/users/{USER}/servers/{name}", json={"user_options": options})
     assert r.status_code == 400
     assert message in r.json()["message"]
+
+
+@pytest.mark.parametrize("env", [e.id for e in load_catalog().values() if not e.gpu])
+def test_each_env_opens_with_its_kernel(projects, env):
+    """A project of every CPU env reaches ready JupyterLab with the env's kernel as the only one."""
+    name = f"env-{env}"
+    projects.start_project(USER, name, env=env)
+    token = projects.user_token(USER)
+    headers = {"Authorization": f"token {token}"}
+    specs = requests.get(f"{projects.url}/user/{USER}/{name}/api/kernelspecs", headers=headers, timeout=10).json()
+    assert list(specs["kernelspecs"]) == [env] and specs["default"] == env
+    lab = requests.get(f"{projects.url}/user/{USER}/{name}/lab", headers=headers, timeout=10)
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    projects.stop_project(USER, name)
