@@ -17,6 +17,7 @@ progress display; no extra library is needed for that.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -171,8 +172,15 @@ def served_wheels(directory: str):
         return
     if not Path(directory).is_dir():
         raise BuildError(f"--wheels {directory}: no such directory")
-    handler = partial(_QuietHandler, directory=str(Path(directory).resolve()))
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+    directory = str(Path(directory).resolve())
+    handler = partial(_QuietHandler, directory=directory)
+    # A stable port keeps the WHEELS_URL build arg, and so the layer cache, the same between builds.
+    stable = 20000 + int(hashlib.sha256(directory.encode()).hexdigest(), 16) % 10000
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", stable), handler)
+    except OSError:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    with server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
@@ -232,6 +240,19 @@ class EnvBuilder:
             self._once(unlabelled, self.catalog_dir / "workspace",
                        {"ENV_IMAGE": layer, "ENV_ID": env.id, "ENV_DISPLAY_NAME": env.display_name},
                        {"ws-package": Path(pkg), "templates": REPO_ROOT / "templates"})
+        layer_id = self.client.images.get(unlabelled).id
+        current = image_labels(self.client, env.image) or {}
+        if current.get("layer-id") == layer_id:
+            self.log(f"{env.image} is up to date")
+            labels = {f"{LABEL_PREFIX}{k}": v for k, v in current.items()}
+        else:
+            labels = self._label(env, unlabelled, layer_id)
+        data_root = Path(self.options.data_root or os.environ.get("WSHUB_DATA_ROOT", "data"))
+        export_image(self.client, env.image, data_root / EXPORT_DIR / env.id, self.log)
+        return labels
+
+    def _label(self, env: BaseEnv, unlabelled: str, layer_id: str) -> dict:
+        """Import the framework in the image, and write what it reports as labels."""
         versions = probe_versions(self.client, unlabelled, env.framework_module)
         labels = {
             f"{LABEL_PREFIX}env": env.id,
@@ -240,14 +261,13 @@ class EnvBuilder:
             f"{LABEL_PREFIX}python-version": versions["python"],
             f"{LABEL_PREFIX}device": env.device,
             f"{LABEL_PREFIX}jupyterhub-version": JUPYTERHUB_VERSION,
+            f"{LABEL_PREFIX}layer-id": layer_id,
         }
         with tempfile.TemporaryDirectory(prefix="ws-labels-") as ctx:
             lines = " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
             (Path(ctx) / "Dockerfile").write_text(f"FROM {unlabelled}\nLABEL {lines}\n")
             _build(self.client, Path(ctx), env.image, {}, self.log)
         self.log(f"built {env.image}: {env.framework} {versions['framework']}, Python {versions['python']}")
-        data_root = Path(self.options.data_root or os.environ.get("WSHUB_DATA_ROOT", "data"))
-        export_image(self.client, env.image, data_root / EXPORT_DIR / env.id, self.log)
         return labels
 
 

@@ -46,17 +46,18 @@ class Budget:
 
 
 class HashingReader:
-    """Wraps a stream: sha256 and byte count of everything read, optionally budgeted."""
+    """Wraps a stream: sha256 (unless *hash* is false) and byte count of everything read, optionally budgeted."""
 
-    def __init__(self, raw: BinaryIO, budget: Budget | None = None):
+    def __init__(self, raw: BinaryIO, budget: Budget | None = None, hash: bool = True):
         self.raw = raw
         self.budget = budget
-        self.sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256() if hash else None
         self.count = 0
 
     def read(self, n: int = CHUNK) -> bytes:
         data = self.raw.read(n)
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.count += len(data)
         if self.budget:
             self.budget.spend(len(data))
