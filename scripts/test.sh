@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WS_EXTRAS=test scripts/install.sh
-.venv/bin/ws envs build --if-missing python
+wheels=(); [[ -d /opt/wheels ]] && wheels=(--wheels /opt/wheels)
+.venv/bin/ws envs build --if-missing "${wheels[@]}" python pytorch tensorflow keras
 exec .venv/bin/pytest "$@"
