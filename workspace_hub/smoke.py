@@ -1,8 +1,9 @@
 """``ws validate --smoke``: run a statically valid image once, sandboxed.
 
 - train: ``--network none``, read-only root, tmpfs ``/tmp``, memory and pids
-  limits, no capabilities; the dataset read-only at ``/project/dataset``, an
-  empty ``/project/model``, ``EPOCHS=1``.  It must exit 0 and leave a file in
+  limits, no capabilities; the dataset read-only at ``/project/dataset`` (by
+  default the template sample matching the image's purpose), an empty
+  ``/project/model``, ``EPOCHS=1``.  It must exit 0 and leave a file in
   ``/project/model``.
 - predict: host networking on a free loopback port (``PORT``/``HOST`` set),
   the model read-only at ``/project/model``; ``GET /health`` must answer 200,
@@ -69,7 +70,7 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
             [image] = client.images.load(f)
         image.tag(f"ws-smoke/{uuid.uuid4().hex[:12]}", "latest")
         if report.kind == "train":
-            container, problems = _train(client, image, work, dataset, train_timeout)
+            container, problems = _train(client, image, work, dataset, train_timeout, report.image["labels"])
         else:
             container, problems = _predict(client, image, report, work, model, health_timeout)
         return problems
@@ -87,13 +88,26 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _train(client, image, work: Path, dataset: str | None, timeout: float):
+def sample_dataset(labels: dict) -> Path | None:
+    """The templates' sample data for the image's purpose (text or image), if the templates are here."""
+    from .projectgen import ProjectError, templates_dir
+
+    try:
+        purpose = json.loads(labels.get("ai.platform.algorithm", "{}")).get("purpose", {}).get("first")
+        variants = templates_dir() / "project" / "{{cookiecutter.project_slug}}" / "_variants"
+    except (ProjectError, ValueError, AttributeError):
+        return None
+    folder = {"text": "data-text", "image": "data-digits"}.get(purpose)
+    return variants / folder if folder else None
+
+
+def _train(client, image, work: Path, dataset: str | None, timeout: float, labels: dict):
     model = work / "model"
     model.mkdir()
     model.chmod(0o777)  # the image's user, whatever its uid, must write here
     if dataset is None:
-        dataset = str(work / "dataset")
-        Path(dataset).mkdir()
+        dataset = sample_dataset(labels) or work / "dataset"
+        Path(dataset).mkdir(exist_ok=True)
     container = client.containers.run(
         image.id, detach=True, network_mode="none", environment={"EPOCHS": "1"},
         volumes={str(Path(dataset).resolve()): {"bind": "/project/dataset", "mode": "ro"},

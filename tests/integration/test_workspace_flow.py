@@ -88,7 +88,7 @@ def built(workspaces, container_of):
     sh(container, "cd /project/code/text-classify-bayes-train-demo && make build_cpu")
     sh(container, "cd /project/code/text-classify-bayes-api-demo && make build")
     images = workspaces.data_root / "users" / USER / "dev-python" / "docker_image"
-    return container, images / "train-text-classify-bayes_train-cpu.tar", images / "predict-text-classify-bayes_api-cpu.tar"
+    return container, images / "train-text-classify-bayes-cpu.tar", images / "predict-text-classify-bayes-cpu.tar"
 
 
 def load(tar) -> str:

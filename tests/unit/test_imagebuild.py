@@ -58,7 +58,7 @@ def members(tar_path: Path) -> dict:
 
 def test_the_image_is_valid_and_carries_the_algorithm(base_export, project):
     tar = build(project)
-    assert tar == project.parent.parent / "docker_image" / "train-demo_train-cpu.tar"
+    assert tar == project.parent.parent / "docker_image" / "train-demo-cpu.tar"
     report = check_tar(tar)
     assert report.valid, report.errors
     config = members(tar)["config"]["config"]
@@ -68,7 +68,7 @@ def test_the_image_is_valid_and_carries_the_algorithm(base_export, project):
     labels = config["Labels"]
     assert (labels["ai.platform.kind"], labels["ai.platform.device"], labels["ai.platform.framework"]) == (
         "train", "cpu", "sklearn")
-    assert json.loads(labels["ai.platform.algorithm"])["name"] == "demo_train"
+    assert json.loads(labels["ai.platform.algorithm"])["name"] == "demo"
 
 
 def test_a_predict_image_declares_its_port_and_interface(base_export, tmp_path):
@@ -79,7 +79,7 @@ def test_a_predict_image_declares_its_port_and_interface(base_export, tmp_path):
     assert config["ExposedPorts"] == {"8080/tcp": {}}
     assert config["Labels"]["ai.platform.port"] == "8080"
     assert json.loads(config["Labels"]["ai.platform.interface"])["name"] == "classify"
-    assert check_tar(project_tar := api.parent.parent / "docker_image" / "predict-demo_api-cpu.tar").valid, project_tar
+    assert check_tar(project_tar := api.parent.parent / "docker_image" / "predict-demo-cpu.tar").valid, project_tar
 
 
 def test_the_same_inputs_give_the_same_image(base_export, project):

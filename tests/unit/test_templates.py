@@ -49,7 +49,7 @@ def test_algorithm_yaml_follows_the_schema(cookies, kind, framework):
     algorithm = yaml.safe_load((project / "algorithm.yaml").read_text(encoding="utf-8"))
     assert check_algorithm(algorithm) == []
     assert algorithm["kind"] == ("train" if kind == "train" else "predict")
-    assert algorithm["name"] == f"demo_{kind}"
+    assert algorithm["name"] == "demo"
     if kind == "api":
         assert algorithm["interface"]["params"][0]["test_value"]
 
