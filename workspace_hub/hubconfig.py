@@ -5,7 +5,8 @@ their own config file after :func:`configure` runs, or through the
 environment variables below (all optional):
 
 ========================  =====================================================
-``WSHUB_PROFILE``         ``docker`` (default), ``local`` or ``kubernetes``
+``WSHUB_PROFILE``         ``docker`` (default), ``local`` or ``kubernetes`` (networking and
+                          the database then come from Zero to JupyterHub's values)
 ``WSHUB_DATA_ROOT``       workspace files and hub state (default ``./data``)
 ``WSHUB_PORT``            public port on 127.0.0.1 (default 8000; the proxy API uses +1)
 ``WSHUB_HUB_PORT``        internal hub API port (default 8081)
@@ -47,13 +48,14 @@ def configure(c, environ=os.environ) -> None:
     (data_root / "datasets").mkdir(parents=True, exist_ok=True)
     install_handbook(data_root)
 
-    port = int(environ.get("WSHUB_PORT", "8000"))
-    c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 1}"
-    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{environ.get('WSHUB_HUB_PORT', '8081')}"
-    c.JupyterHub.db_url = environ.get("WSHUB_DB_URL", f"sqlite:///{data_root / 'jupyterhub.sqlite'}")
-    c.JupyterHub.cookie_secret_file = str(data_root / "jupyterhub_cookie_secret")
-    c.ConfigurableHTTPProxy.pid_file = str(data_root / "jupyterhub-proxy.pid")
+    if profile != "kubernetes":  # on Kubernetes, Zero to JupyterHub owns networking and the database
+        port = int(environ.get("WSHUB_PORT", "8000"))
+        c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
+        c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 1}"
+        c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{environ.get('WSHUB_HUB_PORT', '8081')}"
+        c.JupyterHub.db_url = environ.get("WSHUB_DB_URL", f"sqlite:///{data_root / 'jupyterhub.sqlite'}")
+        c.JupyterHub.cookie_secret_file = str(data_root / "jupyterhub_cookie_secret")
+        c.ConfigurableHTTPProxy.pid_file = str(data_root / "jupyterhub-proxy.pid")
     # Workspaces keep running while the hub restarts or upgrades.
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.allow_named_servers = True

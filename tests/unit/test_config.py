@@ -43,6 +43,12 @@ def test_embedded_defaults(tmp_path):
     assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler"]
 
 
+def test_kubernetes_leaves_networking_and_the_database_to_zero_to_jupyterhub(tmp_path):
+    c = configured(tmp_path, WSHUB_PROFILE="kubernetes")
+    assert "bind_url" not in c.JupyterHub and "db_url" not in c.JupyterHub
+    assert c.JupyterHub.spawner_class.endswith("KubeWorkspaceSpawner")
+
+
 def test_postgres_by_url(tmp_path):
     url = "postgresql+psycopg2://hub@127.0.0.1/hub"
     assert configured(tmp_path, WSHUB_DB_URL=url).JupyterHub.db_url == url
