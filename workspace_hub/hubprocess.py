@@ -31,7 +31,8 @@ def _expect(r: requests.Response, *codes: int) -> requests.Response:
 class HubProcess:
     """A JupyterHub subprocess with this package's config, and a REST client for it."""
 
-    def __init__(self, data_root: Path, port: int, log_path: Path, args: tuple[str, ...] = ()):
+    def __init__(self, data_root: Path, port: int, log_path: Path, args: tuple[str, ...] = (),
+                 env: dict | None = None):
         self.data_root = data_root
         self.log_path = log_path
         self.args = list(args)
@@ -45,6 +46,7 @@ class HubProcess:
             WSHUB_HUB_PORT=str(port + 81),
             WSHUB_SERVICE_TOKEN=self.token,
             WSHUB_ADMIN_PASSWORD=self.admin_password,
+            **(env or {}),
         )
         self.process: subprocess.Popen | None = None
         self.session = requests.Session()

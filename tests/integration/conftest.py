@@ -55,6 +55,13 @@ def hub(engine, tmp_path_factory):
         remove_workspaces(engine)
 
 
+@pytest.fixture
+def remove_workspaces_after(engine):
+    """Remove every workspace container when the test ends."""
+    yield
+    remove_workspaces(engine)
+
+
 @pytest.fixture(scope="session")
 def container_of(engine):
     """Factory: the running container of a user's project (names escaped as DockerSpawner does)."""
