@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,13 +190,14 @@ class WorkspaceMixin(HasTraits):
             check_dataset(self.data_path, str(dataset))
         env = envs[env_id]
         limits = {**self.limit_overrides.get("*", {}), **self.limit_overrides.get(env.id, {})}
+        mem, cpu = limits.get("mem", env.mem_limit), limits.get("cpu", env.cpu_limit)
         return Workspace(
             project=project,
             env=env,
             dataset=dataset,
             mounts=mount_plan(project, dataset, base_image_export(self.data_path, env.id)),
-            mem_limit=str(limits.get("mem", env.mem_limit)) if limits.get("mem", env.mem_limit) else None,
-            cpu_limit=float(limits.get("cpu", env.cpu_limit)) if limits.get("cpu", env.cpu_limit) else None,
+            mem_limit=str(mem) if mem else None,
+            cpu_limit=float(cpu) if cpu else None,
         )
 
     def prepare_host_dirs(self, workspace: Workspace) -> None:
@@ -327,6 +329,11 @@ class LocalWorkspaceSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
     appear in it as symlinks.  Read-only is not enforced: use it on laptops and in tests.
     """
 
+    @default("cmd")
+    def _default_cmd(self):
+        # the hub's own environment, whether or not its bin/ is on PATH
+        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
     def apply_workspace(self, workspace: Workspace) -> None:
         self.prepare_host_dirs(workspace)
         root = workspace.project.path
@@ -338,7 +345,7 @@ class LocalWorkspaceSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
             if name in links:
                 link.symlink_to(workspace.project.data_root / links[name].source)
         self.notebook_dir = str(root)
-        self.home_dir_template = str(root / ".home")
+        self.home_dir = str(root / ".home")
 
     def get_args(self):
         args = super().get_args()
