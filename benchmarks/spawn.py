@@ -81,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ws-bench-spawn-") as tmp:
         results = {label: measure(label, hub_args, args.runs, Path(tmp)) for label, hub_args in HUBS.items()}
     base, ours = results["plain DockerSpawner"], results["Workspace Hub"]
-    print(f"| spawner | sequential p50 | sequential p95 | concurrent p50 | concurrent p95 | concurrent ready |")
+    print("| spawner | sequential p50 | sequential p95 | concurrent p50 | concurrent p95 | concurrent ready |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, r in results.items():
         print(f"| {label} | {statistics.median(r['sequential']):.2f} s | {percentile(r['sequential'], 95):.2f} s "

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import io
 import json
 import os
 import re
@@ -276,7 +275,7 @@ def build_image(project: str | Path, kind: str | None = None, device: str | None
                                     "Layers": names}]).encode()
             log(f"writing {target.name}: {len(base_layers)} base layers + dependencies + project")
             with open(partial, "wb") as out:
-                for layer_name, source in zip(names, [*base_layers, deps.path, code.path]):
+                for layer_name, source in zip(names, [*base_layers, deps.path, code.path], strict=True):
                     _add(out, layer_name, source, progress=f"layer {layer_name[:12]}")
                 _add(out, config_name, config)
                 _add(out, "manifest.json", manifest)

@@ -1,6 +1,5 @@
 """The hub config: profiles, embedded defaults, and documented settings."""
 
-from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config

@@ -6,8 +6,9 @@ from pathlib import Path
 {% if cookiecutter.kind == "train" %}
 import os
 import subprocess
-{% endif %}
+{%- else %}
 import yaml
+{%- endif %}
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
