@@ -230,6 +230,23 @@ def _add(tar_out, name: str, source: Path | bytes, progress: str | None = None) 
     tar_out.write(b"\0" * (-size % tarfile.BLOCKSIZE))
 
 
+def _replace(new: Path, target: Path) -> None:
+    """Atomically put *new* at *target*; free the old image's blocks in the background.
+
+    Freeing a gigabyte-sized file takes the filesystem most of a second, so the
+    old tar keeps a second hard link until a detached ``rm`` drops it.
+    """
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    try:
+        os.link(target, old)
+    except FileNotFoundError:
+        old = None
+    os.replace(new, target)
+    if old is not None:
+        subprocess.Popen(["rm", "-f", str(old)], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def build_image(project: str | Path, kind: str | None = None, device: str | None = None, name: str | None = None,
                 output_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Build ``<output_dir>/<kind>-<name>-<device>.tar`` from *project*; return its path."""
@@ -280,7 +297,7 @@ def build_image(project: str | Path, kind: str | None = None, device: str | None
                 _add(out, config_name, config)
                 _add(out, "manifest.json", manifest)
                 out.write(b"\0" * tarfile.BLOCKSIZE * 2)
-            os.replace(partial, target)
+            _replace(partial, target)
         except OSError as e:
             partial.unlink(missing_ok=True)
             raise ImageBuildError(f"cannot write {target}: {e.strerror or e}; free space in "
