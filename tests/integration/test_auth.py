@@ -1,0 +1,62 @@
+"""Users: the hub is never open; people sign up, an admin authorizes them, then they log in.
+
+NativeAuthenticator's pages on a real JupyterHub 6 (local profile: no Docker needed).
+"""
+
+import pytest
+import requests
+
+from workspace_hub.hubprocess import HubProcess
+
+from .conftest import ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    data_root = tmp_path_factory.mktemp("auth") / "data"
+    data_root.mkdir()
+    hub = HubProcess(data_root, port=18700, log_path=ARTIFACTS / "hub-auth.log", env={"WSHUB_PROFILE": "local"})
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+def browser(hub) -> requests.Session:
+    session = requests.Session()
+    session.get(f"{hub.url}/hub/login")
+    return session
+
+
+def login(hub, username: str, password: str) -> requests.Session:
+    session = browser(hub)
+    session.post(f"{hub.url}/hub/login", data={"username": username, "password": password,
+                                               "_xsrf": session.cookies.get("_xsrf")})
+    return session
+
+
+def logged_in(session, hub) -> bool:
+    return session.get(f"{hub.url}/hub/home", allow_redirects=False).status_code == 200
+
+
+def test_signup_then_admin_authorization_then_login(hub):
+    session = browser(hub)
+    r = session.post(f"{hub.url}/hub/signup", data={
+        "username": "gina", "signup_password": "a-long-passphrase-1",
+        "signup_password_confirmation": "a-long-passphrase-1", "_xsrf": session.cookies.get("_xsrf")})
+    assert "sent to the admin" in r.text
+    assert not logged_in(login(hub, "gina", "a-long-passphrase-1"), hub), "not authorized yet"
+
+    admin = login(hub, "admin", hub.admin_password)
+    assert logged_in(admin, hub)
+    assert "gina" in admin.get(f"{hub.url}/hub/authorize").text
+    admin.get(f"{hub.url}/hub/authorize/gina")
+
+    assert logged_in(login(hub, "gina", "a-long-passphrase-1"), hub)
+
+
+def test_a_wrong_password_does_not_log_in(hub):
+    assert not logged_in(login(hub, "admin", "wrong"), hub)
+
+
+def test_the_authorization_area_is_for_admins_only(hub):
+    assert browser(hub).get(f"{hub.url}/hub/authorize").status_code == 403
