@@ -28,7 +28,8 @@ from jupyterhub.utils import random_port
 from kubespawner import KubeSpawner
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Bool, Dict, HasTraits, Integer, Unicode, default
+from traitlets import Bool, Dict, Integer, Unicode, default
+from traitlets.config import Configurable
 
 from .catalog import DEFAULT_CATALOG_DIR, BaseEnv, load_catalog
 from .projects import (
@@ -94,7 +95,7 @@ def apply_workspace_options(spawner: "WorkspaceMixin", user_options: dict) -> No
     spawner.apply_workspace(workspace)
 
 
-class WorkspaceMixin(HasTraits):
+class WorkspaceMixin(Configurable):
     """Spawn logic shared by every workspace spawner."""
 
     data_root = Unicode(

@@ -66,3 +66,15 @@ def test_every_setting_is_documented(cls):
     own = {name: t for name, t in cls.class_traits(config=True).items() if name in vars(cls)}
     assert own, f"{cls.__name__} declares no settings"
     assert [name for name, t in own.items() if not (t.help or "").strip()] == []
+
+
+def test_workspace_settings_reach_every_spawner_through_config():
+    from traitlets.config import Config
+
+    c = Config()
+    c.WorkspaceMixin.data_root = "/srv/workspaces"
+    c.WorkspaceMixin.limit_overrides = {"*": {"mem": "8G"}}
+    for cls in (spawner.DockerWorkspaceSpawner, spawner.LocalWorkspaceSpawner):
+        configured_spawner = cls(config=c)
+        assert configured_spawner.data_root == "/srv/workspaces"
+        assert configured_spawner.limit_overrides == {"*": {"mem": "8G"}}
