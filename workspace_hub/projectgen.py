@@ -117,14 +117,19 @@ def _size(path: Path) -> int:
 
 def import_git(url: str, branch: str | None = None, name: str | None = None,
                limit: int | None = None) -> Path:
-    """Clone *url* with depth 1 into /project/code/<name>; refuse unsafe URLs and big repos."""
+    """Clone *url* with depth 1 into /project/code/<name> (outside a workspace: ./<name>).
+
+    Refused: options and transport helpers (ext::, fd::), protocols other than
+    https, http, ssh, git and file, local paths outside the workspace, an
+    existing target, and repositories over the size limit.
+    """
     from git import GitCommandError, Repo
 
     _check_git_url(url)
     name = name or Path(urlparse(url).path.rstrip("/")).name.removesuffix(".git") or "repository"
     if "/" in name or name.startswith("."):
         raise ProjectError(f"--name {name!r}: use a plain folder name")
-    target = workspace_root() / "code" / name
+    target = code_dir() / name
     if target.exists():
         raise ProjectError(f"{target} already exists: pass --name for another folder, or remove it")
     limit = limit or int(os.environ.get("WS_IMPORT_MAX_BYTES", DEFAULT_IMPORT_LIMIT))
