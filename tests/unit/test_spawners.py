@@ -176,3 +176,52 @@ async def test_kubernetes_gpu_env_requests_a_gpu(spawner_for):
     apply_workspace_options(spawner, {"env": "pytorch-gpu"})
     container = (await rendered_pod(spawner))["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+async def test_start_returns_as_soon_as_the_server_answers(spawner_for):
+    """The hub then finds the server up at its first check, without its backoff."""
+    import socket
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from threading import Thread
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    def serve_later():
+        time.sleep(0.5)
+        HTTPServer(("127.0.0.1", port), Answer).handle_request()
+
+    spawner = spawner_for("docker")
+
+    async def alive():
+        return None
+
+    spawner.poll = alive
+    Thread(target=serve_later, daemon=True).start()
+    started = time.monotonic()
+    await spawner.wait_until_answering("127.0.0.1", port)
+    assert 0.5 <= time.monotonic() - started < 1.0
+
+
+async def test_a_server_that_died_is_left_to_the_hub(spawner_for):
+    import time
+
+    spawner = spawner_for("docker")
+
+    async def exited():
+        return 1
+
+    spawner.poll = exited
+    started = time.monotonic()
+    await spawner.wait_until_answering("127.0.0.1", 9)  # nothing listens on the discard port
+    assert time.monotonic() - started < 2
