@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import json
 import tarfile
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -72,10 +71,8 @@ def test_a_gzip_bomb_stops_at_the_size_limit(tmp_path):
     members = image_members(layer)
     members[0] = member("l1/layer.tar", gzip.compress(layer, compresslevel=9))
     path = write_members(tmp_path / "train-bomb-cpu.tar", members)
-    started = time.monotonic()
     report = check_tar(path, max_uncompressed=10 * 1024**2)
     assert [e.code for e in report.errors] == ["size-limit"]
-    assert time.monotonic() - started < 5
 
 
 MUTATIONS = st.lists(
