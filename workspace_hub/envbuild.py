@@ -162,7 +162,7 @@ def probe_versions(client, image: str, module: str) -> dict:
 
 @contextmanager
 def served_wheels(directory: str):
-    """Serve a wheel directory on a free loopback port, for ``pip --find-links`` in builds.
+    """Serve a wheel directory on loopback, for ``pip --find-links`` in builds.
 
     Builds run on the host network, so the wheels reach pip without entering any
     image layer (a COPY would keep a copy of every wheel in the image).

@@ -137,14 +137,14 @@ class Entry:
 class MemberData:
     """The data of the current member; must be read or skipped before the next header."""
 
-    def __init__(self, reader: "TarReader", size: int):
-        self.reader = reader
-        self.left = size
+    def __init__(self, stream, size: int):
+        self.stream = stream
+        self.size = self.left = size
 
     def read(self, n: int = CHUNK) -> bytes:
         if self.left <= 0:
             return b""
-        data = self.reader._read(min(n, self.left))
+        data = self.stream.read(min(n, self.left))
         if not data:
             raise TarFormatError("archive truncated inside a member")
         self.left -= len(data)
@@ -199,13 +199,10 @@ class TarReader:
         self.entries = 0
         self._current: MemberData | None = None
 
-    def _read(self, n: int) -> bytes:
-        return self.stream.read(n)
-
     def _exact(self, n: int) -> bytes:
         parts, left = [], n
         while left:
-            data = self._read(left)
+            data = self.stream.read(left)
             if not data:
                 raise TarFormatError("archive truncated")
             parts.append(data)
@@ -221,16 +218,14 @@ class TarReader:
         while True:
             if self._current is not None:
                 self._current.skip()
-                self._skip_padding(self._current_size)
+                self._skip_padding(self._current.size)
                 self._current = None
             header = self._read_block()
             if header is None:
                 return
             if not any(header):
                 return  # end-of-archive marker; trailing blocks are the caller's to drain
-            stored = _number(header[148:156])
-            computed = sum(header[:148]) + 8 * 32 + sum(header[156:])
-            if stored != computed:
+            if not _checksum_ok(header):
                 raise TarFormatError("bad tar header checksum")
             kind = chr(header[156]) if header[156] else REGULAR
             size = _number(header[124:136])
@@ -265,12 +260,11 @@ class TarReader:
                 mode=_number(header[100:108]),
             )
             overrides = {}
-            self._current = MemberData(self, entry.size)
-            self._current_size = entry.size
+            self._current = MemberData(self.stream, entry.size)
             yield entry, self._current
 
     def _read_block(self) -> bytes | None:
-        first = self._read(BLOCK)
+        first = self.stream.read(BLOCK)
         if not first:
             return None
         if len(first) < BLOCK:
@@ -278,12 +272,16 @@ class TarReader:
         return first
 
 
+def _checksum_ok(header: bytes) -> bool:
+    """The ustar checksum: the header's byte sum with the checksum field counted as spaces."""
+    return _number(header[148:156]) == sum(header[:148]) + 8 * 32 + sum(header[156:BLOCK])
+
+
 def looks_like_tar(head: bytes) -> bool:
     """Whether *head* (at least 512 bytes) starts with a valid tar header."""
     if len(head) < BLOCK or not any(head[:BLOCK]):
         return False
     try:
-        stored = _number(head[148:156])
+        return _checksum_ok(head)
     except TarFormatError:
         return False
-    return stored == sum(head[:148]) + 8 * 32 + sum(head[156:BLOCK])

@@ -73,6 +73,14 @@ class Report:
         return asdict(self)
 
 
+def _read_head(reader) -> bytes:
+    """The first block of a stream (fewer bytes only at its end)."""
+    head = reader.read(BLOCK)
+    while len(head) < BLOCK and (more := reader.read(BLOCK - len(head))):
+        head += more
+    return head
+
+
 def _unsafe(name: str) -> str | None:
     if name.startswith("/"):
         return "an absolute name"
@@ -131,27 +139,26 @@ class _Check:
 
     def read_member(self, name: str, size: int, data) -> None:
         raw = HashingReader(data)
-        head = raw.read(BLOCK)
-        while len(head) < BLOCK and (more := raw.read(BLOCK - len(head))):
-            head += more
+        head = _read_head(raw)
         blob = Blob(path=name, sha256="", size=size)
         compression = Decompressor.kind_of(head)
+        plain_tar = not compression and looks_like_tar(head)
         if compression:
             unpacked = HashingReader(Decompressor(Prepended(head, raw), compression), self.budget)
-            inner_head = unpacked.read(BLOCK)
+            inner_head = _read_head(unpacked)
             if looks_like_tar(inner_head):
                 blob.compression = compression
                 self.scan_layer(name, Prepended(inner_head, unpacked))
                 unpacked.drain()
                 blob.diff_id = "sha256:" + unpacked.sha256.hexdigest()
-        elif looks_like_tar(head):
+        elif plain_tar:
             self.scan_layer(name, Prepended(head, raw))
         elif size <= MAX_JSON and head.lstrip()[:1] in (b"{", b"[") and self.kept_json + size <= MAX_KEPT_JSON:
             blob.text = head + raw.read(size)
             self.kept_json += size
         raw.drain()
         blob.sha256 = "sha256:" + raw.sha256.hexdigest()
-        if looks_like_tar(head) and not compression:
+        if plain_tar:
             blob.diff_id = blob.sha256
         self.blobs[name] = blob
 
@@ -371,10 +378,8 @@ def check_tar(path: str | Path, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
         check.error("filename", f"{path.name!r} does not follow the naming rule "
                     "train-<name>-<cpu|gpu>.tar or predict-<name>-<cpu|gpu>.tar, with <name> matching "
                     "[a-z0-9][a-z0-9._-]{0,62}", path.name)
-    with open(path, "rb"):
-        pass  # unreadable paths raise here, before any verdict
     try:
-        check.read_archive()
+        check.read_archive()  # an unreadable path raises OSError here, before any verdict
         check.check_image()
     except SizeLimitExceeded:
         check.error("size-limit", f"the image passes {max_uncompressed} bytes uncompressed; raise "
