@@ -98,3 +98,27 @@ def add_layer(members: Members, layer: bytes) -> Members:
     image["Layers"].append(name)
     members = put(members, "manifest.json", json.dumps([image]).encode())
     return edit_config(members, lambda c: c["rootfs"]["diff_ids"].append(f"sha256:{digest}"))
+
+
+def image_members(layer: bytes, labels=None, cmd=("/bin/true",)) -> Members:
+    """A minimal legacy docker-save archive around *layer*."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({
+        "os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "config": {"Cmd": list(cmd), "Labels": labels or {"ai.platform.kind": "train",
+                                                          "ai.platform.device": "cpu"}},
+    }).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["t:1"], "Layers": ["l1/layer.tar"]}]).encode()
+    return [member("l1/layer.tar", layer), member(config_name, config), member("manifest.json", manifest)]
+
+
+def minimal_image(path: Path, kind: str = "train", algorithm: dict | None = None) -> Path:
+    """A tiny valid image tar of *kind*, labelled as `ws build` labels it."""
+    labels = {"ai.platform.kind": kind, "ai.platform.device": "cpu"}
+    if algorithm is not None:
+        labels["ai.platform.algorithm"] = json.dumps(algorithm)
+    if kind == "predict":
+        labels["ai.platform.port"] = "8080"
+    layer = make_layer(("app/", None, tarfile.DIRTYPE, ""), ("app/run", b"#!/bin/sh\n", tarfile.REGTYPE, ""))
+    return write_members(path, image_members(layer, labels))

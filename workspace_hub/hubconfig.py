@@ -14,12 +14,15 @@ environment variables below (all optional):
 ``WSHUB_ADMIN_PASSWORD``  password of the first admin (default: generated)
 ``WSHUB_SERVICE_TOKEN``   token of an admin service ``ws-admin``, for automation
 ``WSHUB_CULL_TIMEOUT``    seconds before an idle server is stopped (default 3600)
+``WSHUB_PUBLISH_PORT``    port of the publish service on 127.0.0.1 (default: port + 2)
+``WSHUB_PUBLISH_DB_URL``  library database URL (default SQLite in the data root)
 ========================  =====================================================
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -86,6 +89,14 @@ def configure(c, environ=os.environ) -> None:
             "services": ["idle-culler"],
         }
     ]
+    services.append(publish_service(c, environ, data_root, profile))
+    roles += [
+        # every user may use the library (and the tokens of their servers may too)
+        {"name": "user", "scopes": ["self", "access:services!service=publish"]},
+        # the library asks the hub which servers run which env before deleting an env
+        {"name": "publish", "scopes": ["list:users", "read:users", "read:servers",
+                                        "access:services!service=publish"], "services": ["publish"]},
+    ]
     if environ.get("WSHUB_SERVICE_TOKEN"):
         services.append({"name": "ws-admin", "api_token": environ["WSHUB_SERVICE_TOKEN"]})
         roles.append({"name": "ws-admin", "scopes": ["admin:users", "admin:servers", "tokens",
@@ -93,3 +104,37 @@ def configure(c, environ=os.environ) -> None:
                       "services": ["ws-admin"]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
+
+
+def publish_service(c, environ, data_root: Path, profile: str) -> dict:
+    """The publish service (``workspace_hub.publish``), and the spawner settings that use it."""
+    token_file = data_root / "publish_api_token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_hex(32))
+        token_file.chmod(0o600)
+    token = token_file.read_text().strip()
+    if profile == "kubernetes":  # user pods reach it through the hub pod's extra port (values.yaml)
+        url, reachable = "http://0.0.0.0:8002", "http://hub:8002"
+    else:
+        port = int(environ.get("WSHUB_PUBLISH_PORT", int(environ.get("WSHUB_PORT", "8000")) + 2))
+        url = reachable = f"http://127.0.0.1:{port}"
+    c.WorkspaceMixin.library_url = f"{reachable}/services/publish/"
+    c.WorkspaceMixin.library_token = token
+    # $JUPYTERHUB_API_TOKEN in a workspace identifies its user to the library: `ws publish` needs no login
+    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
+                                     "access:services!service=publish"]
+    c.Spawner.environment = {"WSHUB_PUBLISH_URL": f"{reachable}/services/publish/"}
+    environment = {"WSHUB_DATA_ROOT": str(data_root)}
+    for name in ("WSHUB_PUBLISH_DB_URL", "WSHUB_PUBLISH_REGISTRY"):
+        if environ.get(name):
+            environment[name] = environ[name]
+    return {
+        "name": "publish",
+        "display": True,
+        "url": url,
+        "api_token": token,
+        "oauth_no_confirm": True,
+        "command": [sys.executable, "-m", "workspace_hub.publish"],
+        "environment": environment,
+        "info": {"description": "Algorithm and base-environment library"},
+    }

@@ -129,6 +129,16 @@ class WorkspaceMixin(Configurable):
         ``{"python": {"mem": "8G", "cpu": 4}}``.  The key ``"*"`` applies to every env.""",
     )
 
+    library_url = Unicode(
+        "",
+        config=True,
+        help="""URL of the publish service (ending in ``/services/publish/``).  When set, the
+        spawn form lists the envs that service says the user can see and that are online,
+        instead of the static catalog alone.  Empty: the static catalog only.""",
+    )
+
+    library_token = Unicode("", config=True, help="API token of the publish service, to ask it on a user's behalf.")
+
     gpu_available = Bool(
         False,
         config=True,
@@ -164,7 +174,29 @@ class WorkspaceMixin(Configurable):
 
     def visible_envs(self) -> list[BaseEnv]:
         """Envs offered on the form: GPU envs only where a GPU runtime exists."""
-        return [e for e in self.catalog().values() if not e.gpu or self.gpu_available]
+        envs = self.library_envs() if self.library_url else None
+        if envs is None:
+            envs = list(self.catalog().values())
+        return [e for e in envs if not e.gpu or self.gpu_available]
+
+    def library_envs(self) -> list[BaseEnv] | None:
+        """The online envs the publish service lets this user see; None (with a warning) if it is down."""
+        import requests
+
+        try:
+            r = requests.get(f"{self.library_url}api/envs", timeout=5,
+                             params={"for_user": self.user.name, "status": "online", "per_page": 100},
+                             headers={"Authorization": f"token {self.library_token}"})
+            r.raise_for_status()
+            items = r.json()["items"]
+        except (requests.RequestException, ValueError, KeyError) as e:
+            self.log.warning("The publish service did not list envs (%s); offering the static catalog.", e)
+            return None
+        catalog = self.catalog()
+        return [catalog.get(item["name"]) or BaseEnv(
+            id=item["name"], display_name=f"{item['name']} {item['version']}", framework=item["framework"],
+            device=item["device"], description=item["description"], image=item["image"])
+            for item in items if item["name"] in catalog or item["image"]]
 
     def options_from_form(self, formdata):
         return {key: formdata.get(key, [""])[0].strip() for key in ("env", "dataset")}

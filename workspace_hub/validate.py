@@ -92,8 +92,9 @@ def _unsafe(name: str) -> str | None:
 class _Check:
     """State of one check; see :func:`check_tar`."""
 
-    def __init__(self, path: Path, max_uncompressed: int, architectures: tuple[str, ...]):
+    def __init__(self, path: Path, max_uncompressed: int, architectures: tuple[str, ...], base_env: bool):
         self.path = path
+        self.base_env = base_env
         self.budget = Budget(max_uncompressed)
         self.architectures = architectures
         self.report = Report()
@@ -344,6 +345,8 @@ class _Check:
             self.error("config-no-command", "the image has no Cmd or Entrypoint; set `command` in "
                        "algorithm.yaml (or CMD in a Dockerfile)", path)
         labels = settings.get("Labels") or {}
+        if self.base_env:
+            return
         for label, expected in ((LABEL_KIND, self.report.kind), (LABEL_DEVICE, self.report.device)):
             if label not in labels:
                 self.error("label-missing", f"label {label} is missing; `ws build` writes it, or add "
@@ -366,18 +369,25 @@ def _blob_path(digest: str) -> str:
 
 
 def check_tar(path: str | Path, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-              architectures: tuple[str, ...] = DEFAULT_ARCHITECTURES) -> Report:
-    """Check the image tar at *path*; raises OSError only when it cannot be opened."""
+              architectures: tuple[str, ...] = DEFAULT_ARCHITECTURES, filename: str | None = None,
+              base_env: bool = False) -> Report:
+    """Check the image tar at *path*; raises OSError only when it cannot be opened.
+
+    *filename* is the name the naming rule applies to (default: the file's own
+    name; the publish service stores tars under their digest).  A *base_env*
+    image follows the image rules but not the algorithm naming and label rules.
+    """
     path = Path(path)
-    check = _Check(path, max_uncompressed, architectures)
+    filename = filename or path.name
+    check = _Check(path, max_uncompressed, architectures, base_env)
     report = check.report
-    match = FILENAME.match(path.name)
+    match = FILENAME.match(filename)
     if match:
         report.kind, report.name, report.device = match.groups()
-    else:
-        check.error("filename", f"{path.name!r} does not follow the naming rule "
+    elif not base_env:
+        check.error("filename", f"{filename!r} does not follow the naming rule "
                     "train-<name>-<cpu|gpu>.tar or predict-<name>-<cpu|gpu>.tar, with <name> matching "
-                    "[a-z0-9][a-z0-9._-]{0,62}", path.name)
+                    "[a-z0-9][a-z0-9._-]{0,62}", filename)
     try:
         check.read_archive()  # an unreadable path raises OSError here, before any verdict
         check.check_image()
@@ -385,6 +395,6 @@ def check_tar(path: str | Path, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
         check.error("size-limit", f"the image passes {max_uncompressed} bytes uncompressed; raise "
                     "--max-uncompressed-size if it is really that large")
     except TarFormatError as e:
-        check.error("not-a-tar", f"{path.name} is not a readable tar archive ({e})")
+        check.error("not-a-tar", f"{filename} is not a readable tar archive ({e})")
     report.valid = not report.errors
     return report

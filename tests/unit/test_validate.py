@@ -12,22 +12,9 @@ import tarfile
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.imagetars import make_layer, member, write_members
+from tests.imagetars import image_members, make_layer, member, write_members
 from workspace_hub.tarstream import MAX_EXTENDED_HEADER
 from workspace_hub.validate import check_tar
-
-
-def image_members(layer: bytes, labels=None, cmd=("/bin/true",)) -> list:
-    """A minimal legacy docker-save archive around *layer*."""
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "config": {"Cmd": list(cmd), "Labels": labels or {"ai.platform.kind": "train",
-                                                          "ai.platform.device": "cpu"}},
-    }).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["t:1"], "Layers": ["l1/layer.tar"]}]).encode()
-    return [member("l1/layer.tar", layer), member(config_name, config), member("manifest.json", manifest)]
 
 
 @pytest.fixture

@@ -1,0 +1,530 @@
+"""The REST API (``<prefix>api/...``), described by ``openapi.yaml`` next to this file.
+
+Every error is ``{"error": {"status", "code", "message", "field"}}`` with a 4xx
+status; a 500 means a bug.  Lists are paginated (``page``, ``per_page`` up to
+100) and answer ``{"items", "total", "page", "per_page"}``.
+
+Uploads are streamed: tornado's ``stream_request_body`` hands the body over in
+chunks, python-multipart parses the parts as they arrive, and the file part is
+hashed into the store's ``incoming/`` folder; only a complete part becomes a
+record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import yaml
+from python_multipart.multipart import MultipartParser, parse_options_header
+from jupyterhub.services.auth import HubOAuthenticated
+from tornado import web
+
+from ..algorithm import AlgorithmError, load_algorithm
+from ..projects import InvalidChoice, Project, check_project_name, user_dir_name
+from ..validate import FILENAME
+from . import library
+from .library import LibraryError, Who
+from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
+from .store import TooLarge
+
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+FILTERS = {
+    Algorithm: {"owner": str, "status": Status, "visibility": library.Visibility, "framework": str,
+                "device": str, "purpose_first": str, "purpose_second": str, "name": str, "version": str},
+    BaseEnv: {"owner": str, "status": Status, "visibility": library.Visibility, "framework": str,
+              "device": str, "name": str},
+}
+
+
+def _time(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def image_json(image: Image) -> dict:
+    return {"id": image.id, "role": image.role, "filename": image.filename, "sha256": image.sha256,
+            "size": image.size, "tag": image.tag, "status": image.status.value,
+            "errors": (image.report or {}).get("errors", []), "warnings": (image.report or {}).get("warnings", [])}
+
+
+def item_json(item, detail: bool = True) -> dict:
+    data = {"id": item.id, "name": item.name, "version": item.version, "owner": item.owner,
+            "description": item.description, "framework": item.framework, "device": item.device,
+            "visibility": item.visibility.value, "status": item.status.value, "progress": item.progress,
+            "errors": item.errors, "smoke": item.smoke, "was_online": item.was_online,
+            "created": _time(item.created), "updated": _time(item.updated)}
+    if isinstance(item, Algorithm):
+        data.update(purpose={"first": item.purpose_first, "second": item.purpose_second},
+                    transfer_training=item.transfer_training, train=item.train, predict=item.predict)
+    else:
+        data.update(image=item.image)
+    if detail:
+        data["images"] = [image_json(i) for i in item.images]
+    return data
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Hub identity (OAuth cookie or API token, checked by JupyterHub's mixin), a session, JSON errors."""
+
+    def initialize(self):
+        self.hub_auth = self.settings["hub_auth"]
+        self.service = self.settings["service"]
+
+    _db = None
+
+    @property
+    def db(self):
+        """A session, opened on first use; handlers release it before they wait on anything."""
+        if self._db is None:
+            self._db = self.service.sessions()
+        return self._db
+
+    def release_db(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def on_finish(self):
+        self.release_db()
+
+    @property
+    def who(self) -> Who:
+        model = self.current_user
+        if not model:
+            raise LibraryError(401, "login", "Log in through the hub, or send 'Authorization: token <hub API "
+                               "token>' (inside a workspace: $JUPYTERHUB_API_TOKEN).")
+        if model.get("kind") == "service":
+            return Who(name=f"service:{model['name']}", admin=bool(model.get("admin")), kind="service")
+        return Who(name=model["name"], admin=bool(model.get("admin")))
+
+    def write_error(self, status_code, **kwargs):
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, LibraryError):
+            self.set_status(error.status)
+            body = error.as_dict()
+        else:
+            reason = getattr(error, "log_message", None) or self._reason
+            body = {"error": {"status": status_code, "code": "http", "message": reason, "field": None}}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ, value, tb):
+        if not isinstance(value, LibraryError):
+            super().log_exception(typ, value, tb)
+
+    def json_body(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise LibraryError(400, "invalid-json", f"the body is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise LibraryError(400, "invalid-json", "the body must be a JSON object")
+        return data
+
+    def send(self, data, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, ensure_ascii=False))
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self):
+        raise LibraryError(404, "not-found", f"{self.request.path} is not part of this service; see "
+                           f"{self.settings['service_prefix']}api/openapi.json")
+
+
+class OpenAPIHandler(BaseHandler):
+    def get(self):
+        document = yaml.safe_load(OPENAPI.read_text())
+        document["servers"] = [{"url": self.settings["service_prefix"].rstrip("/") + "/api"}]
+        self.send(document)
+
+
+class MeHandler(BaseHandler):
+    def get(self):
+        who = self.who
+        self.send({"name": who.name, "admin": who.admin, "kind": who.kind})
+
+
+def _int_arg(handler, name: str, default: int, low: int, high: int) -> int:
+    raw = handler.get_query_argument(name, str(default))
+    if not re.fullmatch(r"\d{1,6}", raw) or not low <= int(raw) <= high:
+        raise LibraryError(400, "invalid-query", f"{name} must be a whole number from {low} to {high}", name)
+    return int(raw)
+
+
+class ListHandler(BaseHandler):
+    """GET: one page of what the caller can see.  POST: a new draft owned by the caller."""
+
+    model = Algorithm
+
+    def caller(self) -> Who:
+        who = self.who
+        for_user = self.get_query_argument("for_user", None)
+        if for_user is not None:  # the hub's spawner asks which envs a user may start
+            if who.name != f"service:{self.settings['service_name']}":
+                raise LibraryError(403, "for-user", "Only the hub may list on behalf of a user.", "for_user")
+            return Who(name=for_user)
+        return who
+
+    def get(self):
+        who = self.caller()
+        filters = {}
+        for key, kind in FILTERS[self.model].items():
+            value = self.get_query_argument(key, None)
+            if value is None:
+                continue
+            if kind is not str:
+                try:
+                    value = kind(value)
+                except ValueError:
+                    raise LibraryError(400, "invalid-query", f"{key} must be one of "
+                                       f"{', '.join(v.value for v in kind)}", key) from None
+            elif len(value) > 255:
+                raise LibraryError(400, "invalid-query", f"{key} is longer than 255 characters", key)
+            filters[key] = value
+        q = self.get_query_argument("q", None)
+        if q is not None and len(q) > 200:
+            raise LibraryError(400, "invalid-query", "q is longer than 200 characters", "q")
+        sort = self.get_query_argument("sort", "-updated")
+        if sort.lstrip("-") not in library.SORTABLE:
+            raise LibraryError(400, "invalid-query", f"sort must be one of {', '.join(sorted(library.SORTABLE))}"
+                               " with an optional leading '-'", "sort")
+        page = _int_arg(self, "page", 1, 1, 100000)
+        per_page = _int_arg(self, "per_page", 20, 1, 100)
+        result = library.listing(self.db, self.model, who, filters, q, page, per_page, sort)
+        result["items"] = [item_json(i, detail=False) for i in result["items"]]
+        self.send(result)
+
+    def post(self):
+        data = library.check_input("algorithm-create" if self.model is Algorithm else "env-create",
+                                   self.json_body())
+        item = library.create(self.db, self.model, self.who, data, smoke=self.service.smoke_by_default)
+        self.send(item_json(item), 201)
+
+
+class EnvListHandler(ListHandler):
+    model = BaseEnv
+
+
+class ItemHandler(BaseHandler):
+    model = Algorithm
+
+    def item(self, item_id: str):
+        return library.get_visible(self.db, self.model, int(item_id), self.who)
+
+    def get(self, item_id):
+        self.send(item_json(self.item(item_id)))
+
+    def patch(self, item_id):
+        item = self.item(item_id)
+        schema = "algorithm-edit" if self.model is Algorithm else "env-edit"
+        data = library.check_input(schema, self.json_body())
+        self.send(item_json(library.edit(self.db, item, self.who, data)))
+
+    def delete(self, item_id):
+        item = self.item(item_id)
+        library.check_deletable(item, self.who)
+        if isinstance(item, BaseEnv):
+            self.service.check_env_unused(item)
+        else:
+            self.service.serving.stop(item.id)
+        self.db.delete(item)
+        self.db.commit()
+        self.set_status(204)
+        self.finish()
+
+
+class EnvItemHandler(ItemHandler):
+    model = BaseEnv
+
+
+class StatusHandler(ItemHandler):
+    """POST .../online or .../offline."""
+
+    def post(self, item_id, action):
+        item = self.item(item_id)
+        library.set_online(self.db, item, self.who, action == "online")
+        if action == "offline" and isinstance(item, Algorithm):
+            self.service.serving.stop(item.id)
+        self.send(item_json(item))
+
+
+class EnvStatusHandler(StatusHandler):
+    model = BaseEnv
+
+
+def start_validation(handler, item, images: list[Image]) -> None:
+    """Attach stored *images* to *item* and hand it to a validation job."""
+    if item.status == Status.validating:
+        raise LibraryError(409, "validating", "Validation is running; wait for it to end.")
+    if item.was_online:
+        raise LibraryError(409, "immutable", f"{item.name} {item.version} has been online; its images are "
+                           "frozen. Publish a new version.")
+    for image in images:
+        for old in [i for i in item.images if i.role == image.role]:
+            item.images.remove(old)
+        item.images.append(image)
+    item.status, item.errors, item.progress = Status.validating, [], "queued"
+    handler.db.commit()
+    handler.service.jobs.submit(type(item), item.id)
+
+
+@web.stream_request_body
+class UploadHandler(ItemHandler):
+    """POST multipart/form-data with one file part named ``train``, ``predict`` (algorithms) or ``env``."""
+
+    def prepare(self):
+        """Check the caller and the headers before any byte is stored.
+
+        A refusal is answered once the (small) body has been read, so the client
+        sees the error rather than a reset connection; a body that announces more
+        than the limit is refused at once and the connection closed.
+        """
+        self.parser = self.incoming = self.part = self.refusal = None
+        self.received: list[tuple[str, str, str, int]] = []
+        limit = self.service.max_upload_bytes
+        length = int(self.request.headers.get("Content-Length") or 0)
+        if length > limit + 64 * 1024:
+            raise LibraryError(413, "too-large", f"the upload is {length} bytes; the limit is {limit}")
+        self.request.connection.set_max_body_size(limit + 64 * 1024)
+        try:
+            self.item_id = int(self.path_kwargs["item_id"])
+            item = library.get_visible(self.db, self.model, self.item_id, self.who)
+            library.require_change(item, self.who)
+            content_type, params = parse_options_header(self.request.headers.get("Content-Type", ""))
+            if content_type != b"multipart/form-data" or b"boundary" not in params:
+                raise LibraryError(415, "multipart", "send the tar as multipart/form-data "
+                                   "(curl -F train=@file.tar)")
+        except LibraryError as e:
+            self.refusal = e
+            return
+        finally:
+            self.release_db()  # no connection is held while the body streams in
+        self.parser = MultipartParser(params[b"boundary"], callbacks={
+            "on_part_begin": self._part_begin, "on_header_field": self._header_field,
+            "on_header_value": self._header_value, "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data, "on_part_end": self._part_end})
+
+    def _part_begin(self):
+        self.headers, self.field, self.value = {}, b"", b""
+
+    def _header_field(self, data, start, end):
+        self.field += data[start:end]
+
+    def _header_value(self, data, start, end):
+        self.value += data[start:end]
+        self.headers[self.field.lower()] = self.value
+        self.field, self.value = b"", b""
+
+    def _headers_finished(self):
+        _, params = parse_options_header(self.headers.get(b"content-disposition", b""))
+        role = params.get(b"name", b"").decode("utf-8", "replace")
+        filename = os.path.basename(params.get(b"filename", b"").decode("utf-8", "replace"))
+        roles = ("train", "predict") if self.model is Algorithm else ("env",)
+        if role not in roles:
+            raise LibraryError(400, "part-name", f"name the file part {' or '.join(roles)}, not {role!r}", role)
+        self.part = (role, filename)
+        self.incoming = self.service.store.receive(self.service.max_upload_bytes)
+
+    def _part_data(self, data, start, end):
+        self.incoming.write(data[start:end])
+
+    def _part_end(self):
+        if self.incoming is not None:
+            digest, size = self.incoming.commit()
+            self.received.append((*self.part, digest, size))
+            self.incoming = None
+
+    def data_received(self, chunk):
+        if self.parser is None or self._finished:  # refused in prepare, or refused earlier in the body
+            return
+        try:
+            self.parser.write(chunk)
+        except TooLarge as e:
+            self.refusal = LibraryError(413, "too-large", str(e))
+        except LibraryError as e:
+            self.refusal = e
+        except Exception as e:  # python-multipart's parse errors
+            self.refusal = LibraryError(400, "multipart", f"the multipart body is malformed: {e}")
+        if self.refusal is not None:
+            self.parser = None
+            self.on_connection_close()
+
+    def on_connection_close(self):
+        if self.incoming is not None:  # the client went away mid-file: nothing becomes a record
+            self.incoming.discard()
+            self.incoming = None
+
+    def on_finish(self):
+        self.on_connection_close()
+        super().on_finish()
+
+    def post(self, item_id):
+        if self.refusal is not None:
+            raise self.refusal
+        self.parser.finalize()
+        if self.incoming is not None:
+            self.incoming.discard()
+            raise LibraryError(400, "truncated", "the upload ended in the middle of the file")
+        if not self.received:
+            raise LibraryError(400, "no-file", "the upload has no file part")
+        item = library.get_visible(self.db, self.model, self.item_id, self.who)
+        images = [self.image_for(item, role, filename, digest, size)
+                  for role, filename, digest, size in self.received]
+        start_validation(self, item, images)
+        self.send(item_json(item), 202)
+
+    def image_for(self, item, role: str, filename: str, digest: str, size: int) -> Image:
+        if role == "env":
+            filename = f"env-{item.name}.tar"
+        elif not FILENAME.match(filename or ""):
+            filename = f"{role}-{item.name}-{item.device}.tar"
+        return Image(role=role, filename=filename, sha256=digest, size=size, status=ImageStatus.pending)
+
+
+class EnvUploadHandler(UploadHandler):
+    model = BaseEnv
+
+
+class PullHandler(ItemHandler):
+    """POST {"reference": "host:port/repo:tag", "role": "train"|"predict"}: pull, store, validate."""
+
+    async def post(self, item_id):
+        item = self.item(item_id)
+        library.require_change(item, self.who)
+        data = self.json_body()
+        reference = data.get("reference")
+        if not isinstance(reference, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._:/@-]{0,254}", reference):
+            raise LibraryError(400, "invalid-field", "reference must be an image reference such as "
+                               "127.0.0.1:5000/team/model:1.0", "reference")
+        role = data.get("role", "env" if self.model is BaseEnv else None)
+        if role not in (("env",) if self.model is BaseEnv else ("train", "predict")):
+            raise LibraryError(400, "invalid-field", "role must be train or predict", "role")
+        self.release_db()
+        try:
+            digest, size = await self.service.run(self.service.jobs.pull, reference,
+                                                  self.service.max_upload_bytes)
+        except LibraryError:
+            raise
+        except Exception as e:
+            raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
+        item = self.item(item_id)
+        filename = f"env-{item.name}.tar" if role == "env" else f"{role}-{item.name}-{item.device}.tar"
+        start_validation(self, item, [Image(role=role, filename=filename, sha256=digest, size=size)])
+        self.send(item_json(item), 202)
+
+
+class EnvPullHandler(PullHandler):
+    model = BaseEnv
+
+
+class OnlineTestHandler(ItemHandler):
+    """POST {"params": {...}}: call the algorithm's predict interface (test values by default)."""
+
+    async def post(self, item_id):
+        item = self.item(item_id)
+        if not (item.predict or {}).get("interface") or not any(i.role == "predict" and i.tag for i in item.images):
+            raise LibraryError(409, "no-predict", f"{item.name} has no validated predict image to test.")
+        if item.status != Status.online and not (self.who.admin or self.who.name == item.owner):
+            raise LibraryError(409, "status", f"{item.name} is {item.status.value}; only online algorithms "
+                               "can be tested by others.")
+        interface = item.predict["interface"]
+        params = self.json_body().get("params")
+        if params is None:
+            params = {p["name"]: p.get("test_value") for p in interface["params"]}
+        if not isinstance(params, dict):
+            raise LibraryError(400, "invalid-field", "params must be an object of interface values", "params")
+        self.release_db()
+        status, response = await self.service.run(self.service.serving.call, item, params)
+        self.send({"status": status, "response": response})
+
+
+class FromProjectHandler(BaseHandler):
+    """POST {"project": P, "name": N?}: publish the tars in the caller's own project ``P/docker_image``."""
+
+    async def post(self):
+        who = self.who
+        data = self.json_body()
+        extra = set(data) - {"project", "name", "smoke", "visibility"}
+        if extra:
+            raise LibraryError(400, "invalid-field", f"unknown field {sorted(extra)[0]!r}", sorted(extra)[0])
+        library.require_smoke_allowed(data, who)
+        library.require_visibility_allowed(data.get("visibility"), who)
+        try:
+            project = Project(Path(self.service.data_root), who.name, check_project_name(str(data.get("project", ""))))
+        except InvalidChoice as e:
+            raise LibraryError(400, "invalid-field", f"project: {e}", "project") from None
+        tars = self.project_tars(project, data.get("name"))
+        fields = self.metadata(project, tars)
+        fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
+        fields = library.check_input("algorithm-create", fields)
+        item = library.create(self.db, Algorithm, who, fields, smoke=self.service.smoke_by_default)
+        self.release_db()
+        try:
+            images = []
+            for role, path in sorted(tars.items()):
+                with open(path, "rb", opener=_no_follow) as source:
+                    digest, size = await self.service.run(self.service.store.copy_in, source,
+                                                          self.service.max_upload_bytes)
+                images.append(Image(role=role, filename=path.name, sha256=digest, size=size))
+        except (OSError, TooLarge) as e:
+            self.db.delete(self.db.get(Algorithm, item.id))
+            self.db.commit()
+            raise LibraryError(400, "unreadable", f"could not read the image tar: {e}") from None
+        item = self.db.get(Algorithm, item.id)
+        start_validation(self, item, images)
+        self.send(item_json(item), 202)
+
+    def project_tars(self, project: Project, name: str | None) -> dict[str, Path]:
+        """The ``{role: path}`` tars of one algorithm in the project's docker_image folder."""
+        folder = project.path / "docker_image"
+        user_root = (project.data_root / "users" / user_dir_name(project.user)).resolve()
+        if not folder.is_dir() or folder.is_symlink() or not folder.resolve().is_relative_to(user_root):
+            raise LibraryError(404, "no-project", f"You have no project {project.name!r} with a docker_image "
+                               "folder; run `ws build` in the project first.", "project")
+        found: dict[str, dict[str, Path]] = {}
+        for path in sorted(folder.iterdir()):
+            match = FILENAME.match(path.name)
+            if not match:
+                continue
+            if path.is_symlink() or not path.is_file():
+                raise LibraryError(400, "symlink", f"{path.name} is a link or not a file; the service only "
+                                   "reads regular files inside your project.", "project")
+            kind, tar_name, _ = match.groups()
+            found.setdefault(tar_name, {})[kind] = path
+        if name is not None:
+            if name not in found:
+                raise LibraryError(404, "no-image", f"no train-{name}-*.tar or predict-{name}-*.tar in "
+                                   f"{project.name}/docker_image; run `ws build`", "name")
+            return found[name]
+        if len(found) != 1:
+            names = ", ".join(sorted(found)) or "none"
+            raise LibraryError(400, "which-name", f"{project.name}/docker_image holds images of {names}; choose "
+                               "one with --name" if found else f"{project.name}/docker_image has no image "
+                               "tars; run `ws build` first", "name")
+        return next(iter(found.values()))
+
+    def metadata(self, project: Project, tars: dict[str, Path]) -> dict:
+        """Record fields from the matching ``algorithm.yaml`` files under ``code/`` (labels fill the rest)."""
+        name = FILENAME.match(next(iter(tars.values())).name).group(2)
+        fields = {"name": name}
+        code = project.path / "code"
+        for path in sorted(code.glob("*/algorithm.yaml")) + sorted(code.glob("algorithm.yaml")):
+            if path.is_symlink() or path.parent.is_symlink():
+                continue
+            try:
+                doc = load_algorithm(path.parent)
+            except AlgorithmError as e:
+                raise LibraryError(400, "algorithm-yaml", str(e).replace(str(project.path), project.name)) from None
+            if doc["name"] == name and doc["kind"] in tars:
+                own = library.fields_from_algorithm_yaml(doc)
+                fields = {**own, **fields, **{k: own[k] for k in ("train", "predict") if k in own}}
+        fields.setdefault("version", "1.0")
+        return fields
+
+
+def _no_follow(path, flags):
+    return os.open(path, flags | os.O_NOFOLLOW)

@@ -1,0 +1,158 @@
+"""``python -m workspace_hub.publish``: the publish service, started and proxied by the hub.
+
+The hub passes the usual service environment (``JUPYTERHUB_API_TOKEN``,
+``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``, OAuth client
+settings); everything else is a trait of :class:`PublishService`, set on the
+command line (``--PublishService.db_url=...``) or in ``publish_config.py`` in
+the data root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from sqlalchemy import select
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets import Bool, Integer, Unicode, default
+from traitlets.config import Application
+
+from ..catalog import DEFAULT_CATALOG_DIR, load_catalog
+from . import api, pages
+from .db import open_database
+from .jobs import Jobs, Serving
+from .library import LibraryError
+from .models import BaseEnv, Status, Visibility
+from .store import TarStore
+
+SYSTEM_OWNER = "workspace-hub"
+
+
+class PublishService(Application):
+    """The algorithm and base-environment library, as a JupyterHub service."""
+
+    name = "workspace-hub-publish"
+    description = __doc__
+
+    data_root = Unicode(os.environ.get("WSHUB_DATA_ROOT", "data"), config=True,
+                        help="Data root shared with the hub: users' projects are read from it and "
+                             "tars are stored in <data_root>/library/.")
+    db_url = Unicode(config=True, help="SQLAlchemy URL of the library database (default: SQLite in the data "
+                                       "root). Use Postgres for multi-host sites.")
+
+    @default("db_url")
+    def _default_db_url(self):
+        return os.environ.get("WSHUB_PUBLISH_DB_URL") or f"sqlite:///{Path(self.data_root).resolve()}/library.sqlite"
+
+    max_upload_bytes = Integer(20 * 1024**3, config=True, help="Largest image tar accepted, in bytes.")
+    smoke_by_default = Bool(True, config=True, help="Run each image once, sandboxed, before it is ready. "
+                                                    "Admins may still switch it off per item.")
+    registry = Unicode(os.environ.get("WSHUB_PUBLISH_REGISTRY", ""), config=True,
+                       help="Registry (host:port) to push validated images to; empty keeps them in the "
+                            "local engine only.")
+    catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
+                          help="The static env catalog, seeded into the library as presets.")
+    workers = Integer(2, config=True, help="Validation jobs that run at once.")
+    service_name = Unicode(os.environ.get("JUPYTERHUB_SERVICE_NAME", "publish"), config=True,
+                           help="This service's name in the hub.")
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        config_file = Path(self.data_root) / "publish_config.py"
+        if config_file.is_file():
+            self.load_config_file(str(config_file))
+        self.log.setLevel(logging.INFO)
+        root = Path(self.data_root).resolve()
+        self.sessions = open_database(self.db_url)
+        self.store = TarStore(root / "library")
+        self.jobs = Jobs(self.sessions, self.store, registry=self.registry, workers=self.workers)
+        self.serving = Serving(self.jobs)
+        self.io = ThreadPoolExecutor(8, thread_name_prefix="publish-io")
+
+    def run(self, fn, *args):
+        """Run blocking *fn* (copies, pulls, calls to containers) off the event loop."""
+        return asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+
+    def seed_presets(self) -> None:
+        """Register the static catalog's envs as presets (once; admins edit them afterwards)."""
+        with self.sessions() as session:
+            known = set(session.scalars(select(BaseEnv.name)))
+            for env in load_catalog(self.catalog_dir).values():
+                if env.id not in known:
+                    session.add(BaseEnv(name=env.id, version="catalog", owner=SYSTEM_OWNER, framework=env.framework,
+                                        device=env.device, description=env.description or env.display_name,
+                                        visibility=Visibility.preset, status=Status.online, image=env.image,
+                                        was_online=True, errors=[], progress="", smoke=False))
+            session.commit()
+
+    def check_env_unused(self, env: BaseEnv) -> None:
+        """Refuse to delete an env that a running (or starting) server uses; the hub knows which."""
+        hub_api = os.environ.get("JUPYTERHUB_API_URL")
+        if not hub_api:
+            return
+        r = requests.get(f"{hub_api}/users", params={"state": "active"}, timeout=10,
+                         headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"})
+        r.raise_for_status()
+        users = [f"{u['name']}/{name}" for u in r.json() for name, s in (u.get("servers") or {}).items()
+                 if (s.get("user_options") or {}).get("env") == env.name]
+        if users:
+            raise LibraryError(409, "in-use", f"{env.name} is used by running servers ({', '.join(users[:5])}); "
+                               "stop them first, or take the env offline so that no new server uses it.")
+
+    def make_app(self, hub_auth) -> web.Application:
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/publish/")
+        item = r"(?P<item_id>\d{1,9})"
+        routes = [
+            ("api/openapi.json", api.OpenAPIHandler),
+            ("api/me", api.MeHandler),
+            ("api/algorithms", api.ListHandler),
+            ("api/algorithms/from-project", api.FromProjectHandler),
+            (f"api/algorithms/{item}", api.ItemHandler),
+            (f"api/algorithms/{item}/(?P<action>online|offline)", api.StatusHandler),
+            (f"api/algorithms/{item}/images", api.UploadHandler),
+            (f"api/algorithms/{item}/pull", api.PullHandler),
+            (f"api/algorithms/{item}/test", api.OnlineTestHandler),
+            ("api/envs", api.EnvListHandler),
+            (f"api/envs/{item}", api.EnvItemHandler),
+            (f"api/envs/{item}/(?P<action>online|offline)", api.EnvStatusHandler),
+            (f"api/envs/{item}/images", api.EnvUploadHandler),
+            (f"api/envs/{item}/pull", api.EnvPullHandler),
+            ("oauth_callback", HubOAuthCallbackHandler),
+            *pages.ROUTES,
+        ]
+        return web.Application(
+            [(prefix + path, handler) for path, handler in routes]
+            + [(prefix + "static/(.*)", web.StaticFileHandler, {"path": str(pages.STATIC)})],
+            hub_auth=hub_auth, service=self, service_name=self.service_name, service_prefix=prefix,
+            cookie_secret=os.urandom(32), default_handler_class=api.NotFoundHandler, templates=pages.templates(),
+        )
+
+    def start(self) -> None:
+        self.store.clean_incoming()
+        self.seed_presets()
+        resumed = self.jobs.recover()
+        if resumed:
+            self.log.info("resumed validation of %s after a restart", resumed)
+        try:
+            asyncio.run(self._serve(HubOAuth(cache_max_age=60)))
+        finally:
+            self.serving.stop_all()
+
+    async def _serve(self, hub_auth) -> None:
+        url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))
+        server = HTTPServer(self.make_app(hub_auth), max_body_size=self.max_upload_bytes + 64 * 1024,
+                            max_buffer_size=64 * 1024**2)
+        server.listen(url.port, url.hostname)
+        self.log.info("publish service on %s", url.geturl())
+        await asyncio.Event().wait()
+
+
+def main(argv=None) -> None:
+    PublishService.launch_instance(argv)

@@ -1,0 +1,260 @@
+"""The library's rules, independent of HTTP: who sees and changes what, and how status moves.
+
+- Private items are visible to their owner and admins only; to anyone else
+  they do not exist (404).  Public and preset items are visible to every user.
+- Owners and admins change an item; only admins set ``preset`` or change a
+  preset item.
+- Status: draft -> validating -> ready -> online <-> offline, or failed with
+  the validator's errors.  Once an algorithm version has been online its
+  definition is frozen; a new version is a new row.  An online item cannot be
+  deleted, only taken offline.
+
+Inputs are checked with JSON schemas (jsonschema, as for ``algorithm.yaml``);
+each problem becomes a :class:`LibraryError` that names the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..algorithm import NAME, SCHEMA, Draft202012Validator, _key
+from .models import Algorithm, BaseEnv, Status, Visibility
+
+VERSION = SCHEMA["properties"]["version"]
+PURPOSE = SCHEMA["properties"]["purpose"]
+INTERFACE = SCHEMA["properties"]["interface"]
+TEXT = {"type": "string", "maxLength": 2000}
+VISIBILITY = {"enum": [v.value for v in Visibility]}
+DEVICE = {"enum": ["cpu", "gpu"]}
+FRAMEWORK = {"type": "string", "pattern": r"^[a-z0-9._-]{0,40}$"}
+
+PART = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "command": {"type": "array", "items": {"type": "string", "maxLength": 500}, "minItems": 1, "maxItems": 50},
+        "args": {"type": "array", "items": {"type": "string", "maxLength": 500}, "maxItems": 50},
+        "env_vars": SCHEMA["properties"]["env_vars"],
+        "device": DEVICE,
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "interface": INTERFACE,
+    },
+}
+ALGORITHM_FIELDS = {
+    "name": {"type": "string", "pattern": NAME},
+    "version": VERSION,
+    "purpose": PURPOSE,
+    "description": TEXT,
+    "framework": FRAMEWORK,
+    "visibility": VISIBILITY,
+    "device": DEVICE,
+    "transfer_training": {"type": "boolean"},
+    "smoke": {"type": "boolean"},
+    "train": PART,
+    "predict": PART,
+}
+ENV_FIELDS = {
+    "name": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]{0,39}$"},
+    "version": VERSION,
+    "description": TEXT,
+    "framework": FRAMEWORK,
+    "visibility": VISIBILITY,
+    "device": DEVICE,
+    "smoke": {"type": "boolean"},
+}
+
+
+def _schema(fields: dict, required: list[str]) -> dict:
+    return {"type": "object", "additionalProperties": False, "properties": fields, "required": required}
+
+
+SCHEMAS = {
+    "algorithm-create": _schema(ALGORITHM_FIELDS, ["name", "version"]),
+    "algorithm-edit": _schema({k: v for k, v in ALGORITHM_FIELDS.items() if k not in ("name", "version")}, []),
+    "env-create": _schema(ENV_FIELDS, ["name", "version"]),
+    "env-edit": _schema({k: v for k, v in ENV_FIELDS.items() if k != "name"}, []),
+}
+# Fields of an algorithm that stay editable after it has been online.
+ALWAYS_EDITABLE = {"visibility", "description"}
+
+
+class LibraryError(Exception):
+    """A refused request: HTTP *status*, a stable *code*, a message naming the rule and the fix."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def as_dict(self) -> dict:
+        return {"error": {"status": self.status, "code": self.code, "message": self.message, "field": self.field}}
+
+
+@dataclass(frozen=True)
+class Who:
+    """The caller, as the hub identified it."""
+
+    name: str
+    admin: bool = False
+    kind: str = "user"
+
+
+def check_input(schema: str, data) -> dict:
+    """Return *data* if it satisfies the named schema, else raise a 400 naming the first bad field."""
+    errors = sorted(Draft202012Validator(SCHEMAS[schema]).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        field = _key(first.absolute_path)
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise LibraryError(400, "invalid-field", f"{field}: {first.message}{more}", field)
+    return data
+
+
+def can_see(item, who: Who) -> bool:
+    return who.admin or item.visibility != Visibility.private or item.owner == who.name
+
+
+def visible_to(model, who: Who):
+    """A WHERE clause: the rows of *model* that *who* may see."""
+    if who.admin:
+        return True
+    return or_(model.visibility != Visibility.private, model.owner == who.name)
+
+
+def get_visible(session: Session, model, item_id: int, who: Who):
+    item = session.get(model, item_id)
+    if item is None or not can_see(item, who):
+        what = "algorithm" if model is Algorithm else "base env"
+        raise LibraryError(404, "not-found", f"No {what} with id {item_id} is visible to you.")
+    return item
+
+
+def require_change(item, who: Who) -> None:
+    """Owners and admins change items; preset items are for admins only."""
+    if who.admin:
+        return
+    if item.visibility == Visibility.preset:
+        raise LibraryError(403, "preset", f"{item.name} is a preset; only admins change presets.")
+    if item.owner != who.name:
+        raise LibraryError(403, "not-owner", f"{item.name} belongs to {item.owner}; only its owner or an "
+                           "admin can change it.")
+
+
+def require_visibility_allowed(visibility: str | None, who: Who) -> None:
+    if visibility == Visibility.preset and not who.admin:
+        raise LibraryError(403, "preset", "Only admins publish presets; choose private or public.",
+                           "visibility")
+
+
+def require_smoke_allowed(data: dict, who: Who) -> None:
+    if data.get("smoke") is False and not who.admin:
+        raise LibraryError(403, "smoke-admin", "Only admins skip the smoke run; leave 'smoke' out.", "smoke")
+
+
+def apply_fields(item, data: dict) -> None:
+    for key, value in data.items():
+        if key == "purpose":
+            item.purpose_first, item.purpose_second = value["first"], value["second"]
+        elif key == "visibility":
+            item.visibility = Visibility(value)
+        elif key in ("train", "predict"):
+            setattr(item, key, {**(getattr(item, key) or {}), **value})
+        else:
+            setattr(item, key, value)
+
+
+def create(session: Session, model, who: Who, data: dict, smoke: bool = True):
+    """Insert a draft owned by *who*; a taken name (and version) is a 409, decided by the database."""
+    require_visibility_allowed(data.get("visibility"), who)
+    require_smoke_allowed(data, who)
+    item = model(owner=who.name, status=Status.draft, errors=[], progress="", smoke=smoke)
+    apply_fields(item, data)
+    session.add(item)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if model is Algorithm:
+            message = f"{who.name}/{data['name']} version {data['version']} exists; publish a new version."
+        else:
+            message = f"A base env named {data['name']!r} exists; choose another name or edit that one."
+        raise LibraryError(409, "exists", message, "version" if model is Algorithm else "name") from None
+    return item
+
+
+def edit(session: Session, item, who: Who, data: dict):
+    require_change(item, who)
+    require_visibility_allowed(data.get("visibility"), who)
+    require_smoke_allowed(data, who)
+    frozen = sorted(set(data) - ALWAYS_EDITABLE)
+    if item.was_online and frozen:
+        raise LibraryError(409, "immutable", f"{item.name} {item.version} has been online, so "
+                           f"{', '.join(frozen)} can no longer change; publish a new version.", frozen[0])
+    if item.status == Status.validating and frozen:
+        raise LibraryError(409, "validating", "Wait until validation ends before editing.", frozen[0])
+    apply_fields(item, data)
+    session.commit()
+    return item
+
+
+def set_online(session: Session, item, who: Who, online: bool):
+    require_change(item, who)
+    allowed = (Status.ready, Status.offline, Status.online) if online else (Status.online, Status.offline)
+    if item.status not in allowed:
+        verb = "brought online" if online else "taken offline"
+        raise LibraryError(409, "status", f"{item.name} is {item.status.value}; only "
+                           f"{' or '.join(s.value for s in allowed)} items can be {verb}.")
+    item.status = Status.online if online else Status.offline
+    item.was_online = item.was_online or online
+    session.commit()
+    return item
+
+
+def check_deletable(item, who: Who) -> None:
+    require_change(item, who)
+    if item.status == Status.online:
+        raise LibraryError(409, "in-use", f"{item.name} is online; take it offline before deleting it.")
+    if item.status == Status.validating:
+        raise LibraryError(409, "validating", "Wait until validation ends before deleting.")
+
+
+SORTABLE = {"name", "created", "updated", "status", "owner"}
+
+
+def listing(session: Session, model, who: Who, filters: dict, q: str | None, page: int, per_page: int,
+            sort: str = "-updated") -> dict:
+    """One page of the items *who* can see, filtered by exact column values and a name/description search."""
+    where = [visible_to(model, who)]
+    for column, value in filters.items():
+        where.append(getattr(model, column) == value)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(or_(model.name.ilike(pattern, escape="\\"), model.description.ilike(pattern, escape="\\")))
+    column = getattr(model, sort.lstrip("-"))
+    order = column.desc() if sort.startswith("-") else column.asc()
+    total = session.scalar(select(func.count()).select_from(model).where(*where))
+    rows = session.scalars(select(model).where(*where).order_by(order, model.id.desc())
+                          .offset((page - 1) * per_page).limit(per_page)).all()
+    return {"items": rows, "total": total, "page": page, "per_page": per_page}
+
+
+def part_from_algorithm_yaml(doc: dict) -> dict:
+    """The train or predict part of a record, from an ``algorithm.yaml`` document (or image label)."""
+    part = {key: doc[key] for key in ("command", "args", "env_vars", "device") if key in doc}
+    if doc.get("kind") == "predict" and "interface" in doc:
+        part["interface"] = doc["interface"]
+        part["port"] = int(doc["interface"].get("port", 8080))
+    return part
+
+
+def fields_from_algorithm_yaml(doc: dict) -> dict:
+    """Record fields an ``algorithm.yaml`` document prefills."""
+    fields = {key: doc[key] for key in ("name", "version", "description", "framework", "device") if key in doc}
+    if "purpose" in doc:
+        fields["purpose"] = doc["purpose"]
+    if doc.get("kind") == "train" and "transfer_training" in doc:
+        fields["transfer_training"] = doc["transfer_training"]
+    fields[doc["kind"]] = part_from_algorithm_yaml(doc)
+    return fields

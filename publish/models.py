@@ -1,0 +1,115 @@
+"""Tables of the library: algorithms, base environments and the image tars behind them.
+
+An algorithm version is one row (``owner``, ``name``, ``version`` unique); a new
+version is a new row.  Its train and predict parts are JSON documents shaped
+like ``algorithm.yaml``.  Each uploaded, pulled or published tar is an
+:class:`Image` row pointing at a content-addressed file in the store.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Visibility(str, enum.Enum):
+    private = "private"  # the owner (and admins) only
+    public = "public"  # every user
+    preset = "preset"  # every user; only admins set or change it
+
+
+class Status(str, enum.Enum):
+    draft = "draft"
+    validating = "validating"
+    ready = "ready"
+    online = "online"
+    offline = "offline"
+    failed = "failed"
+
+
+class ImageStatus(str, enum.Enum):
+    pending = "pending"
+    validating = "validating"
+    valid = "valid"
+    invalid = "invalid"
+
+
+def _enum(cls):
+    return Enum(cls, native_enum=False, length=16, validate_strings=True)
+
+
+class Item:
+    """Columns shared by algorithms and base environments."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    framework: Mapped[str] = mapped_column(String(40), default="", index=True)
+    visibility: Mapped[Visibility] = mapped_column(_enum(Visibility), default=Visibility.private, index=True)
+    status: Mapped[Status] = mapped_column(_enum(Status), default=Status.draft, index=True)
+    progress: Mapped[str] = mapped_column(String(200), default="")
+    errors: Mapped[list] = mapped_column(JSON, default=list)
+    smoke: Mapped[bool] = mapped_column(Boolean, default=True)
+    was_online: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+class Algorithm(Item, Base):
+    __tablename__ = "algorithms"
+    __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_algorithm_version"),)
+
+    purpose_first: Mapped[str] = mapped_column(String(16), default="other", index=True)
+    purpose_second: Mapped[str] = mapped_column(String(40), default="other", index=True)
+    transfer_training: Mapped[bool] = mapped_column(Boolean, default=False)
+    device: Mapped[str] = mapped_column(String(8), default="cpu", index=True)
+    train: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    predict: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    images: Mapped[list[Image]] = relationship(back_populates="algorithm", cascade="all, delete-orphan",
+                                               order_by="Image.id")
+
+
+class BaseEnv(Item, Base):
+    __tablename__ = "base_envs"
+    __table_args__ = (UniqueConstraint("name", name="uq_base_env_name"),)
+
+    device: Mapped[str] = mapped_column(String(8), default="cpu", index=True)
+    image: Mapped[str] = mapped_column(String(255), default="")  # the engine tag workspaces start from
+    images: Mapped[list[Image]] = relationship(back_populates="env", cascade="all, delete-orphan",
+                                               order_by="Image.id")
+
+
+class Image(Base):
+    """One image tar of an algorithm (role train or predict) or of a base env (role env)."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("algorithms.id", ondelete="CASCADE"),
+                                                     nullable=True, index=True)
+    env_id: Mapped[int | None] = mapped_column(ForeignKey("base_envs.id", ondelete="CASCADE"),
+                                               nullable=True, index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    tag: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[ImageStatus] = mapped_column(_enum(ImageStatus), default=ImageStatus.pending)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    algorithm: Mapped[Algorithm | None] = relationship(back_populates="images")
+    env: Mapped[BaseEnv | None] = relationship(back_populates="images")

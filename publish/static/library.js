@@ -1,0 +1,268 @@
+// The library's pages: every page reads and writes through the REST API, with the hub's XSRF token.
+(function () {
+  "use strict";
+  const page = window.LIBRARY;
+  const $ = (selector) => document.querySelector(selector);
+  const text = (value) => document.createTextNode(value == null ? "" : String(value));
+
+  function flash(message) {
+    const box = $("#flash");
+    box.textContent = message;
+    box.classList.toggle("d-none", !message);
+  }
+
+  async function api(method, path, body) {
+    const options = { method, credentials: "same-origin", headers: { "X-XSRFToken": page.xsrf } };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(page.prefix + "api/" + path, options);
+    const data = response.status === 204 ? null : await response.json();
+    if (!response.ok) {
+      const error = new Error(data && data.error ? data.error.message : response.statusText);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  function row(cells, href) {
+    const tr = document.createElement("tr");
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      td.appendChild(cell instanceof Node ? cell : text(cell));
+      tr.appendChild(td);
+    }
+    if (href) tr.addEventListener("click", () => { window.location = href; });
+    return tr;
+  }
+
+  function badge(status) {
+    const span = document.createElement("span");
+    span.className = "badge status-" + status;
+    span.textContent = status;
+    return span;
+  }
+
+  function listPage(kind, columns) {
+    let current = 1;
+    async function load() {
+      const params = new URLSearchParams({ page: current, per_page: 20 });
+      for (const [key, value] of new FormData($("#filters"))) if (value) params.set(key, value);
+      try {
+        const data = await api("GET", kind + "?" + params);
+        const body = $("#items tbody");
+        body.replaceChildren(...data.items.map((item) => row(columns(item), page.prefix + kind + "/" + item.id)));
+        const pages = Math.max(1, Math.ceil(data.total / data.per_page));
+        $("#page-info").textContent = `page ${data.page} of ${pages} (${data.total})`;
+        $("#prev").disabled = data.page <= 1;
+        $("#next").disabled = data.page >= pages;
+        flash("");
+      } catch (e) { flash(e.message); }
+    }
+    $("#filters").addEventListener("submit", (event) => { event.preventDefault(); current = 1; load(); });
+    $("#prev").addEventListener("click", () => { current -= 1; load(); });
+    $("#next").addEventListener("click", () => { current += 1; load(); });
+    load();
+  }
+
+  function field(label, value) {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.className = "col-sm-3"; dd.className = "col-sm-9";
+    dt.textContent = label; dd.textContent = value;
+    return [dt, dd];
+  }
+
+  function showItem(item, kind) {
+    $("#title").textContent = `${item.name} ${item.version}`;
+    const status = $("#status");
+    status.className = "badge status-" + item.status;
+    status.textContent = item.status;
+    $("#progress").textContent = item.progress || "";
+    const errors = item.errors || [];
+    $("#errors").classList.toggle("d-none", errors.length === 0);
+    $("#errors ul").replaceChildren(...errors.map((e) => {
+      const li = document.createElement("li");
+      li.className = "list-group-item list-group-item-danger";
+      li.textContent = `${e.image ? e.image + ": " : ""}${e.code}: ${e.message}`;
+      return li;
+    }));
+    const rows = [["Owner", item.owner], ["Visibility", item.visibility], ["Framework", item.framework],
+                  ["Device", item.device], ["Description", item.description]];
+    if (kind === "algorithms") {
+      rows.push(["Purpose", `${item.purpose.first} / ${item.purpose.second}`],
+                ["Transfer training", item.transfer_training ? "yes" : "no"]);
+    } else rows.push(["Image", item.image]);
+    $("#fields").replaceChildren(...rows.flatMap(([label, value]) => field(label, value)));
+    $("#images tbody").replaceChildren(...item.images.map((i) =>
+      row([i.role, i.filename, (i.size / 1048576).toFixed(1) + " MiB", i.tag, badge(i.status)])));
+    $("#online").disabled = !["ready", "offline"].includes(item.status);
+    $("#offline").disabled = item.status !== "online";
+    $("#delete").disabled = ["online", "validating"].includes(item.status);
+  }
+
+  function itemPage(kind) {
+    const path = kind + "/" + page.item_id;
+    let shownInterface = false;
+    async function refresh() {
+      try {
+        const item = await api("GET", path);
+        showItem(item, kind);
+        if (kind === "algorithms") {
+          $("#edit").href = page.prefix + path + "/edit";
+          $("#train").textContent = item.train ? JSON.stringify(item.train, null, 2) : "(no train image)";
+          const iface = item.predict && item.predict.interface;
+          $("#predict-section").classList.toggle("d-none", !iface);
+          if (iface && !shownInterface) { showInterface(iface); shownInterface = true; }
+        }
+        if (item.status === "validating") setTimeout(refresh, 1000);
+      } catch (e) { flash(e.message); }
+    }
+    async function act(method, suffix) {
+      try {
+        await api(method, path + suffix);
+        if (method === "DELETE") window.location = page.prefix + (kind === "algorithms" ? "" : "envs");
+        else refresh();
+      } catch (e) { flash(e.message); }
+    }
+    $("#online").addEventListener("click", () => act("POST", "/online"));
+    $("#offline").addEventListener("click", () => act("POST", "/offline"));
+    $("#delete").addEventListener("click", () => { if (confirm("Delete this version?")) act("DELETE", ""); });
+    if (kind === "algorithms") {
+      $("#online-test").addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const params = {};
+        for (const input of document.querySelectorAll("#test-fields input")) {
+          const type = input.dataset.type;
+          params[input.name] = type === "Integer" ? parseInt(input.value, 10)
+            : type === "Float" ? parseFloat(input.value) : type === "Boolean" ? input.value === "true" : input.value;
+        }
+        $("#test-result").textContent = "calling...";
+        try {
+          const result = await api("POST", path + "/test", { params });
+          $("#test-result").textContent = `HTTP ${result.status}\n` + JSON.stringify(result.response, null, 2);
+        } catch (e) { $("#test-result").textContent = e.message; }
+      });
+    }
+    refresh();
+  }
+
+  function showInterface(iface) {
+    $("#interface tbody").replaceChildren(...iface.params.map((p) =>
+      row([p.name, p.type, p.required ? "yes" : "no", p.description || ""])));
+    $("#test-fields").replaceChildren(...iface.params.map((p) => {
+      const wrap = document.createElement("div");
+      wrap.className = "mb-2";
+      const label = document.createElement("label");
+      label.className = "form-label";
+      label.textContent = `${iface.method} /${iface.name}: ${p.name}`;
+      label.htmlFor = "test-" + p.name;
+      const input = document.createElement("input");
+      input.className = "form-control"; input.id = "test-" + p.name; input.name = p.name;
+      input.dataset.type = p.type;
+      input.value = p.test_value == null ? "" : p.test_value;
+      wrap.append(label, input);
+      return wrap;
+    }));
+  }
+
+  function upload(path, files, onDone) {
+    const form = new FormData();
+    for (const [role, file] of files) form.append(role, file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", page.prefix + "api/" + path);
+    xhr.setRequestHeader("X-XSRFToken", page.xsrf);
+    const bar = $("#upload-progress");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (!event.lengthComputable) return;
+      const percent = Math.round((100 * event.loaded) / event.total);
+      bar.style.width = percent + "%";
+      bar.textContent = percent + "%";
+    });
+    xhr.addEventListener("load", () => {
+      const data = JSON.parse(xhr.responseText || "{}");
+      if (xhr.status >= 400) flash(data.error ? data.error.message : xhr.statusText);
+      else onDone(data);
+    });
+    xhr.addEventListener("error", () => flash("the upload was interrupted; nothing was published"));
+    xhr.send(form);
+  }
+
+  function value(id) { return $("#" + id).value; }
+
+  function publishPage() {
+    $("#publish").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const files = ["train", "predict"].map((role) => [role, $("#" + role).files[0]]).filter(([, f]) => f);
+      if (files.length === 0) { flash("choose a train or predict image tar"); return; }
+      const body = { name: value("name"), version: value("version"), description: value("description"),
+                     visibility: value("visibility"), device: value("device"),
+                     purpose: { first: value("purpose_first"), second: value("purpose_second") } };
+      if ($("#smoke") && !$("#smoke").checked) body.smoke = false;
+      try {
+        const item = await api("POST", "algorithms", body);
+        upload(`algorithms/${item.id}/images`, files, () => { window.location = page.prefix + "algorithms/" + item.id; });
+      } catch (e) { flash(e.message); }
+    });
+  }
+
+  function editPage() {
+    const path = "algorithms/" + page.item_id;
+    api("GET", path).then((item) => {
+      $("#title").textContent = `${item.name} ${item.version}`;
+      $("#description").value = item.description;
+      $("#visibility").value = item.visibility;
+      $("#purpose_first").value = item.purpose.first;
+      $("#purpose_second").value = item.purpose.second;
+      $("#transfer_training").checked = item.transfer_training;
+      $("#train").value = JSON.stringify(item.train || {}, null, 2);
+      $("#predict").value = JSON.stringify(item.predict || {}, null, 2);
+      if (item.was_online) {
+        $("#frozen-note").textContent = "This version has been online: only its description and visibility can change.";
+        for (const id of ["purpose_first", "purpose_second", "transfer_training", "train", "predict"]) $("#" + id).disabled = true;
+      }
+    }).catch((e) => flash(e.message));
+    $("#edit-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { description: value("description"), visibility: value("visibility") };
+      if (!$("#train").disabled) {
+        body.purpose = { first: value("purpose_first"), second: value("purpose_second") };
+        body.transfer_training = $("#transfer_training").checked;
+        try {
+          for (const part of ["train", "predict"]) {
+            const parsed = JSON.parse(value(part) || "{}");
+            if (Object.keys(parsed).length) body[part] = parsed;
+          }
+        } catch (e) { flash("the train or predict part is not valid JSON: " + e.message); return; }
+      }
+      try { await api("PATCH", path, body); window.location = page.prefix + path; } catch (e) { flash(e.message); }
+    });
+  }
+
+  function envNewPage() {
+    $("#env-new").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const file = $("#env").files[0], reference = value("reference");
+      if (!file && !reference) { flash("choose an image tar or give an image reference to pull"); return; }
+      try {
+        const env = await api("POST", "envs", { name: value("name"), version: value("version"),
+          framework: value("framework"), device: value("device"), description: value("description"),
+          visibility: value("visibility") });
+        const done = () => { window.location = page.prefix + "envs/" + env.id; };
+        if (file) upload(`envs/${env.id}/images`, [["env", file]], done);
+        else { await api("POST", `envs/${env.id}/pull`, { reference }); done(); }
+      } catch (e) { flash(e.message); }
+    });
+  }
+
+  const algorithmColumns = (a) => [a.name, a.version, `${a.purpose.first}/${a.purpose.second}`, a.framework,
+                                   a.device, a.owner, a.visibility, badge(a.status)];
+  const envColumns = (e) => [e.name, e.version, e.framework, e.device, e.owner, e.visibility, badge(e.status)];
+  const views = {
+    algorithms: () => listPage("algorithms", algorithmColumns), envs: () => listPage("envs", envColumns),
+    algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),
+    publish: publishPage, edit: editPage, env_new: envNewPage,
+  };
+  views[page.view]();
+})();

@@ -1,0 +1,95 @@
+"""Run the publish service in-process for unit tests, with a stand-in for the hub's identity check.
+
+``FakeHubAuth`` answers what JupyterHub's ``HubOAuth`` answers for a token: a
+user model, or nothing.  Everything else (handlers, database, store, jobs) is
+the real service.  Tests that need the real hub are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from tornado.httpserver import HTTPServer
+
+from workspace_hub.publish.app import PublishService
+
+USERS = {
+    "owner-token": {"kind": "user", "name": "olive", "admin": False},
+    "other-token": {"kind": "user", "name": "oscar", "admin": False},
+    "admin-token": {"kind": "user", "name": "ada", "admin": True},
+    "hub-token": {"kind": "service", "name": "publish", "admin": False},
+}
+
+
+class FakeHubAuth:
+    access_scopes = {"access:services!service=publish"}
+    login_url = "/hub/login"
+    base_url = "/services/publish/"
+
+    def get_user(self, handler):
+        token = handler.request.headers.get("Authorization", "").removeprefix("token ").strip()
+        return dict(USERS[token]) if token in USERS else None
+
+    def check_scopes(self, required, model):
+        return set(required)
+
+    def check_xsrf_cookie(self, handler):
+        pass
+
+    def _persist_url_token_if_set(self, handler):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """requests against the service's API, as one of USERS (or anonymous)."""
+
+    def __init__(self, base: str, token: str | None):
+        self.base = base
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"token {token}"
+
+    def __call__(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, f"{self.base}api/{path}", timeout=60, **kwargs)
+
+
+@contextmanager
+def running_service(data_root: Path, db_url: str | None = None, **traits):
+    """The service on a free loopback port, in a thread; yields (service, base URL)."""
+    data_root.mkdir(parents=True, exist_ok=True)
+    service = PublishService(data_root=str(data_root), **({"db_url": db_url} if db_url else {}), **traits)
+    service.initialize([])
+    service.store.clean_incoming()
+    service.seed_presets()
+    loop = asyncio.new_event_loop()
+    port = free_port()
+    ready = threading.Event()
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        server = HTTPServer(service.make_app(FakeHubAuth()), max_body_size=service.max_upload_bytes + 65536)
+        server.listen(port, "127.0.0.1")
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield service, f"http://127.0.0.1:{port}/services/publish/"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        service.jobs.pool.shutdown(wait=True)
+        service.sessions.kw["bind"].dispose()
