@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
@@ -151,7 +152,12 @@ class PublishService(Application):
                             max_buffer_size=64 * 1024**2)
         server.listen(url.port, url.hostname)
         self.log.info("publish service on %s", url.geturl())
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with SIGTERM
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await stop.wait()
+        server.stop()
+        self.log.info("publish service stopped")
 
 
 def main(argv=None) -> None:

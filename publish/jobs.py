@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import urllib.error
@@ -114,7 +112,7 @@ class Jobs:
             if item is None:
                 return
             errors, warnings = [], []
-            for image in item.images:
+            for image in sorted(item.images, key=lambda i: i.role != "train"):  # train first: predict uses its model
                 if image.status == ImageStatus.valid:
                     continue
                 image.status = ImageStatus.validating
@@ -135,6 +133,10 @@ class Jobs:
                 item.image = item.images[-1].tag
             session.commit()
 
+    def model_dir(self, algorithm_id: int) -> Path:
+        """The model the smoke training wrote; the predict smoke run and the online test serve it."""
+        return self.store.root / "models" / str(algorithm_id)
+
     def _progress(self, session, item, text: str) -> None:
         item.progress = text
         session.commit()
@@ -151,7 +153,13 @@ class Jobs:
                 return [problem], report.as_dict()
         if item.smoke:
             self._progress(session, item, f"smoke run of {image.filename}")
-            problems = self._env_smoke(path) if image.role == "env" else smoke_test(path, report)
+            if image.role == "env":
+                problems = self._env_smoke(path)
+            else:
+                model = self.model_dir(item.id)
+                model.mkdir(parents=True, exist_ok=True)
+                problems = smoke_test(path, report, **({"model_out": model} if image.role == "train" else
+                                                       {"model": str(model)}))
             if problems:
                 return problems, report.as_dict()
         self._progress(session, item, f"loading {image.filename} into the engine")
@@ -232,7 +240,7 @@ class Serving:
     def __init__(self, jobs: Jobs, health_timeout: float = 120):
         self.jobs = jobs
         self.health_timeout = health_timeout
-        self.running: dict[int, tuple[object, int, Path]] = {}
+        self.running: dict[int, tuple[object, int]] = {}
         self.lock = threading.Lock()  # one container per algorithm, however many tests arrive at once
 
     def call(self, algorithm: Algorithm, params: dict) -> tuple[int, object]:
@@ -255,7 +263,7 @@ class Serving:
 
     def _ensure(self, algorithm: Algorithm) -> int:
         if algorithm.id in self.running:
-            container, port, _ = self.running[algorithm.id]
+            container, port = self.running[algorithm.id]
             container.reload()
             if container.status == "running":
                 return port
@@ -264,13 +272,14 @@ class Serving:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        model = Path(tempfile.mkdtemp(prefix="publish-serve-"))
+        model = self.jobs.model_dir(algorithm.id)
+        model.mkdir(parents=True, exist_ok=True)
         container = self.jobs.engine.containers.run(
             tag, detach=True, network_mode="host", environment={"PORT": str(port), "HOST": "127.0.0.1"},
             volumes={str(model): {"bind": "/project/model", "mode": "ro"}},
             name=f"publish-serve-{algorithm.id}-{port}", labels={"ai.workspace-hub.serving": str(algorithm.id)},
             **SANDBOX)
-        self.running[algorithm.id] = (container, port, model)
+        self.running[algorithm.id] = (container, port)
         deadline = time.monotonic() + self.health_timeout
         while True:
             try:
@@ -286,13 +295,12 @@ class Serving:
                 time.sleep(0.2)
 
     def stop(self, algorithm_id: int) -> None:
-        container, _, model = self.running.pop(algorithm_id, (None, None, None))
+        container, _ = self.running.pop(algorithm_id, (None, None))
         if container is not None:
             try:
                 container.remove(force=True)
             except Exception:
                 log.warning("could not remove serving container of algorithm %s", algorithm_id)
-            shutil.rmtree(model, ignore_errors=True)
 
     def stop_all(self) -> None:
         for algorithm_id in list(self.running):

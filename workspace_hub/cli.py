@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .catalog import REPO_ROOT, CatalogError, load_catalog
+from .libraryclient import LibraryClientError
 from .projectgen import ProjectError
 
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -235,6 +236,60 @@ def cmd_import_git(args) -> int:
     return 0
 
 
+def _library():
+    from .libraryclient import LibraryClient
+
+    return LibraryClient()
+
+
+def print_algorithm(item: dict) -> None:
+    print(f"{item['id']}  {item['owner']}/{item['name']} {item['version']}  [{item['status']}]  "
+          f"{item['visibility']}  {item['purpose']['first']}/{item['purpose']['second']}  {item['device']}")
+    for image in item.get("images", []):
+        print(f"  {image['role']:8} {image['filename']}  {image['tag'] or '(not loaded)'}  {image['status']}")
+    for error in item.get("errors") or []:
+        print(f"  error [{error.get('image') or '-'}] {error['code']}: {error['message']}")
+
+
+def cmd_publish(args) -> int:
+    """Publish this workspace's docker_image tars; wait for the verdict (exit 1 when it failed)."""
+    project = args.project or os.environ.get("WORKSPACE_PROJECT") or os.environ.get("JUPYTERHUB_SERVER_NAME")
+    if not project:
+        raise WsError("which project? Run this in a workspace, or pass --project")
+    client = _library()
+    body = {"project": project, **({"name": args.name} if args.name else {}),
+            **({"visibility": "public"} if args.public else {})}
+    item = client.request("POST", "algorithms/from-project", body)
+    print(f"publishing {item['owner']}/{item['name']} {item['version']} (id {item['id']}): "
+          f"{', '.join(i['filename'] for i in item['images'])}")
+    if args.no_wait:
+        return 0
+    item = client.wait(item["id"], on_progress=lambda text: print(f"  {text}"))
+    print_algorithm(item)
+    if item["status"] != "ready":
+        return 1
+    print(f"ready. Bring it online with: ws algorithms online {item['id']}")
+    return 0
+
+
+def cmd_algorithms(args) -> int:
+    client = _library()
+    if args.algorithms_command == "list":
+        query = {"per_page": 100, **({"q": args.search} if args.search else {}),
+                 **({"owner": client.request("GET", "me")["name"]} if args.mine else {})}
+        for item in client.request("GET", "algorithms", query=query)["items"]:
+            print_algorithm(item)
+        return 0
+    item = client.find(args.ref)
+    if args.algorithms_command in ("online", "offline"):
+        item = client.request("POST", f"algorithms/{item['id']}/{args.algorithms_command}")
+    if args.json:
+        print(json.dumps(item, indent=2, ensure_ascii=False))
+    else:
+        print_algorithm(item)
+    return 0
+
+
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
     p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
@@ -297,6 +352,26 @@ def parser() -> argparse.ArgumentParser:
     git.add_argument("--name", help="folder name under /project/code (default: the repository's)")
     git.set_defaults(func=cmd_import_git)
 
+    publish = sub.add_parser("publish", help="publish this project's docker_image tars to the algorithm library")
+    publish.add_argument("--project", help="the workspace project (default: this workspace's)")
+    publish.add_argument("--name", help="which algorithm, when docker_image holds several")
+    publish.add_argument("--public", action="store_true", help="visible to every user (default: private)")
+    publish.add_argument("--no-wait", action="store_true", help="return once the upload is accepted")
+    publish.set_defaults(func=cmd_publish)
+
+    algorithms = sub.add_parser("algorithms", help="the algorithm library").add_subparsers(
+        dest="algorithms_command", required=True)
+    algorithms_list = algorithms.add_parser("list", help="algorithms you can see")
+    algorithms_list.add_argument("--mine", action="store_true")
+    algorithms_list.add_argument("--search")
+    algorithms_list.set_defaults(func=cmd_algorithms)
+    for action, text in (("show", "details of one algorithm"), ("online", "make a ready version usable"),
+                         ("offline", "stop offering a version")):
+        one = algorithms.add_parser(action, help=text)
+        one.add_argument("ref", help="an id, a name (newest version) or name:version")
+        one.add_argument("--json", action="store_true")
+        one.set_defaults(func=cmd_algorithms)
+
     envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)
     build = envs.add_parser("build", help="build env images (all CPU envs when none named)")
@@ -312,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (WsError, CatalogError, ProjectError) as e:
+    except (WsError, CatalogError, ProjectError, LibraryClientError) as e:
         print(f"ws: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -141,8 +141,8 @@ def _ws_package() -> tempfile.TemporaryDirectory:
     root = Path(tmp.name)
     shutil.copy(REPO_ROOT / "pyproject.toml", root)
     shutil.copy(REPO_ROOT / "README.md", root)
-    shutil.copytree(REPO_ROOT / "workspace_hub", root / "workspace_hub",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("workspace_hub", "publish"):  # pyproject maps workspace_hub.publish to publish/
+        shutil.copytree(REPO_ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp
 
 

@@ -100,7 +100,8 @@ def configure(c, environ=os.environ) -> None:
     if environ.get("WSHUB_SERVICE_TOKEN"):
         services.append({"name": "ws-admin", "api_token": environ["WSHUB_SERVICE_TOKEN"]})
         roles.append({"name": "ws-admin", "scopes": ["admin:users", "admin:servers", "tokens",
-                                                      "admin-ui", "list:users", "read:users"],
+                                                      "admin-ui", "list:users", "read:users",
+                                                      "list:services", "read:services"],
                       "services": ["ws-admin"]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles

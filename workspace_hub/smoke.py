@@ -53,8 +53,13 @@ def _tail(container, lines: int = 15) -> str:
 
 
 def smoke_test(path, report: Report, dataset: str | None = None, model: str | None = None,
-               train_timeout: float = 600, health_timeout: float = 120) -> list[Problem]:
-    """Run the image at *path* (already checked statically); return the problems found."""
+               train_timeout: float = 600, health_timeout: float = 120,
+               model_out: str | Path | None = None) -> list[Problem]:
+    """Run the image at *path* (already checked statically); return the problems found.
+
+    A train run that passes copies what it wrote to *model_out*, if given, so
+    that the predict image can be tried with a real model.
+    """
     import docker
 
     try:
@@ -71,6 +76,8 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
         image.tag(f"ws-smoke/{uuid.uuid4().hex[:12]}", "latest")
         if report.kind == "train":
             container, problems = _train(client, image, work, dataset, train_timeout, report.image["labels"])
+            if model_out and not problems:
+                shutil.copytree(work / "model", model_out, dirs_exist_ok=True)
         else:
             container, problems = _predict(client, image, report, work, model, health_timeout)
         return problems

@@ -1,0 +1,179 @@
+"""The library end to end: a real hub runs the publish service, a real workspace publishes to it.
+
+pia bakes the bayes sample in her workspace, packs it with `ws build` (`make
+build`), publishes it with `ws publish` and brings it online with `ws
+algorithms online`, all inside the workspace with its own $JUPYTERHUB_API_TOKEN.
+quinn, another user, sees it only once it is public, and calls the running
+predict container through the online test.  Then the service is killed with
+SIGKILL in the middle of a validation and the hub restarts it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.library import Client
+
+pytestmark = pytest.mark.docker
+
+PUBLISHER, OTHER, PROJECT = "pia", "quinn", "lib-demo"
+NAME = "text-classify-bayes"
+
+
+def sh(container, script: str, expect: int = 0) -> str:
+    code, out = container.exec_run(["bash", "-lc", script], user="1000")
+    assert code == expect, out.decode()[-3000:]
+    return out.decode()
+
+
+def wait_status(client: Client, item_id: int, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while (item := client("GET", f"algorithms/{item_id}").json())["status"] == "validating":
+        assert time.monotonic() < deadline, item
+        time.sleep(0.5)
+    return item
+
+
+@pytest.fixture(scope="module")
+def library(hub):
+    """Clients of the library for pia, quinn and the hub's first admin."""
+    for user in (PUBLISHER, OTHER):
+        hub.api("POST", f"/users/{user}")
+    base = f"{hub.url}/services/publish/"
+    return {user: Client(base, hub.user_token(user)) for user in (PUBLISHER, OTHER, "admin")} | {"base": base}
+
+
+@pytest.fixture(scope="module")
+def workspace(hub, library, container_of):
+    hub.start_project(PUBLISHER, PROJECT, env="python")
+    container = container_of(PUBLISHER, PROJECT)
+    sh(container, f"cd /project/code && ws new sample {NAME} && cd {NAME}-train-demo && make build_cpu "
+                  f"&& cd ../{NAME}-api-demo && make build")
+    return container
+
+
+@pytest.fixture(scope="module")
+def published(workspace, library):
+    """`ws publish` in the workspace: one command, no login, waits for the verdict."""
+    out = sh(workspace, f"ws publish --name {NAME}")
+    assert "ready. Bring it online with: ws algorithms online" in out, out
+    algorithm_id = int(re.search(r"\(id (\d+)\)", out).group(1))
+    return algorithm_id, out
+
+
+def test_the_library_is_a_displayed_hub_service(hub, library):
+    services = hub.api("GET", "/services").json()
+    assert services["publish"]["display"] is True
+    assert library[PUBLISHER]("GET", "me").json() == {"name": PUBLISHER, "admin": False, "kind": "user"}
+
+
+def test_ws_publish_takes_the_project_to_ready_with_its_metadata(published, library):
+    algorithm_id, out = published
+    assert "smoke run of train-text-classify-bayes-cpu.tar" in out and "loading" in out
+    item = library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()
+    assert item["status"] == "ready" and item["owner"] == PUBLISHER and item["visibility"] == "private"
+    assert item["purpose"] == {"first": "text", "second": "classification"}
+    assert item["train"]["command"] == ["python", "src/train.py"] and "EPOCHS" in item["train"]["env_vars"]
+    assert item["predict"]["interface"]["params"][0]["name"] == "text"
+    assert {i["tag"] for i in item["images"]} == {f"algorithms/{PUBLISHER}/{NAME}:1.0-train",
+                                                 f"algorithms/{PUBLISHER}/{NAME}:1.0-predict"}
+
+
+def test_online_then_public_then_another_user_tests_it(published, workspace, library, engine):
+    algorithm_id, _ = published
+    assert library[OTHER]("GET", f"algorithms/{algorithm_id}").status_code == 404
+    assert "[online]" in sh(workspace, f"ws algorithms online {algorithm_id}")
+    assert library[OTHER]("GET", f"algorithms?name={NAME}").json()["total"] == 0
+    assert library[PUBLISHER]("PATCH", f"algorithms/{algorithm_id}", json={"visibility": "public"}).ok
+    assert library[OTHER]("GET", f"algorithms?name={NAME}").json()["total"] == 1
+    answer = library[OTHER]("POST", f"algorithms/{algorithm_id}/test", json={}).json()
+    assert answer["status"] == 200 and answer["response"]["label"] == "sports", answer
+    assert engine.containers.list(filters={"label": f"ai.workspace-hub.serving={algorithm_id}"})
+    assert library[OTHER]("POST", f"algorithms/{algorithm_id}/offline").status_code == 403
+
+
+def test_publishing_the_same_version_again_is_a_clear_409(published, workspace):
+    out = sh(workspace, f"ws publish --name {NAME}", expect=1)
+    assert f"{PUBLISHER}/{NAME} version 1.0 exists; publish a new version. [exists, HTTP 409]" in out
+
+
+def test_the_service_reads_only_the_callers_own_project(published, workspace, library, hub):
+    images = hub.data_root / "users" / PUBLISHER / PROJECT / "docker_image"
+    other_project = hub.data_root / "users" / OTHER / "theirs" / "docker_image"
+    other_project.mkdir(parents=True, exist_ok=True)
+    (other_project / "train-stolen-cpu.tar").write_bytes(b"x")
+    (images / "train-stolen-cpu.tar").symlink_to(other_project / "train-stolen-cpu.tar")
+    try:
+        r = library[PUBLISHER]("POST", "algorithms/from-project", json={"project": PROJECT, "name": "stolen"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "symlink"
+        r = library[PUBLISHER]("POST", "algorithms/from-project", json={"project": "theirs"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "no-project"
+        r = library[PUBLISHER]("POST", "algorithms/from-project", json={"project": "../quinn/theirs"})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "project"
+    finally:
+        (images / "train-stolen-cpu.tar").unlink()
+
+
+def test_the_hub_offers_only_the_envs_the_library_has_online(hub, library, workspace):
+    admin = library["admin"]
+    keras = admin("GET", "envs?name=keras").json()["items"][0]
+    assert admin("POST", f"envs/{keras['id']}/offline").ok
+    try:
+        r = hub.api("POST", f"/users/{OTHER}/servers/kerasproj", json={"user_options": {"env": "keras"}})
+        assert r.status_code == 400 and "Unknown base env 'keras'" in r.text
+    finally:
+        assert admin("POST", f"envs/{keras['id']}/online").ok
+
+
+def test_an_env_used_by_a_running_server_cannot_be_deleted(hub, library, workspace):
+    admin = library["admin"]
+    python = admin("GET", "envs?name=python").json()["items"][0]
+    assert admin("POST", f"envs/{python['id']}/offline").ok
+    try:
+        r = admin("DELETE", f"envs/{python['id']}")
+        assert r.status_code == 409 and f"{PUBLISHER}/{PROJECT}" in r.json()["error"]["message"]
+    finally:
+        admin("POST", f"envs/{python['id']}/online")
+
+
+def service_pid(data_root: Path) -> int | None:
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"workspace_hub.publish" in (proc / "cmdline").read_bytes() and \
+                    f"WSHUB_DATA_ROOT={data_root}".encode() in (proc / "environ").read_bytes():
+                return int(proc.name)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def test_a_killed_service_leaves_nothing_stuck_in_validating(published, workspace, library, hub):
+    sh(workspace, f"cd /project/code && sed -i 's/^version: .*/version: \"2.0\"/' {NAME}-*-demo/algorithm.yaml "
+                  f"&& make -C {NAME}-train-demo build_cpu && make -C {NAME}-api-demo build")
+    out = sh(workspace, f"ws publish --name {NAME} --no-wait")
+    algorithm_id = int(re.search(r"\(id (\d+)\)", out).group(1))
+    pid = service_pid(hub.data_root)
+    deadline = time.monotonic() + 60
+    while library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()["progress"] in ("queued", ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while True:  # the hub restarts its managed services
+        try:
+            if library[PUBLISHER]("GET", "me").ok:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the hub did not restart the service"
+        time.sleep(0.5)
+    assert service_pid(hub.data_root) not in (None, pid)
+    item = wait_status(library[PUBLISHER], algorithm_id)
+    assert item["status"] == "ready", item["errors"]
+    assert list((hub.data_root / "library" / "incoming").iterdir()) == []
