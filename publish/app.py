@@ -142,7 +142,7 @@ class PublishService(Application):
         if resumed:
             self.log.info("resumed validation of %s after a restart", resumed)
         try:
-            asyncio.run(self._serve(HubOAuth(cache_max_age=60)))
+            asyncio.run(self._serve(HubOAuth.instance(cache_max_age=60)))  # the callback handler uses the instance
         finally:
             self.serving.stop_all()
 

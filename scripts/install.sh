@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Workspace Hub needs on a Debian/Ubuntu machine, as root; skip what is there.
 #   docker.io, mmdebstrap, Node.js + configurable-http-proxy, and the venv .venv/ with `ws`.
-#   WS_EXTRAS=test also installs the test tools and Debian's chromium.
+#   WS_EXTRAS=test also installs the test tools, Debian's chromium, skopeo and docker-registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 if [[ "${WS_EXTRAS:-}" == *test* ]]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v skopeo >/dev/null || packages+=(skopeo)
+  command -v docker-registry >/dev/null || packages+=(docker-registry)  # the library's pull test
 fi
 if (( ${#packages[@]} )); then
   echo "installing ${packages[*]}"

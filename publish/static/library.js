@@ -70,7 +70,7 @@
   function field(label, value) {
     const dt = document.createElement("dt"), dd = document.createElement("dd");
     dt.className = "col-sm-3"; dd.className = "col-sm-9";
-    dt.textContent = label; dd.textContent = value;
+    dt.textContent = label; dd.textContent = value === "" || value == null ? "-" : value;
     return [dt, dd];
   }
 
@@ -182,8 +182,9 @@
     });
     xhr.addEventListener("load", () => {
       const data = JSON.parse(xhr.responseText || "{}");
-      if (xhr.status >= 400) flash(data.error ? data.error.message : xhr.statusText);
-      else onDone(data);
+      if (xhr.status >= 400) { flash(data.error ? data.error.message : xhr.statusText); return; }
+      bar.textContent = "100% uploaded, validating";
+      setTimeout(() => onDone(data), 800);
     });
     xhr.addEventListener("error", () => flash("the upload was interrupted; nothing was published"));
     xhr.send(form);

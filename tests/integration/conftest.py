@@ -8,6 +8,7 @@ token, and look inside workspaces with ``docker exec``.
 from __future__ import annotations
 
 import os
+import shutil
 
 import docker
 import pytest
@@ -69,3 +70,72 @@ def container_of(engine):
 
     escape = DockerSpawner._escape
     return lambda user, project: engine.containers.get(f"workspace-{escape(user)}--{escape(project)}")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """Debian's docker-registry (the real `distribution` server) on a loopback port; yields host:port."""
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("docker-registry is not installed; scripts/install.sh installs it with WS_EXTRAS=test")
+        pytest.skip("no docker-registry")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path_factory.mktemp("registry")
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=open(ARTIFACTS / "registry.log", "wb"))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "docker-registry did not start"
+            time.sleep(0.2)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def shot(page, name):
+    """Save a screenshot as tests/artifacts/<name>.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def login(page, hub):
+    """Log in as the hub's first admin."""
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", "admin")
+    page.fill("#password_input", hub.admin_password)
+    shot(page, "01-login")
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/home")

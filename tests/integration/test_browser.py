@@ -4,44 +4,11 @@ Debian's chromium, driven by Playwright through ``executable_path`` (Playwright
 never downloads a browser here).  Screenshots go to ``tests/artifacts/``.
 """
 
-import shutil
-
 import pytest
 
-from .conftest import ARTIFACTS
+from .conftest import login, shot
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def login(page, hub):
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", "admin")
-    page.fill("#password_input", hub.admin_password)
-    shot(page, "01-login")
-    page.click("#login_submit")
-    page.wait_for_url("**/hub/home")
-
 
 def test_login_create_project_and_land_in_jupyterlab(hub, page):
     login(page, hub)

@@ -10,6 +10,7 @@ SIGKILL in the middle of a validation and the hub restarts it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -177,3 +178,28 @@ def test_a_killed_service_leaves_nothing_stuck_in_validating(published, workspac
     item = wait_status(library[PUBLISHER], algorithm_id)
     assert item["status"] == "ready", item["errors"]
     assert list((hub.data_root / "library" / "incoming").iterdir()) == []
+
+
+def test_an_image_is_pulled_from_a_registry(registry, library, engine, tmp_path):
+    algorithm = {"name": "tiny", "kind": "train", "version": "1.0", "command": ["python3"]}
+    (tmp_path / "Dockerfile").write_text(
+        "FROM workspace-hub/os:bookworm\n"
+        "LABEL ai.platform.kind=train ai.platform.device=cpu\n"
+        f"LABEL ai.platform.algorithm='{json.dumps(algorithm)}'\n"
+        "USER 1000\n"
+        "CMD [\"python3\", \"-c\", \"open('/project/model/model.txt', 'w').write('ok')\"]\n")
+    reference = f"{registry}/team/tiny:1.0"
+    engine.images.build(path=str(tmp_path), tag=reference, network_mode="host", rm=True)
+    for line in engine.images.push(f"{registry}/team/tiny", "1.0", stream=True, decode=True):
+        assert "error" not in line, line
+    engine.images.remove(reference)
+
+    item = library[PUBLISHER]("POST", "algorithms", json={"name": "tiny", "version": "1.0"}).json()
+    r = library[PUBLISHER]("POST", f"algorithms/{item['id']}/pull", json={"reference": reference, "role": "train"})
+    assert r.status_code == 202, r.text
+    item = wait_status(library[PUBLISHER], item["id"])
+    assert item["status"] == "ready", item["errors"]
+    assert engine.images.get(f"algorithms/{PUBLISHER}/tiny:1.0-train")
+    r = library[PUBLISHER]("POST", f"algorithms/{item['id']}/pull", json={"reference": f"{registry}/team/none:1",
+                                                                           "role": "train"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "pull-failed"

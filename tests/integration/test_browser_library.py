@@ -1,0 +1,79 @@
+"""The library in a real browser: from the hub's Services menu to an algorithm brought online.
+
+Debian's chromium through Playwright, against a real hub whose publish service
+validates and loads the uploads into the real engine.  Screenshots go to
+``tests/artifacts/library-*.png``.
+"""
+
+import pytest
+
+from tests.imagetars import minimal_image
+
+from .conftest import login, shot
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser]
+
+
+def open_library(page, hub):
+    login(page, hub)
+    page.click("text=Services")
+    page.click("a.dropdown-item:has-text('publish')")
+    page.wait_for_url("**/services/publish/")  # hub OAuth, no confirmation page
+    page.wait_for_selector("#items")
+    shot(page, "library-01-list")
+
+
+def publish(page, hub, name: str, tar, smoke: bool = True):
+    page.goto(f"{hub.url}/services/publish/publish")
+    page.fill("#name", name)
+    page.fill("#purpose_second", "classification")
+    page.set_input_files("#train", str(tar))
+    if not smoke:
+        page.uncheck("#smoke")
+    page.click("#publish button[type=submit]")
+    page.wait_for_url("**/services/publish/algorithms/*")
+
+
+def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tmp_path):
+    open_library(page, hub)
+
+    bad = tmp_path / "train-broken-cpu.tar"
+    bad.write_bytes(b"not a tar at all " * 4096)
+    page.goto(f"{hub.url}/services/publish/publish")
+    page.fill("#name", "broken")
+    page.set_input_files("#train", str(bad))
+    page.click("#publish button[type=submit]")
+    page.wait_for_selector("#upload-progress:has-text('100%')")
+    shot(page, "library-02-upload-progress")
+    page.wait_for_url("**/services/publish/algorithms/*")
+    page.wait_for_selector("#status:has-text('failed')")
+    assert "not-a-tar" in page.inner_text("#errors")
+    shot(page, "library-03-validation-errors")
+
+    good = minimal_image(tmp_path / "train-digits-cpu.tar", algorithm={"name": "digits", "kind": "train"})
+    publish(page, hub, "digits", good, smoke=False)  # the minimal image has no program to run: admins may skip
+    page.wait_for_selector("#status:has-text('ready')")
+    page.click("#online")
+    page.wait_for_selector("#status:has-text('online')")
+    assert page.is_disabled("#delete")
+    shot(page, "library-04-online")
+
+    page.goto(f"{hub.url}/services/publish/")
+    page.fill("input[name=q]", "digits")
+    page.select_option("select[name=status]", "online")
+    page.click("#filters button[type=submit]")
+    page.wait_for_selector("#items tbody tr:has-text('digits')")
+    assert page.locator("#items tbody tr").count() == 1
+    shot(page, "library-05-filtered")
+
+
+def test_a_taken_version_is_reported_on_the_form(hub, page, tmp_path):
+    login(page, hub)
+    tar = minimal_image(tmp_path / "train-twice-cpu.tar")
+    publish(page, hub, "twice", tar, smoke=False)
+    page.goto(f"{hub.url}/services/publish/publish")
+    page.fill("#name", "twice")
+    page.set_input_files("#train", str(tar))
+    page.click("#publish button[type=submit]")
+    page.wait_for_selector("#flash:has-text('version 1.0 exists; publish a new version')")
+    shot(page, "library-06-conflict")
