@@ -138,6 +138,10 @@ class NotFoundHandler(BaseHandler):
 class OpenAPIHandler(BaseHandler):
     def get(self):
         document = yaml.safe_load(OPENAPI.read_text())
+        # the request schemas are the ones the handlers validate with: one source of truth
+        document["components"]["schemas"].update(
+            {name: library.SCHEMAS[key] for name, key in (("AlgorithmCreate", "algorithm-create"),
+             ("AlgorithmEdit", "algorithm-edit"), ("EnvCreate", "env-create"), ("EnvEdit", "env-edit"))})
         document["servers"] = [{"url": self.settings["service_prefix"].rstrip("/") + "/api"}]
         self.send(document)
 
@@ -244,6 +248,8 @@ class EnvItemHandler(ItemHandler):
 class StatusHandler(ItemHandler):
     """POST .../online or .../offline."""
 
+    SUPPORTED_METHODS = ("POST",)
+
     def post(self, item_id, action):
         item = self.item(item_id)
         library.set_online(self.db, item, self.who, action == "online")
@@ -276,6 +282,9 @@ def start_validation(handler, item, images: list[Image]) -> None:
 class UploadHandler(ItemHandler):
     """POST multipart/form-data with one file part named ``train``, ``predict`` (algorithms) or ``env``."""
 
+    SUPPORTED_METHODS = ("POST",)
+    parser = incoming = part = refusal = None
+
     def prepare(self):
         """Check the caller and the headers before any byte is stored.
 
@@ -283,7 +292,6 @@ class UploadHandler(ItemHandler):
         sees the error rather than a reset connection; a body that announces more
         than the limit is refused at once and the connection closed.
         """
-        self.parser = self.incoming = self.part = self.refusal = None
         self.received: list[tuple[str, str, str, int]] = []
         limit = self.service.max_upload_bytes
         length = int(self.request.headers.get("Content-Length") or 0)
@@ -392,6 +400,8 @@ class EnvUploadHandler(UploadHandler):
 class PullHandler(ItemHandler):
     """POST {"reference": "host:port/repo:tag", "role": "train"|"predict"}: pull, store, validate."""
 
+    SUPPORTED_METHODS = ("POST",)
+
     async def post(self, item_id):
         item = self.item(item_id)
         library.require_change(item, self.who)
@@ -423,6 +433,8 @@ class EnvPullHandler(PullHandler):
 
 class OnlineTestHandler(ItemHandler):
     """POST {"params": {...}}: call the algorithm's predict interface (test values by default)."""
+
+    SUPPORTED_METHODS = ("POST",)
 
     async def post(self, item_id):
         item = self.item(item_id)
