@@ -155,16 +155,17 @@ class Jobs:
             self._progress(session, item, f"smoke run of {image.filename}")
             if image.role == "env":
                 problems = self._env_smoke(path)
-            else:
+            else:  # the smoke run loads the image; one that passes stays loaded under its platform tag
                 model = self.model_dir(item.id)
                 model.mkdir(parents=True, exist_ok=True)
-                problems = smoke_test(path, report, **({"model_out": model} if image.role == "train" else
-                                                       {"model": str(model)}))
+                problems = smoke_test(path, report, keep_as=platform_tag(item, image.role),
+                                      **({"model_out": model} if image.role == "train" else {"model": str(model)}))
             if problems:
                 return problems, report.as_dict()
-        self._progress(session, item, f"loading {image.filename} into the engine")
+        loaded = item.smoke and image.role != "env"
+        self._progress(session, item, f"{'tagging' if loaded else 'loading'} {image.filename} in the engine")
         try:
-            image.tag = self._load(path, platform_tag(item, image.role))
+            image.tag = self._load(path, platform_tag(item, image.role), loaded)
         except Exception as e:
             return [Problem("engine-load", f"the engine refused the image: {e}")], report.as_dict()
         return [], report.as_dict()
@@ -207,14 +208,18 @@ class Jobs:
                             "base envs need JupyterHub's single-user server")]
         return []
 
-    def _load(self, path: Path, tag: str) -> str:
-        with open(path, "rb") as f:
-            loaded = self.engine.images.load(f)
+    def _load(self, path: Path, tag: str, loaded: bool = False) -> str:
+        """Load the tar under *tag* (unless the smoke run *loaded* it); push it when a registry is set."""
+        if loaded:
+            image = self.engine.images.get(tag)
+        else:
+            with open(path, "rb") as f:
+                image = self.engine.images.load(f)[0]
         repository, _, version = tag.rpartition(":")
-        loaded[0].tag(repository, version)
+        image.tag(repository, version)
         if self.registry:
             remote = f"{self.registry}/{repository}"
-            loaded[0].tag(remote, version)
+            image.tag(remote, version)
             for line in self.engine.images.push(remote, version, stream=True, decode=True):
                 if "error" in line:
                     raise RuntimeError(f"push to {self.registry} failed: {line['error']}")

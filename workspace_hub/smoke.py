@@ -54,11 +54,13 @@ def _tail(container, lines: int = 15) -> str:
 
 def smoke_test(path, report: Report, dataset: str | None = None, model: str | None = None,
                train_timeout: float = 600, health_timeout: float = 120,
-               model_out: str | Path | None = None) -> list[Problem]:
+               model_out: str | Path | None = None, keep_as: str | None = None) -> list[Problem]:
     """Run the image at *path* (already checked statically); return the problems found.
 
     A train run that passes copies what it wrote to *model_out*, if given, so
-    that the predict image can be tried with a real model.
+    that the predict image can be tried with a real model.  An image that
+    passes is kept in the engine as *keep_as* (``repo:tag``), if given, so that
+    the caller need not load it again.
     """
     import docker
 
@@ -80,6 +82,9 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
                 shutil.copytree(work / "model", model_out, dirs_exist_ok=True)
         else:
             container, problems = _predict(client, image, report, work, model, health_timeout)
+        if keep_as and not problems:
+            image.tag(*keep_as.rsplit(":", 1))
+            before.add(image.id)
         return problems
     except docker.errors.DockerException as e:
         return [Problem("smoke-engine", f"the engine refused the smoke run: {e}")]
