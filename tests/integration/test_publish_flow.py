@@ -203,3 +203,29 @@ def test_an_image_is_pulled_from_a_registry(registry, library, engine, tmp_path)
     r = library[PUBLISHER]("POST", f"algorithms/{item['id']}/pull", json={"reference": f"{registry}/team/none:1",
                                                                            "role": "train"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "pull-failed"
+
+
+def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, library, engine, container_of,
+                                                                       tmp_path):
+    tar = tmp_path / "env.tar"
+    with open(tar, "wb") as f:
+        for chunk in engine.images.get("workspace-hub/python:latest").save(named=True):
+            f.write(chunk)
+    env = library[PUBLISHER]("POST", "envs", json={"name": "pia-env", "version": "1.0", "framework": "python",
+                                                   "description": "python with pia's tools"}).json()
+    r = library[PUBLISHER]("POST", f"envs/{env['id']}/images", files={"env": ("env.tar", tar.open("rb"))})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 300
+    while (env := library[PUBLISHER]("GET", f"envs/{env['id']}").json())["status"] == "validating":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert env["status"] == "ready" and env["image"] == f"envs/{PUBLISHER}/pia-env:1.0", env["errors"]
+    assert library[PUBLISHER]("POST", f"envs/{env['id']}/online").ok
+
+    r = hub.api("POST", f"/users/{OTHER}/servers/notmine", json={"user_options": {"env": "pia-env"}})
+    assert r.status_code == 400 and "Unknown base env 'pia-env'" in r.text  # private to pia
+    server = hub.start_project(PUBLISHER, "own-env", env="pia-env")
+    assert server["ready"]
+    container = container_of(PUBLISHER, "own-env")
+    assert f"envs/{PUBLISHER}/pia-env:1.0" in container.image.tags
+    hub.stop_project(PUBLISHER, "own-env")
