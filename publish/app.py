@@ -150,7 +150,8 @@ class PublishService(Application):
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))
         server = HTTPServer(self.make_app(hub_auth), max_body_size=self.max_upload_bytes + 64 * 1024,
                             max_buffer_size=64 * 1024**2)
-        server.listen(url.port, url.hostname)
+        host, _, port = os.environ.get("WSHUB_PUBLISH_BIND", f"{url.hostname}:{url.port}").rpartition(":")
+        server.listen(int(port), host)
         self.log.info("publish service on %s", url.geturl())
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with SIGTERM

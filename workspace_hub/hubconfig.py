@@ -114,18 +114,19 @@ def publish_service(c, environ, data_root: Path, profile: str) -> dict:
         token_file.write_text(secrets.token_hex(32))
         token_file.chmod(0o600)
     token = token_file.read_text().strip()
-    if profile == "kubernetes":  # user pods reach it through the hub pod's extra port (values.yaml)
-        url, reachable = "http://0.0.0.0:8002", "http://hub:8002"
+    environment = {"WSHUB_DATA_ROOT": str(data_root)}
+    if profile == "kubernetes":  # the proxy and user pods reach it through the hub pod's extra port (values.yaml)
+        url = "http://hub:8002"
+        environment["WSHUB_PUBLISH_BIND"] = "0.0.0.0:8002"
     else:
         port = int(environ.get("WSHUB_PUBLISH_PORT", int(environ.get("WSHUB_PORT", "8000")) + 2))
-        url = reachable = f"http://127.0.0.1:{port}"
-    c.WorkspaceMixin.library_url = f"{reachable}/services/publish/"
+        url = f"http://127.0.0.1:{port}"
+    c.WorkspaceMixin.library_url = f"{url}/services/publish/"
     c.WorkspaceMixin.library_token = token
     # $JUPYTERHUB_API_TOKEN in a workspace identifies its user to the library: `ws publish` needs no login
     c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
                                      "access:services!service=publish"]
-    c.Spawner.environment = {"WSHUB_PUBLISH_URL": f"{reachable}/services/publish/"}
-    environment = {"WSHUB_DATA_ROOT": str(data_root)}
+    c.Spawner.environment = {"WSHUB_PUBLISH_URL": f"{url}/services/publish/"}
     for name in ("WSHUB_PUBLISH_DB_URL", "WSHUB_PUBLISH_REGISTRY"):
         if environ.get(name):
             environment[name] = environ[name]

@@ -64,7 +64,7 @@ def test_kubernetes_leaves_networking_and_the_database_to_zero_to_jupyterhub(tmp
 def test_on_kubernetes_user_pods_reach_the_library_through_the_hub_service(tmp_path):
     c = configured(tmp_path, WSHUB_PROFILE="kubernetes")
     [publish] = [s for s in c.JupyterHub.services if s["name"] == "publish"]
-    assert publish["url"] == "http://0.0.0.0:8002"
+    assert publish["url"] == "http://hub:8002" and publish["environment"]["WSHUB_PUBLISH_BIND"] == "0.0.0.0:8002"
     assert c.WorkspaceMixin.library_url == c.Spawner.environment["WSHUB_PUBLISH_URL"] == "http://hub:8002/services/publish/"
 
 
