@@ -212,11 +212,21 @@ def cmd_new(args) -> int:
 
 def cmd_build(args) -> int:
     from .imagebuild import ImageBuildError, build_image
+    from .notebook import NotebookError, prepare, trial_run
 
+    log = lambda m: print(m, flush=True)  # noqa: E731
     try:
-        build_image(args.path, kind=args.kind, device=args.device, name=args.name, output_dir=args.output_dir,
-                    log=lambda m: print(m, flush=True))
-    except ImageBuildError as e:
+        if args.notebook:  # the notebook's folder is the project; its description comes from the notebook
+            kind = args.kind or "train"
+            algorithm = prepare(args.notebook, kind, args.name, os.environ.get("WORKSPACE_ENV", "python"), log)
+            if not args.no_trial_run:
+                trial_run(args.notebook, kind, log)
+            build_image(Path(args.notebook).resolve().parent, kind=kind, device=args.device,
+                        name=algorithm["name"], output_dir=args.output_dir, log=log, algorithm=algorithm)
+        else:
+            build_image(args.path, kind=args.kind, device=args.device, name=args.name, output_dir=args.output_dir,
+                        log=log)
+    except (ImageBuildError, NotebookError) as e:
         raise WsError(str(e)) from None
     return 0
 
@@ -339,6 +349,9 @@ def parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--device", choices=["cpu", "gpu"])
     build_cmd.add_argument("--name", help="the <name> in the tar's file name (default: algorithm.yaml's name)")
     build_cmd.add_argument("--output-dir", help="default: the workspace's /project/docker_image")
+    build_cmd.add_argument("--notebook", metavar="NOTEBOOK", help="build from a parameterized notebook (papermill "
+                           "runs it for train; its function serves for --kind predict)")
+    build_cmd.add_argument("--no-trial-run", action="store_true", help="with --notebook: skip the trial run")
     build_cmd.set_defaults(func=cmd_build)
 
     listing = sub.add_parser("list", help="list things you can use").add_subparsers(dest="list_command", required=True)

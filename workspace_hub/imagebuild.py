@@ -248,11 +248,15 @@ def _replace(new: Path, target: Path) -> None:
 
 
 def build_image(project: str | Path, kind: str | None = None, device: str | None = None, name: str | None = None,
-                output_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Build ``<output_dir>/<kind>-<name>-<device>.tar`` from *project*; return its path."""
+                output_dir: str | Path | None = None, log: Callable[[str], None] = print,
+                algorithm: dict | None = None) -> Path:
+    """Build ``<output_dir>/<kind>-<name>-<device>.tar`` from *project*; return its path.
+
+    *algorithm* replaces the project's ``algorithm.yaml`` (a notebook brings its own).
+    """
     project = Path(project).resolve()
     try:
-        algorithm = load_algorithm(project)
+        algorithm = algorithm or load_algorithm(project)
     except AlgorithmError as e:
         raise ImageBuildError(str(e)) from None
     kind = kind or algorithm["kind"]

@@ -1,0 +1,196 @@
+"""``python -m workspace_hub.nbrun train|serve NOTEBOOK``: how a notebook-built image runs.
+
+(``load`` runs a serving notebook's startup cells and exits: ``ws build``'s trial run.)
+
+**train** runs the notebook headless with papermill in the env's kernel.
+papermill does not read the environment, so this runner does: each parameter
+of the ``parameters`` cell (``epochs``) takes the env var of its upper-cased
+name (``EPOCHS``), parsed as the parameter's type.  An env var declared in the
+notebook's ``<stem>.algorithm.yaml`` with no matching parameter is an error in
+the log before anything runs.  The executed notebook, outputs included, is
+saved next to the model as ``<MODEL_DIR>/<stem>.executed.ipynb``.
+
+**serve** follows the handbook's inference contract: ``GET /health`` and
+``POST /<interface name>`` on ``$HOST:$PORT``.  The convention: the notebook's
+cells run once at startup in one IPython namespace (so the model is loaded
+once), except cells tagged ``client``; then the function named by
+``interface.name`` answers each request, called with the JSON body as keyword
+arguments.  A plain function, rather than Kernel-Gateway-style ``# POST``
+cells, keeps requests off the kernel's single execution queue: health checks
+and bad requests never wait behind a prediction, a bad request is a 400 before
+user code runs, and an exception in user code is a 500 for that request only,
+logged with its traceback, while the service stays up.  Calls into user code
+are serialized with a lock, because notebook code is rarely thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from .notebook import CLIENT_TAG, NotebookError, kernel_for, read_notebook, read_parameters
+
+
+def _description(path: Path) -> dict:
+    described = path.with_name(f"{path.stem}.algorithm.yaml")
+    return yaml.safe_load(described.read_text(encoding="utf-8")) if described.exists() else {}
+
+
+def parameters_from_env(path: Path, nb, environ=os.environ) -> tuple[dict, list[str]]:
+    """The parameter values set by env vars, and the problems (bad values, env vars with no parameter)."""
+    parameters = read_parameters(path, nb)
+    values, problems = {}, []
+    for p in parameters:
+        if p.env_var in environ:
+            try:
+                values[p.name] = p.parse(environ[p.env_var])
+            except ValueError as e:
+                problems.append(str(e))
+    names = {p.name for p in parameters}
+    for var in (_description(path).get("env_vars") or {}):
+        if var.lower() not in names and var not in ("PORT", "HOST"):
+            problems.append(f"{var} is declared in {path.stem}.algorithm.yaml but the parameters cell has no "
+                            f"{var.lower()!r}; the notebook would ignore it")
+    return values, problems
+
+
+def train(path: Path) -> int:
+    import papermill
+
+    nb = read_notebook(path)
+    values, problems = parameters_from_env(path, nb)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    kernel, warning = kernel_for(path, nb, os.environ.get("WORKSPACE_ENV"))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    model_dir = Path(os.environ.get("MODEL_DIR", "/project/model"))
+    output = model_dir / f"{path.stem}.executed.ipynb"
+    print(f"running {path.name} with {values or 'its defaults'}; the executed notebook goes to {output}",
+          flush=True)
+    try:
+        papermill.execute_notebook(str(path), str(output), parameters=values, kernel_name=kernel,
+                                   cwd=str(path.parent), log_output=True, progress_bar=False)
+    except papermill.PapermillExecutionError as e:
+        print(f"error: cell {e.cell_index} raised {e.ename}: {e.evalue} (see {output})", file=sys.stderr)
+        return 1
+    return 0
+
+
+class Service:
+    """The serving notebook loaded once; :meth:`call` runs its function for one request."""
+
+    def __init__(self, path: Path):
+        from IPython.core.interactiveshell import InteractiveShell
+
+        nb = read_notebook(path)
+        values, problems = parameters_from_env(path, nb)
+        if problems:
+            raise NotebookError(path, problems)
+        interface = (_description(path).get("interface") or {})
+        self.name = interface.get("name")
+        self.params = interface.get("params") or []
+        shell = InteractiveShell.instance()
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or CLIENT_TAG in cell.get("metadata", {}).get("tags", []):
+                continue
+            result = shell.run_cell(cell.source, silent=True)
+            if not result.success:
+                error = result.error_in_exec or result.error_before_exec
+                raise NotebookError(path, [f"cell {index} raised {type(error).__name__}: {error}"])
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                shell.user_ns.update(values)  # env vars win over the defaults, as papermill's injected cell would
+        self.function = shell.user_ns.get(self.name)
+        if not callable(self.function):
+            raise NotebookError(path, [f"the notebook defines no function {self.name!r} (interface.name)"])
+        self.lock = threading.Lock()
+
+    def check(self, body) -> str | None:
+        """Why a request body is refused (400), or None."""
+        if not isinstance(body, dict):
+            return "the body must be a JSON object of the interface's params"
+        known = {p["name"] for p in self.params}
+        if unknown := sorted(set(body) - known):
+            return f"unknown param {unknown[0]!r}; this interface takes {', '.join(sorted(known))}"
+        if missing := [p["name"] for p in self.params if p.get("required") and p["name"] not in body]:
+            return f"missing required param {missing[0]!r}"
+        return None
+
+    def call(self, body: dict):
+        with self.lock:
+            return self.function(**body)
+
+
+def serve(path: Path, host: str, port: int) -> None:
+    service = Service(path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self, status: int, data) -> None:
+            payload = json.dumps(data, ensure_ascii=False, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self):
+            if self.path == "/health":
+                self.answer(200, {"status": "ok"})
+            else:
+                self.answer(404, {"error": f"GET /health or POST /{service.name}"})
+
+        def do_POST(self):
+            if self.path != f"/{service.name}":
+                self.answer(404, {"error": f"POST /{service.name}"})
+                return
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+            except ValueError:
+                self.answer(400, {"error": "the body is not JSON"})
+                return
+            if refusal := service.check(body):
+                self.answer(400, {"error": refusal})
+                return
+            try:
+                result = service.call(body)
+            except Exception as e:
+                traceback.print_exc()
+                self.answer(500, {"error": f"{type(e).__name__}: {e}"})
+                return
+            self.answer(200, result if isinstance(result, dict) else {"result": result})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    print(f"serving POST /{service.name} from {path.name} on {host}:{port}", flush=True)
+    server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in ("train", "serve", "load"):
+        print("usage: python -m workspace_hub.nbrun train|serve|load NOTEBOOK", file=sys.stderr)
+        return 2
+    path = Path(argv[1]).resolve()
+    try:
+        if argv[0] == "train":
+            return train(path)
+        if argv[0] == "load":  # `ws build`'s trial run of a serving notebook
+            Service(path)
+            return 0
+        serve(path, os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8080")))
+    except NotebookError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
