@@ -38,8 +38,9 @@ HANDBOOK_DIR = REPO_ROOT / "help_doc"
 
 
 def install_handbook(data_root: Path) -> None:
-    """Copy the repository's handbook to ``<data_root>/help_doc`` (mounted read-only)."""
+    """Copy the handbook and the example notebooks to ``<data_root>/help_doc`` (mounted read-only)."""
     shutil.copytree(HANDBOOK_DIR, data_root / "help_doc", dirs_exist_ok=True)
+    shutil.copytree(REPO_ROOT / "notebooks", data_root / "help_doc" / "notebooks", dirs_exist_ok=True)
 
 
 def configure(c, environ=os.environ) -> None:
