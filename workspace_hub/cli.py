@@ -183,7 +183,7 @@ def cmd_validate(args) -> int:
     if report.valid and args.smoke:
         from .smoke import smoke_test
 
-        report.errors.extend(smoke_test(args.path, report, dataset=args.dataset))
+        report.errors.extend(smoke_test(args.path, report, dataset=args.dataset, model=args.model))
         report.valid = not report.errors
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -331,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
                           help="stop with an error past this many uncompressed bytes (default 20 GiB)")
     validate.add_argument("--smoke", action="store_true", help="also run the image in a sandbox (needs Docker)")
     validate.add_argument("--dataset", help="dataset folder for the train smoke run")
+    validate.add_argument("--model", help="model folder for the predict smoke run (default: an empty one)")
     validate.set_defaults(func=cmd_validate)
 
     new = sub.add_parser("new", help="create a project from a sample or the train/api template")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m workspace_hub.nbrun train|serve|load NOTEBOOK", file=sys.stderr)
         return 2
     path = Path(argv[1]).resolve()
+    # images run with a read-only root: kernels and IPython keep their runtime files in /tmp
+    for variable in ("JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        os.environ.setdefault(variable, tempfile.mkdtemp(prefix=f"nbrun-{variable.lower()}-"))
     try:
         if argv[0] == "train":
             return train(path)
