@@ -417,8 +417,6 @@ class PullHandler(ItemHandler):
         try:
             digest, size = await self.service.run(self.service.jobs.pull, reference,
                                                   self.service.max_upload_bytes)
-        except LibraryError:
-            raise
         except Exception as e:
             raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
         item = self.item(item_id)

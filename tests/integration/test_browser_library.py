@@ -23,7 +23,8 @@ def open_library(page, hub):
     shot(page, "library-01-list")
 
 
-def publish(page, hub, name: str, tar, smoke: bool = True):
+def fill_publish_form(page, hub, name: str, tar, smoke: bool = True):
+    """Fill in the publish form and submit it."""
     page.goto(f"{hub.url}/services/publish/publish")
     page.fill("#name", name)
     page.fill("#purpose_second", "classification")
@@ -31,7 +32,6 @@ def publish(page, hub, name: str, tar, smoke: bool = True):
     if not smoke:
         page.uncheck("#smoke")
     page.click("#publish button[type=submit]")
-    page.wait_for_url("**/services/publish/algorithms/*")
 
 
 def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tmp_path):
@@ -39,10 +39,7 @@ def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tm
 
     bad = tmp_path / "train-broken-cpu.tar"
     bad.write_bytes(b"not a tar at all " * 4096)
-    page.goto(f"{hub.url}/services/publish/publish")
-    page.fill("#name", "broken")
-    page.set_input_files("#train", str(bad))
-    page.click("#publish button[type=submit]")
+    fill_publish_form(page, hub, "broken", bad)
     page.wait_for_selector("#upload-progress:has-text('100%')")
     shot(page, "library-02-upload-progress")
     page.wait_for_url("**/services/publish/algorithms/*")
@@ -51,7 +48,8 @@ def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tm
     shot(page, "library-03-validation-errors")
 
     good = minimal_image(tmp_path / "train-digits-cpu.tar", algorithm={"name": "digits", "kind": "train"})
-    publish(page, hub, "digits", good, smoke=False)  # the minimal image has no program to run: admins may skip
+    fill_publish_form(page, hub, "digits", good, smoke=False)  # the minimal image has no program: admins may skip
+    page.wait_for_url("**/services/publish/algorithms/*")
     page.wait_for_selector("#status:has-text('ready')")
     page.click("#online")
     page.wait_for_selector("#status:has-text('online')")
@@ -70,10 +68,8 @@ def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tm
 def test_a_taken_version_is_reported_on_the_form(hub, page, tmp_path):
     login(page, hub)
     tar = minimal_image(tmp_path / "train-twice-cpu.tar")
-    publish(page, hub, "twice", tar, smoke=False)
-    page.goto(f"{hub.url}/services/publish/publish")
-    page.fill("#name", "twice")
-    page.set_input_files("#train", str(tar))
-    page.click("#publish button[type=submit]")
+    fill_publish_form(page, hub, "twice", tar, smoke=False)
+    page.wait_for_url("**/services/publish/algorithms/*")
+    fill_publish_form(page, hub, "twice", tar, smoke=False)
     page.wait_for_selector("#flash:has-text('version 1.0 exists; publish a new version')")
     shot(page, "library-06-conflict")

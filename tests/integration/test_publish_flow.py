@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,19 @@ def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, li
     container = container_of(PUBLISHER, "own-env")
     assert f"envs/{PUBLISHER}/pia-env:1.0" in container.image.tags
     hub.stop_project(PUBLISHER, "own-env")
+
+
+def test_with_a_registry_configured_validated_images_are_pushed_there(registry, engine, tmp_path):
+    from tests.imagetars import minimal_image
+    from tests.library import running_service
+
+    with running_service(tmp_path / "data", registry=registry) as (_, base):
+        admin = Client(base, "admin-token")
+        item = admin("POST", "algorithms", json={"name": "pushed", "version": "1.0", "smoke": False}).json()
+        tar = minimal_image(tmp_path / "train-pushed-cpu.tar", algorithm={"name": "pushed", "kind": "train"})
+        assert admin("POST", f"algorithms/{item['id']}/images", files={"train": (tar.name, tar.open("rb"))}).ok
+        item = wait_status(admin, item["id"])
+    assert item["status"] == "ready", item["errors"]
+    assert item["images"][0]["tag"] == f"{registry}/algorithms/ada/pushed:1.0-train"
+    tags = json.loads(urllib.request.urlopen(f"http://{registry}/v2/algorithms/ada/pushed/tags/list").read())
+    assert tags["tags"] == ["1.0-train"]
