@@ -38,6 +38,8 @@ import yaml
 
 from .notebook import CLIENT_TAG, NotebookError, kernel_for, read_notebook, read_parameters
 
+JSON_TYPES = {"String": str, "Integer": int, "Float": (int, float), "Boolean": bool}
+
 
 def _description(path: Path) -> dict:
     described = path.with_name(f"{path.stem}.algorithm.yaml")
@@ -124,6 +126,12 @@ class Service:
             return f"unknown param {unknown[0]!r}; this interface takes {', '.join(sorted(known))}"
         if missing := [p["name"] for p in self.params if p.get("required") and p["name"] not in body]:
             return f"missing required param {missing[0]!r}"
+        for p in self.params:
+            kind = p.get("type", "String")
+            value = body.get(p["name"])
+            if p["name"] in body and (not isinstance(value, JSON_TYPES[kind]) or
+                                      (kind != "Boolean" and isinstance(value, bool))):
+                return f"param {p['name']!r} must be a {kind}"
         return None
 
     def call(self, body: dict):

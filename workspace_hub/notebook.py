@@ -121,8 +121,18 @@ def read_parameters(path: str | Path, nb=None) -> list[Parameter]:
     return found
 
 
-def functions(nb) -> dict[str, list[tuple[str, bool]]]:
-    """Top-level functions defined in the notebook's serving cells: (argument, required) pairs."""
+def _arg_type(annotation, default) -> str:
+    """The handbook type of a function argument, from its annotation or its default (else String)."""
+    if isinstance(annotation, ast.Name) and annotation.id in PAPERMILL_TYPES:
+        return PAPERMILL_TYPES[annotation.id]
+    try:
+        return PAPERMILL_TYPES.get(type(ast.literal_eval(default)).__name__, "String") if default else "String"
+    except ValueError:
+        return "String"
+
+
+def functions(nb) -> dict[str, list[tuple[str, bool, str]]]:
+    """Top-level functions defined in the notebook's serving cells: (argument, required, type)."""
     found = {}
     for cell in nb.cells:
         if cell.cell_type != "code" or CLIENT_TAG in cell.get("metadata", {}).get("tags", []):
@@ -134,9 +144,9 @@ def functions(nb) -> dict[str, list[tuple[str, bool]]]:
             continue
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-                args = [a.arg for a in node.args.args]
-                optional = len(node.args.defaults)
-                found[node.name] = [(a, i < len(args) - optional) for i, a in enumerate(args)]
+                args = node.args.args
+                defaults = [None] * (len(args) - len(node.args.defaults)) + list(node.args.defaults)
+                found[node.name] = [(a.arg, d is None, _arg_type(a.annotation, d)) for a, d in zip(args, defaults)]
     return found
 
 
@@ -195,7 +205,7 @@ def describe(path: Path, kind: str, parameters: list[Parameter], nb, name: str |
                                        "interface.name set to the function to serve"])
         [(function, args)] = public.items()
         doc["interface"] = {"name": function, "method": "POST", "param_format": "json", "port": 8080,
-                            "params": [{"name": a, "type": "String", "required": required} for a, required in args]}
+                            "params": [{"name": a, "type": kind, "required": required} for a, required, kind in args]}
     return doc
 
 

@@ -185,6 +185,7 @@ def test_bad_requests_are_400_and_a_raising_function_is_500_then_the_service_goe
     assert post(f"{server}/greet", {"nme": "x"})[0] == 400
     assert post(f"{server}/greet", ["x"])[0] == 400
     assert post(f"{server}/greet", {})[1] == {"error": "missing required param 'name'"}
+    assert post(f"{server}/greet", {"name": 7})[1] == {"error": "param 'name' must be a String"}
     assert post(f"{server}/greet", {"name": "boom"}) == (500, {"error": "RuntimeError: user code failed"})
     assert post(f"{server}/greet", {"name": "again"})[0] == 200
 
