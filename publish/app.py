@@ -107,6 +107,14 @@ class PublishService(Application):
             raise LibraryError(409, "in-use", f"{env.name} is used by running servers ({', '.join(users[:5])}); "
                                "stop them first, or take the env offline so that no new server uses it.")
 
+    def cookie_secret(self) -> bytes:
+        """Kept in the data root, so that browser sessions survive a restart of the service."""
+        path = Path(self.data_root).resolve() / "publish_cookie_secret"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_bytes(os.urandom(32).hex().encode())
+        return path.read_bytes().strip()
+
     def make_app(self, hub_auth) -> web.Application:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/publish/")
         item = r"(?P<item_id>\d{1,9})"
@@ -132,7 +140,7 @@ class PublishService(Application):
             [(prefix + path, handler) for path, handler in routes]
             + [(prefix + "static/(.*)", web.StaticFileHandler, {"path": str(pages.STATIC)})],
             hub_auth=hub_auth, service=self, service_name=self.service_name, service_prefix=prefix,
-            cookie_secret=os.urandom(32), default_handler_class=api.NotFoundHandler, templates=pages.templates(),
+            cookie_secret=self.cookie_secret(), default_handler_class=api.NotFoundHandler, templates=pages.templates(),
         )
 
     def start(self) -> None:
