@@ -31,6 +31,8 @@ from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TooLarge
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
+MULTIPART_SLACK = 64 * 1024  # part headers and boundaries around the largest accepted tar
+SCHEMA_PREFIX = {Algorithm: "algorithm", BaseEnv: "env"}
 FILTERS = {
     Algorithm: {"owner": str, "status": Status, "visibility": library.Visibility, "framework": str,
                 "device": str, "purpose_first": str, "purpose_second": str, "name": str, "version": str},
@@ -203,8 +205,7 @@ class ListHandler(BaseHandler):
         self.send(result)
 
     def post(self):
-        data = library.check_input("algorithm-create" if self.model is Algorithm else "env-create",
-                                   self.json_body())
+        data = library.check_input(f"{SCHEMA_PREFIX[self.model]}-create", self.json_body())
         item = library.create(self.db, self.model, self.who, data, smoke=self.service.smoke_by_default)
         self.send(item_json(item), 201)
 
@@ -224,8 +225,7 @@ class ItemHandler(BaseHandler):
 
     def patch(self, item_id):
         item = self.item(item_id)
-        schema = "algorithm-edit" if self.model is Algorithm else "env-edit"
-        data = library.check_input(schema, self.json_body())
+        data = library.check_input(f"{SCHEMA_PREFIX[self.model]}-edit", self.json_body())
         self.send(item_json(library.edit(self.db, item, self.who, data)))
 
     def delete(self, item_id):
@@ -262,6 +262,11 @@ class EnvStatusHandler(StatusHandler):
     model = BaseEnv
 
 
+def stored_filename(item, role: str) -> str:
+    """The name the checks apply to a tar that came without one that follows the naming rule."""
+    return f"env-{item.name}.tar" if role == "env" else f"{role}-{item.name}-{item.device}.tar"
+
+
 def start_validation(handler, item, images: list[Image]) -> None:
     """Attach stored *images* to *item* and hand it to a validation job."""
     if item.status == Status.validating:
@@ -295,9 +300,9 @@ class UploadHandler(ItemHandler):
         self.received: list[tuple[str, str, str, int]] = []
         limit = self.service.max_upload_bytes
         length = int(self.request.headers.get("Content-Length") or 0)
-        if length > limit + 64 * 1024:
+        if length > limit + MULTIPART_SLACK:
             raise LibraryError(413, "too-large", f"the upload is {length} bytes; the limit is {limit}")
-        self.request.connection.set_max_body_size(limit + 64 * 1024)
+        self.request.connection.set_max_body_size(limit + MULTIPART_SLACK)
         try:
             self.item_id = int(self.path_kwargs["item_id"])
             item = library.get_visible(self.db, self.model, self.item_id, self.who)
@@ -386,10 +391,8 @@ class UploadHandler(ItemHandler):
         self.send(item_json(item), 202)
 
     def image_for(self, item, role: str, filename: str, digest: str, size: int) -> Image:
-        if role == "env":
-            filename = f"env-{item.name}.tar"
-        elif not FILENAME.match(filename or ""):
-            filename = f"{role}-{item.name}-{item.device}.tar"
+        if role == "env" or not FILENAME.match(filename or ""):
+            filename = stored_filename(item, role)
         return Image(role=role, filename=filename, sha256=digest, size=size, status=ImageStatus.pending)
 
 
@@ -420,8 +423,8 @@ class PullHandler(ItemHandler):
         except Exception as e:
             raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
         item = self.item(item_id)
-        filename = f"env-{item.name}.tar" if role == "env" else f"{role}-{item.name}-{item.device}.tar"
-        start_validation(self, item, [Image(role=role, filename=filename, sha256=digest, size=size)])
+        start_validation(self, item, [Image(role=role, filename=stored_filename(item, role), sha256=digest,
+                                            size=size)])
         self.send(item_json(item), 202)
 
 

@@ -154,10 +154,14 @@ class PublishService(Application):
         finally:
             self.serving.stop_all()
 
+    def make_server(self, hub_auth) -> HTTPServer:
+        """The HTTP server, its body limit the upload limit (uploads are streamed, not buffered)."""
+        return HTTPServer(self.make_app(hub_auth), max_body_size=self.max_upload_bytes + api.MULTIPART_SLACK,
+                          max_buffer_size=64 * 1024**2)
+
     async def _serve(self, hub_auth) -> None:
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))
-        server = HTTPServer(self.make_app(hub_auth), max_body_size=self.max_upload_bytes + 64 * 1024,
-                            max_buffer_size=64 * 1024**2)
+        server = self.make_server(hub_auth)
         host, _, port = os.environ.get("WSHUB_PUBLISH_BIND", f"{url.hostname}:{url.port}").rpartition(":")
         server.listen(int(port), host)
         self.log.info("publish service on %s", url.geturl())

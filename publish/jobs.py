@@ -51,12 +51,10 @@ def _problem(image: Image, problem: dict) -> dict:
 class Jobs:
     """Runs validation jobs and owns the engine connection."""
 
-    def __init__(self, sessions: sessionmaker, store: TarStore, registry: str = "", workers: int = 2,
-                 max_uncompressed: int | None = None):
+    def __init__(self, sessions: sessionmaker, store: TarStore, registry: str = "", workers: int = 2):
         self.sessions = sessions
         self.store = store
         self.registry = registry.rstrip("/")
-        self.max_uncompressed = max_uncompressed
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="publish-job")
         self._engine = None
 
@@ -119,8 +117,7 @@ class Jobs:
                 self._progress(session, item, f"checking {image.filename}")
                 problems, report = self._check(session, item, image)
                 warnings += [_problem(image, w) for w in report.get("warnings", [])]
-                image.report = {**report, "errors": [p.__dict__ for p in problems] if problems
-                                else report.get("errors", [])}
+                image.report = {**report, "errors": [p.__dict__ for p in problems]}
                 if problems:
                     image.status = ImageStatus.invalid
                     errors += [_problem(image, p.__dict__) for p in problems]
@@ -143,29 +140,28 @@ class Jobs:
 
     def _check(self, session, item, image: Image) -> tuple[list[Problem], dict]:
         path = self.store.path(image.sha256)
-        kwargs = {"max_uncompressed": self.max_uncompressed} if self.max_uncompressed else {}
-        report = check_tar(path, filename=image.filename, base_env=image.role == "env", **kwargs)
+        report = check_tar(path, filename=image.filename, base_env=image.role == "env")
         if not report.valid:
             return report.errors, report.as_dict()
         if isinstance(item, Algorithm):
             problem = self._prefill(item, image, report.image.get("labels") or {})
             if problem:
                 return [problem], report.as_dict()
-        if item.smoke:
+        tag = platform_tag(item, image.role)
+        if item.smoke:  # the smoke run loads the image; one that passes stays loaded under its platform tag
             self._progress(session, item, f"smoke run of {image.filename}")
             if image.role == "env":
-                problems = self._env_smoke(path)
-            else:  # the smoke run loads the image; one that passes stays loaded under its platform tag
+                problems = self._env_smoke(path, tag)
+            else:
                 model = self.model_dir(item.id)
                 model.mkdir(parents=True, exist_ok=True)
-                problems = smoke_test(path, report, keep_as=platform_tag(item, image.role),
+                problems = smoke_test(path, report, keep_as=tag,
                                       **({"model_out": model} if image.role == "train" else {"model": str(model)}))
             if problems:
                 return problems, report.as_dict()
-        loaded = item.smoke and image.role != "env"
-        self._progress(session, item, f"{'tagging' if loaded else 'loading'} {image.filename} in the engine")
+        self._progress(session, item, f"{'tagging' if item.smoke else 'loading'} {image.filename} in the engine")
         try:
-            image.tag = self._load(path, platform_tag(item, image.role), loaded)
+            image.tag = self._load(path, tag, loaded=item.smoke)
         except Exception as e:
             return [Problem("engine-load", f"the engine refused the image: {e}")], report.as_dict()
         return [], report.as_dict()
@@ -196,8 +192,10 @@ class Jobs:
         setattr(item, image.role, {**fields[image.role], **part})
         return None
 
-    def _env_smoke(self, path: Path) -> list[Problem]:
-        """A base env must start a single-user server: run ``jupyterhub-singleuser --version`` sandboxed."""
+    def _env_smoke(self, path: Path, keep_as: str) -> list[Problem]:
+        """A base env must start a single-user server: run ``jupyterhub-singleuser --version`` sandboxed.
+
+        One that passes stays loaded as *keep_as*."""
         with open(path, "rb") as f:
             [image] = self.engine.images.load(f)
         try:
@@ -206,6 +204,7 @@ class Jobs:
         except Exception as e:
             return [Problem("smoke-env", f"`jupyterhub-singleuser --version` failed in the image: {e}; "
                             "base envs need JupyterHub's single-user server")]
+        image.tag(*keep_as.rsplit(":", 1))
         return []
 
     def _load(self, path: Path, tag: str, loaded: bool = False) -> str:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from tornado.httpserver import HTTPServer
 
 from workspace_hub.publish.app import PublishService
 
@@ -78,7 +77,7 @@ def running_service(data_root: Path, db_url: str | None = None, **traits):
 
     def serve():
         asyncio.set_event_loop(loop)
-        server = HTTPServer(service.make_app(FakeHubAuth()), max_body_size=service.max_upload_bytes + 65536)
+        server = service.make_server(FakeHubAuth())
         server.listen(port, "127.0.0.1")
         ready.set()
         loop.run_forever()

@@ -36,13 +36,14 @@ from pathlib import Path
 
 import yaml
 
-from .notebook import CLIENT_TAG, NotebookError, kernel_for, read_notebook, read_parameters
+from .notebook import (CLIENT_TAG, NotebookError, description_path, kernel_for, read_notebook, read_parameters,
+                       unmatched_env_vars)
 
 JSON_TYPES = {"String": str, "Integer": int, "Float": (int, float), "Boolean": bool}
 
 
 def _description(path: Path) -> dict:
-    described = path.with_name(f"{path.stem}.algorithm.yaml")
+    described = description_path(path)
     return yaml.safe_load(described.read_text(encoding="utf-8")) if described.exists() else {}
 
 
@@ -56,11 +57,9 @@ def parameters_from_env(path: Path, nb, environ=os.environ) -> tuple[dict, list[
                 values[p.name] = p.parse(environ[p.env_var])
             except ValueError as e:
                 problems.append(str(e))
-    names = {p.name for p in parameters}
-    for var in (_description(path).get("env_vars") or {}):
-        if var.lower() not in names and var not in ("PORT", "HOST"):
-            problems.append(f"{var} is declared in {path.stem}.algorithm.yaml but the parameters cell has no "
-                            f"{var.lower()!r}; the notebook would ignore it")
+    for var in unmatched_env_vars(_description(path), parameters):
+        problems.append(f"{var} is declared in {path.stem}.algorithm.yaml but the parameters cell has no "
+                        f"{var.lower()!r}; the notebook would ignore it")
     return values, problems
 
 

@@ -209,15 +209,24 @@ def describe(path: Path, kind: str, parameters: list[Parameter], nb, name: str |
     return doc
 
 
+def description_path(path: Path) -> Path:
+    """Where a notebook's ``algorithm.yaml`` lives: ``<stem>.algorithm.yaml`` next to it."""
+    return path.with_name(f"{path.stem}.algorithm.yaml")
+
+
+def unmatched_env_vars(doc: dict, parameters: list[Parameter]) -> list[str]:
+    """Env vars a description declares that no parameter takes (the serving contract's PORT and HOST aside)."""
+    names = {p.name for p in parameters}
+    return [var for var in (doc.get("env_vars") or {}) if var.lower() not in names and var not in ("PORT", "HOST")]
+
+
 def check(path: Path, doc: dict, kind: str, parameters: list[Parameter], nb) -> list[str]:
     """What an existing description gets wrong about the notebook, each naming the fix."""
     problems = check_algorithm(doc)
-    names = {p.name for p in parameters}
     cell = parameters_cell(nb)
-    for var in (doc.get("env_vars") or {}):
-        if var.lower() not in names and var not in ("PORT", "HOST"):
-            problems.append(f"env_vars.{var}: no parameter {var.lower()!r} in the parameters cell (cell {cell}); "
-                            f"add `{var.lower()} = ...` there or remove {var}")
+    for var in unmatched_env_vars(doc, parameters):
+        problems.append(f"env_vars.{var}: no parameter {var.lower()!r} in the parameters cell (cell {cell}); "
+                        f"add `{var.lower()} = ...` there or remove {var}")
     expected = runner_command(kind, path)
     if doc.get("command") != expected:
         problems.append(f"command: a notebook runs through the runner; set command: {expected}")
@@ -238,7 +247,7 @@ def prepare(path: str | Path, kind: str, name: str | None, env: str, log=print) 
     _, warning = kernel_for(path, nb, env)
     if warning:
         log(f"warning: {warning}")
-    described = path.with_name(f"{path.stem}.algorithm.yaml")
+    described = description_path(path)
     if described.exists():
         doc = yaml.safe_load(described.read_text(encoding="utf-8"))
         if problems := check(path, doc if isinstance(doc, dict) else {}, kind, parameters, nb):
