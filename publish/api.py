@@ -33,6 +33,7 @@ from .store import TooLarge
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 MULTIPART_SLACK = 64 * 1024  # part headers and boundaries around the largest accepted tar
 SCHEMA_PREFIX = {Algorithm: "algorithm", BaseEnv: "env"}
+ROLES = {Algorithm: ("train", "predict"), BaseEnv: ("env",)}  # the image tars each kind of item takes
 FILTERS = {
     Algorithm: {"owner": str, "status": Status, "visibility": library.Visibility, "framework": str,
                 "device": str, "purpose_first": str, "purpose_second": str, "name": str, "version": str},
@@ -336,7 +337,7 @@ class UploadHandler(ItemHandler):
         _, params = parse_options_header(self.headers.get(b"content-disposition", b""))
         role = params.get(b"name", b"").decode("utf-8", "replace")
         filename = os.path.basename(params.get(b"filename", b"").decode("utf-8", "replace"))
-        roles = ("train", "predict") if self.model is Algorithm else ("env",)
+        roles = ROLES[self.model]
         if role not in roles:
             raise LibraryError(400, "part-name", f"name the file part {' or '.join(roles)}, not {role!r}", role)
         self.part = (role, filename)
@@ -413,9 +414,10 @@ class PullHandler(ItemHandler):
         if not isinstance(reference, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._:/@-]{0,254}", reference):
             raise LibraryError(400, "invalid-field", "reference must be an image reference such as "
                                "127.0.0.1:5000/team/model:1.0", "reference")
-        role = data.get("role", "env" if self.model is BaseEnv else None)
-        if role not in (("env",) if self.model is BaseEnv else ("train", "predict")):
-            raise LibraryError(400, "invalid-field", "role must be train or predict", "role")
+        roles = ROLES[self.model]
+        role = data.get("role", roles[0] if len(roles) == 1 else None)
+        if role not in roles:
+            raise LibraryError(400, "invalid-field", f"role must be {' or '.join(roles)}", "role")
         self.release_db()
         try:
             digest, size = await self.service.run(self.service.jobs.pull, reference,
