@@ -26,6 +26,7 @@ from ..algorithm import AlgorithmError, load_algorithm
 from ..projects import InvalidChoice, Project, check_project_name, user_dir_name
 from ..validate import FILENAME
 from . import library
+from .jobs import PLATFORM_NAMESPACES, platform_repository
 from .library import LibraryError, Who
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TooLarge
@@ -74,6 +75,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def initialize(self):
         self.hub_auth = self.settings["hub_auth"]
         self.service = self.settings["service"]
+
+    def set_default_headers(self):
+        # the library's pages carry forms that act for the user: no other site may frame them
+        self.set_header("Content-Security-Policy", "frame-ancestors 'self'")
+        self.set_header("X-Content-Type-Options", "nosniff")
 
     _db = None
 
@@ -171,7 +177,8 @@ class ListHandler(BaseHandler):
         who = self.who
         for_user = self.get_query_argument("for_user", None)
         if for_user is not None:  # the hub's spawner asks which envs a user may start
-            if who.name != f"service:{self.settings['service_name']}":
+            # a *user* may be named "service:publish": the kind, set by the hub, tells them apart
+            if who.kind != "service" or who.name != f"service:{self.settings['service_name']}":
                 raise LibraryError(403, "for-user", "Only the hub may list on behalf of a user.", "for_user")
             return Who(name=for_user)
         return who
@@ -229,13 +236,14 @@ class ItemHandler(BaseHandler):
         data = library.check_input(f"{SCHEMA_PREFIX[self.model]}-edit", self.json_body())
         self.send(item_json(library.edit(self.db, item, self.who, data)))
 
-    def delete(self, item_id):
+    async def delete(self, item_id):
         item = self.item(item_id)
         library.check_deletable(item, self.who)
         if isinstance(item, BaseEnv):
-            self.service.check_env_unused(item)
+            await self.service.run(self.service.check_env_unused, item)
         else:
-            self.service.serving.stop(item.id)
+            await self.service.run(self.service.serving.stop, item)
+        await self.service.run(self.service.jobs.forget, item)
         self.db.delete(item)
         self.db.commit()
         self.set_status(204)
@@ -255,7 +263,7 @@ class StatusHandler(ItemHandler):
         item = self.item(item_id)
         library.set_online(self.db, item, self.who, action == "online")
         if action == "offline" and isinstance(item, Algorithm):
-            self.service.serving.stop(item.id)
+            self.service.serving.stop(item)
         self.send(item_json(item))
 
 
@@ -299,15 +307,15 @@ class UploadHandler(ItemHandler):
         than the limit is refused at once and the connection closed.
         """
         self.received: list[tuple[str, str, str, int]] = []
-        limit = self.service.max_upload_bytes
-        length = int(self.request.headers.get("Content-Length") or 0)
-        if length > limit + MULTIPART_SLACK:
-            raise LibraryError(413, "too-large", f"the upload is {length} bytes; the limit is {limit}")
-        self.request.connection.set_max_body_size(limit + MULTIPART_SLACK)
         try:
             self.item_id = int(self.path_kwargs["item_id"])
             item = library.get_visible(self.db, self.model, self.item_id, self.who)
             library.require_change(item, self.who)
+            self.limit = self.service.upload_limit(self.db, self.who)
+            length = int(self.request.headers.get("Content-Length") or 0)
+            if length > self.limit + MULTIPART_SLACK:
+                raise LibraryError(413, "too-large", f"the upload is {length} bytes; you may send {self.limit} "
+                                   "more (the per-file limit or what is left of your quota)")
             content_type, params = parse_options_header(self.request.headers.get("Content-Type", ""))
             if content_type != b"multipart/form-data" or b"boundary" not in params:
                 raise LibraryError(415, "multipart", "send the tar as multipart/form-data "
@@ -317,6 +325,8 @@ class UploadHandler(ItemHandler):
             return
         finally:
             self.release_db()  # no connection is held while the body streams in
+        # only an authenticated owner may send a large body; everyone else has the server's small limit
+        self.request.connection.set_max_body_size(self.limit + MULTIPART_SLACK)
         self.parser = MultipartParser(params[b"boundary"], callbacks={
             "on_part_begin": self._part_begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_headers_finished": self._headers_finished,
@@ -341,7 +351,8 @@ class UploadHandler(ItemHandler):
         if role not in roles:
             raise LibraryError(400, "part-name", f"name the file part {' or '.join(roles)}, not {role!r}", role)
         self.part = (role, filename)
-        self.incoming = self.service.store.receive(self.service.max_upload_bytes)
+        self.limit -= sum(size for *_, size in self.received)
+        self.incoming = self.service.store.receive(self.limit)
 
     def _part_data(self, data, start, end):
         self.incoming.write(data[start:end])
@@ -414,14 +425,21 @@ class PullHandler(ItemHandler):
         if not isinstance(reference, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._:/@-]{0,254}", reference):
             raise LibraryError(400, "invalid-field", "reference must be an image reference such as "
                                "127.0.0.1:5000/team/model:1.0", "reference")
+        if platform_repository(reference):
+            raise LibraryError(400, "platform-name", f"{reference} is in one of the platform's own namespaces "
+                               f"({', '.join(PLATFORM_NAMESPACES)}); pull from your own registry path",
+                               "reference")
         roles = ROLES[self.model]
         role = data.get("role", roles[0] if len(roles) == 1 else None)
         if role not in roles:
             raise LibraryError(400, "invalid-field", f"role must be {' or '.join(roles)}", "role")
+        limit = self.service.upload_limit(self.db, self.who)
         self.release_db()
+        if await self.service.run(self.service.jobs.name_taken, reference):
+            raise LibraryError(409, "name-taken", f"the engine already holds an image named {reference}, and a "
+                               "pull would move that name; push your image under a new name or tag", "reference")
         try:
-            digest, size = await self.service.run(self.service.jobs.pull, reference,
-                                                  self.service.max_upload_bytes)
+            digest, size = await self.service.run(self.service.jobs.pull, reference, limit)
         except Exception as e:
             raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
         item = self.item(item_id)
@@ -477,13 +495,14 @@ class FromProjectHandler(BaseHandler):
         fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
         fields = library.check_input("algorithm-create", fields)
         item = library.create(self.db, Algorithm, who, fields, smoke=self.service.smoke_by_default)
+        limit = self.service.upload_limit(self.db, who)
         self.release_db()
         try:
             images = []
             for role, path in sorted(tars.items()):
                 with open(path, "rb", opener=_no_follow) as source:
-                    digest, size = await self.service.run(self.service.store.copy_in, source,
-                                                          self.service.max_upload_bytes)
+                    digest, size = await self.service.run(self.service.store.copy_in, source, limit)
+                limit -= size
                 images.append(Image(role=role, filename=path.name, sha256=digest, size=size))
         except (OSError, TooLarge) as e:
             self.db.delete(self.db.get(Algorithm, item.id))

@@ -26,7 +26,8 @@ from traitlets import Bool, Integer, Unicode, default
 from traitlets.config import Application
 
 from ..catalog import DEFAULT_CATALOG_DIR, load_catalog
-from . import api, pages
+from ..files import write_private
+from . import api, library, pages
 from .db import open_database
 from .jobs import Jobs, Serving
 from .library import LibraryError
@@ -50,9 +51,18 @@ class PublishService(Application):
 
     @default("db_url")
     def _default_db_url(self):
-        return os.environ.get("WSHUB_PUBLISH_DB_URL") or f"sqlite:///{Path(self.data_root).resolve()}/library.sqlite"
+        if os.environ.get("WSHUB_PUBLISH_DB_URL"):
+            return os.environ["WSHUB_PUBLISH_DB_URL"]
+        path = Path(self.data_root).resolve() / "library.sqlite"
+        write_private(path, b"")  # private from its first byte; SQLite fills the empty file
+        return f"sqlite:///{path}"
 
     max_upload_bytes = Integer(20 * 1024**3, config=True, help="Largest image tar accepted, in bytes.")
+    user_quota_bytes = Integer(100 * 1024**3, config=True,
+                               help="Bytes of image tars each user may keep in the library (admins: no quota).")
+    max_request_bytes = Integer(1024**2, config=True,
+                                help="Largest request body, except on the upload endpoints, where an "
+                                     "authenticated owner may send up to max_upload_bytes.")
     smoke_by_default = Bool(True, config=True, help="Run each image once, sandboxed, before it is ready. "
                                                     "Admins may still switch it off per item.")
     registry = Unicode(os.environ.get("WSHUB_PUBLISH_REGISTRY", ""), config=True,
@@ -107,12 +117,16 @@ class PublishService(Application):
             raise LibraryError(409, "in-use", f"{env.name} is used by running servers ({', '.join(users[:5])}); "
                                "stop them first, or take the env offline so that no new server uses it.")
 
+    def upload_limit(self, session, who) -> int:
+        """Bytes *who* may still send: the per-file limit, or what is left of their quota if less."""
+        if who.admin:
+            return self.max_upload_bytes
+        return max(0, min(self.max_upload_bytes, self.user_quota_bytes - library.bytes_used(session, who)))
+
     def cookie_secret(self) -> bytes:
         """Kept in the data root, so that browser sessions survive a restart of the service."""
         path = Path(self.data_root).resolve() / "publish_cookie_secret"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_bytes(os.urandom(32).hex().encode())
+        write_private(path, os.urandom(32).hex().encode())
         return path.read_bytes().strip()
 
     def make_app(self, hub_auth) -> web.Application:
@@ -155,9 +169,9 @@ class PublishService(Application):
             self.serving.stop_all()
 
     def make_server(self, hub_auth) -> HTTPServer:
-        """The HTTP server, its body limit the upload limit (uploads are streamed, not buffered)."""
-        return HTTPServer(self.make_app(hub_auth), max_body_size=self.max_upload_bytes + api.MULTIPART_SLACK,
-                          max_buffer_size=64 * 1024**2)
+        """The HTTP server: small bodies only, until an upload handler has authenticated its sender."""
+        return HTTPServer(self.make_app(hub_auth), max_body_size=self.max_request_bytes,
+                          max_buffer_size=self.max_request_bytes + api.MULTIPART_SLACK)
 
     async def _serve(self, hub_auth) -> None:
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))

@@ -7,41 +7,57 @@ service starts, :meth:`Jobs.recover` resumes every ``validating`` item whose
 tars are stored, and marks the others failed.
 
 The checks are :func:`workspace_hub.validate.check_tar` and
-:func:`workspace_hub.smoke.smoke_test`, used as libraries; docker-py does the
-engine calls.
+:func:`workspace_hub.smoke.smoke_test`, used as libraries; the executor
+(:mod:`workspace_hub.executor`) does the engine calls.
+
+Engine names belong to the library, never to an upload: an image is loaded
+from the members the check hashed, with no tag of its own, and then tagged
+``algorithms/<key>/<name>:<version>-<role>`` (or ``envs/<key>/<name>:<version>``),
+where ``key`` is the item's never-reused key.  Pulls are refused for the
+platform's own namespaces and for any name the engine already holds, and the
+pulled name is removed once the image is stored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
+import shutil
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from ..smoke import SANDBOX, smoke_test
-from ..validate import Problem, check_tar
+from ..executor import DockerExecutor, ProbeFailed, Replica
+from ..smoke import smoke_test
+from ..validate import Problem, bounded_json, check_tar
 from . import library
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TarStore
 
 log = logging.getLogger("workspace_hub.publish")
 LABEL_ALGORITHM = "ai.platform.algorithm"
+# Repositories the platform itself names: never a pull source (docker.io's spellings included).
+PLATFORM_NAMESPACES = ("workspace-hub/", "algorithms/", "envs/")
 
 
 def platform_tag(item, role: str) -> str:
-    """``algorithms/<owner>/<name>:<version>-<role>`` or ``envs/<owner>/<name>:<version>``."""
-    owner = "".join(c if c.isalnum() or c in "._-" else "-" for c in item.owner.lower()).strip("._-") or "user"
+    """``algorithms/<key>/<name>:<version>-<role>`` or ``envs/<key>/<name>:<version>``: one item, one name."""
+    version = "".join(c if c.isalnum() or c in "._-" else "-" for c in item.version)
     if isinstance(item, Algorithm):
-        return f"algorithms/{owner}/{item.name}:{item.version}-{role}"
-    return f"envs/{owner}/{item.name}:{item.version}"
+        return f"algorithms/{item.key}/{item.name}:{version}-{role}"
+    return f"envs/{item.key}/{item.name}:{version}"
+
+
+def platform_repository(reference: str) -> bool:
+    """Whether *reference* names one of the platform's repositories, however it is spelled."""
+    name = reference.lower()
+    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        name = name.removeprefix(prefix)
+    name = name.removeprefix("library/")
+    return name.startswith(PLATFORM_NAMESPACES)
 
 
 def _problem(image: Image, problem: dict) -> dict:
@@ -56,15 +72,11 @@ class Jobs:
         self.store = store
         self.registry = registry.rstrip("/")
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="publish-job")
-        self._engine = None
+        self.executor = DockerExecutor()
 
     @property
     def engine(self):
-        if self._engine is None:
-            import docker
-
-            self._engine = docker.from_env(timeout=600)
-        return self._engine
+        return self.executor.client
 
     def submit(self, model, item_id: int):
         return self.pool.submit(self._run_logged, model, item_id)
@@ -130,9 +142,17 @@ class Jobs:
                 item.image = item.images[-1].tag
             session.commit()
 
-    def model_dir(self, algorithm_id: int) -> Path:
+    def model_dir(self, algorithm: Algorithm) -> Path:
         """The model the smoke training wrote; the predict smoke run and the online test serve it."""
-        return self.store.root / "models" / str(algorithm_id)
+        return self.store.root / "models" / algorithm.key
+
+    def forget(self, item) -> None:
+        """What a deleted item leaves in the engine and the store: its tags and its model folder."""
+        for image in item.images:
+            if image.tag and not self.registry:
+                self.executor.remove_tag(image.tag)
+        if isinstance(item, Algorithm):
+            shutil.rmtree(self.model_dir(item), ignore_errors=True)
 
     def _progress(self, session, item, text: str) -> None:
         item.progress = text
@@ -151,17 +171,19 @@ class Jobs:
         if item.smoke:  # the smoke run loads the image; one that passes stays loaded under its platform tag
             self._progress(session, item, f"smoke run of {image.filename}")
             if image.role == "env":
-                problems = self._env_smoke(path, tag)
+                problems = self._env_smoke(path, report, tag)
             else:
-                model = self.model_dir(item.id)
+                model = self.model_dir(item)
+                if image.role == "train":  # a new smoke training replaces what an earlier one wrote
+                    shutil.rmtree(model, ignore_errors=True)
                 model.mkdir(parents=True, exist_ok=True)
-                problems = smoke_test(path, report, keep_as=tag,
+                problems = smoke_test(path, report, keep_as=tag, executor=self.executor,
                                       **({"model_out": model} if image.role == "train" else {"model": str(model)}))
             if problems:
                 return problems, report.as_dict()
         self._progress(session, item, f"{'tagging' if item.smoke else 'loading'} {image.filename} in the engine")
         try:
-            image.tag = self._load(path, tag, loaded=item.smoke)
+            image.tag = self._load(path, report, tag, loaded=item.smoke)
         except Exception as e:
             return [Problem("engine-load", f"the engine refused the image: {e}")], report.as_dict()
         return [], report.as_dict()
@@ -169,11 +191,13 @@ class Jobs:
     def _prefill(self, item: Algorithm, image: Image, labels: dict) -> Problem | None:
         """Fill what the record leaves open from the image's ``ai.platform.algorithm`` label."""
         try:
-            doc = json.loads(labels.get(LABEL_ALGORITHM) or "{}")
+            doc = bounded_json(labels.get(LABEL_ALGORITHM) or "{}")
         except ValueError:
             return Problem("label-invalid", f"label {LABEL_ALGORITHM} is not JSON; rebuild with `ws build`")
         if not doc:
             return None
+        if not isinstance(doc, dict):
+            return Problem("label-invalid", f"label {LABEL_ALGORITHM} must be a JSON object; rebuild with `ws build`")
         if doc.get("name") not in (None, item.name):
             return Problem("label-name", f"the image was built for algorithm {doc['name']!r}, not "
                            f"{item.name!r}; publish it under its own name or rebuild it")
@@ -192,28 +216,25 @@ class Jobs:
         setattr(item, image.role, {**fields[image.role], **part})
         return None
 
-    def _env_smoke(self, path: Path, keep_as: str) -> list[Problem]:
+    def _env_smoke(self, path: Path, report, keep_as: str) -> list[Problem]:
         """A base env must start a single-user server: run ``jupyterhub-singleuser --version`` sandboxed.
 
         One that passes stays loaded as *keep_as*."""
-        with open(path, "rb") as f:
-            [image] = self.engine.images.load(f)
+        image_id = self.executor.load(path, report)
+        container = self.executor.run_batch(image_id, {}, {}, "smoke", command=["jupyterhub-singleuser", "--version"])
         try:
-            self.engine.containers.run(image.id, ["jupyterhub-singleuser", "--version"], network_mode="none",
-                                       remove=True, **SANDBOX)
-        except Exception as e:
-            return [Problem("smoke-env", f"`jupyterhub-singleuser --version` failed in the image: {e}; "
+            status = container.wait(timeout=300)["StatusCode"]
+        finally:
+            container.remove(force=True)
+        if status != 0:
+            return [Problem("smoke-env", f"`jupyterhub-singleuser --version` exited {status} in the image; "
                             "base envs need JupyterHub's single-user server")]
-        image.tag(*keep_as.rsplit(":", 1))
+        self.engine.images.get(image_id).tag(*keep_as.rsplit(":", 1))
         return []
 
-    def _load(self, path: Path, tag: str, loaded: bool = False) -> str:
-        """Load the tar under *tag* (unless the smoke run *loaded* it); push it when a registry is set."""
-        if loaded:
-            image = self.engine.images.get(tag)
-        else:
-            with open(path, "rb") as f:
-                image = self.engine.images.load(f)[0]
+    def _load(self, path: Path, report, tag: str, loaded: bool = False) -> str:
+        """Load the checked tar by digest (unless the smoke run *loaded* it) as *tag*; push when a registry is set."""
+        image = self.engine.images.get(tag if loaded else self.executor.load(path, report))
         repository, _, version = tag.rpartition(":")
         image.tag(repository, version)
         if self.registry:
@@ -225,87 +246,100 @@ class Jobs:
             return f"{remote}:{version}"
         return tag
 
+    def name_taken(self, reference: str) -> bool:
+        """Whether the engine already holds *reference* (a pull would move that name)."""
+        import docker
+
+        try:
+            self.engine.images.get(reference)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
     def pull(self, reference: str, limit: int) -> tuple[str, int]:
-        """Pull *reference* into the engine and store it as a tar; return (sha256, size)."""
+        """Pull *reference* into the engine and store it as a tar; return (sha256, size).
+
+        The pull creates the tag *reference* in the engine; it is removed as soon
+        as the image is stored, since the library loads what it checked, by digest."""
         image = self.engine.images.pull(reference)
         incoming = self.store.receive(limit)
         try:
-            for chunk in image.save(named=True):
+            for chunk in image.save(named=False):
                 incoming.write(chunk)
             return incoming.commit()
         except BaseException:
             incoming.discard()
             raise
+        finally:
+            self.executor.remove_tag(reference)
 
 
 class Serving:
-    """Predict containers for the online test: one per algorithm, started on first use."""
+    """Predict replicas for the online test: one per algorithm, started on first use, off the host network.
+
+    Each algorithm has its own lock, held only while its replica starts: a slow
+    image delays its own tests, never another algorithm's, and calls to a running
+    replica take no lock at all.
+    """
 
     def __init__(self, jobs: Jobs, health_timeout: float = 120):
         self.jobs = jobs
         self.health_timeout = health_timeout
-        self.running: dict[int, tuple[object, int]] = {}
-        self.lock = threading.Lock()  # one container per algorithm, however many tests arrive at once
+        self.running: dict[str, Replica] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        self.guard = threading.Lock()  # protects the two dicts, never held across engine calls
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(key, threading.Lock())
 
     def call(self, algorithm: Algorithm, params: dict) -> tuple[int, object]:
         """Send *params* to the algorithm's interface; return (status, JSON body or text)."""
-        with self.lock:
-            port = self._ensure(algorithm)
+        with self._lock(algorithm.key):
+            replica = self._ensure(algorithm)
         interface = algorithm.predict["interface"]
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/{interface['name']}", data=json.dumps(params).encode(),
-            method=interface.get("method", "POST"), headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=60) as r:
-                status, body = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, body = e.code, e.read()
+            answer = replica.request(interface.get("method", "POST"), f"/{interface['name']}",
+                                     json.dumps(params).encode(), {"Content-Type": "application/json"}, timeout=60)
+        except OSError as e:
+            raise library.LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
         try:
-            return status, json.loads(body)
+            return answer.status, json.loads(answer.body)
         except ValueError:
-            return status, body.decode("utf-8", "replace")[:2000]
+            return answer.status, answer.body.decode("utf-8", "replace")[:2000]
 
-    def _ensure(self, algorithm: Algorithm) -> int:
-        if algorithm.id in self.running:
-            container, port = self.running[algorithm.id]
-            container.reload()
-            if container.status == "running":
-                return port
-            self.stop(algorithm.id)
-        tag = next(i.tag for i in algorithm.images if i.role == "predict")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        model = self.jobs.model_dir(algorithm.id)
+    def _ensure(self, algorithm: Algorithm) -> Replica:
+        replica = self.running.get(algorithm.key)
+        if replica is not None:
+            if replica.running():
+                return replica
+            self.stop(algorithm)
+        tag, replica = next(i.tag for i in algorithm.images if i.role == "predict"), None
+        model = self.jobs.model_dir(algorithm)
         model.mkdir(parents=True, exist_ok=True)
-        container = self.jobs.engine.containers.run(
-            tag, detach=True, network_mode="host", environment={"PORT": str(port), "HOST": "127.0.0.1"},
-            volumes={str(model): {"bind": "/project/model", "mode": "ro"}},
-            name=f"publish-serve-{algorithm.id}-{port}", labels={"ai.workspace-hub.serving": str(algorithm.id)},
-            **SANDBOX)
-        self.running[algorithm.id] = (container, port)
-        deadline = time.monotonic() + self.health_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    return port
-            except OSError:
-                container.reload()
-                if container.status == "exited" or time.monotonic() > deadline:
-                    logs = container.logs(tail=10).decode("utf-8", "replace")
-                    self.stop(algorithm.id)
-                    raise library.LibraryError(502, "service-down", f"the predict image did not answer "
-                                               f"/health: {logs.strip()[-500:]}")
-                time.sleep(0.2)
+        try:
+            replica = self.jobs.executor.start_replica(tag, model, {}, f"serving-{algorithm.key}")
+            replica.wait_healthy(self.health_timeout)
+        except ProbeFailed as e:
+            if replica is not None:
+                replica.remove()
+            raise library.LibraryError(502, "service-down", f"the predict image did not answer /health: "
+                                       f"{str(e)[-500:]}") from None
+        self.running[algorithm.key] = replica
+        return replica
 
-    def stop(self, algorithm_id: int) -> None:
-        container, _ = self.running.pop(algorithm_id, (None, None))
-        if container is not None:
+    def stop(self, algorithm: Algorithm) -> None:
+        replica = self.running.pop(algorithm.key, None)
+        if replica is not None:
             try:
-                container.remove(force=True)
+                replica.remove()
             except Exception:
-                log.warning("could not remove serving container of algorithm %s", algorithm_id)
+                log.warning("could not remove the serving container of %s", algorithm.name)
 
     def stop_all(self) -> None:
-        for algorithm_id in list(self.running):
-            self.stop(algorithm_id)
+        for key in list(self.running):
+            replica = self.running.pop(key)
+            try:
+                replica.remove()
+            except Exception:
+                log.warning("could not remove serving container %s", key)

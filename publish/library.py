@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..algorithm import NAME, SCHEMA, Draft202012Validator, _key
-from .models import Algorithm, BaseEnv, Status, Visibility
+from .models import Algorithm, BaseEnv, Image, Status, Visibility
 
 VERSION = SCHEMA["properties"]["version"]
 PURPOSE = SCHEMA["properties"]["purpose"]
@@ -218,6 +218,15 @@ def check_deletable(item, who: Who) -> None:
         raise LibraryError(409, "in-use", f"{item.name} is online; take it offline before deleting it.")
     if item.status == Status.validating:
         raise LibraryError(409, "validating", "Wait until validation ends before deleting.")
+
+
+def bytes_used(session: Session, who: Who) -> int:
+    """Bytes of image tars the items of *who* hold (the per-user quota counts these)."""
+    total = 0
+    for model, key in ((Algorithm, Image.algorithm_id), (BaseEnv, Image.env_id)):
+        total += session.scalar(select(func.coalesce(func.sum(Image.size), 0)).join(model, key == model.id)
+                                .where(model.owner == who.name)) or 0
+    return int(total)
 
 
 SORTABLE = {"name", "created", "updated", "status", "owner"}

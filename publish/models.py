@@ -9,6 +9,7 @@ like ``algorithm.yaml``.  Each uploaded, pulled or published tar is an
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -53,6 +54,8 @@ class Item:
     """Columns shared by algorithms and base environments."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # never reused (ids are, by SQLite): names the item's engine tags and model folder
+    key: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
     name: Mapped[str] = mapped_column(String(63), index=True)
     version: Mapped[str] = mapped_column(String(32))
     owner: Mapped[str] = mapped_column(String(255), index=True)
@@ -70,7 +73,8 @@ class Item:
 
 class Algorithm(Item, Base):
     __tablename__ = "algorithms"
-    __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_algorithm_version"),)
+    __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_algorithm_version"),
+                      UniqueConstraint("key", name="uq_algorithms_key"))
 
     purpose_first: Mapped[str] = mapped_column(String(16), default="other", index=True)
     purpose_second: Mapped[str] = mapped_column(String(40), default="other", index=True)
@@ -84,7 +88,8 @@ class Algorithm(Item, Base):
 
 class BaseEnv(Item, Base):
     __tablename__ = "base_envs"
-    __table_args__ = (UniqueConstraint("name", name="uq_base_env_name"),)
+    __table_args__ = (UniqueConstraint("name", name="uq_base_env_name"),
+                      UniqueConstraint("key", name="uq_base_envs_key"))
 
     device: Mapped[str] = mapped_column(String(8), default="cpu", index=True)
     image: Mapped[str] = mapped_column(String(255), default="")  # the engine tag workspaces start from

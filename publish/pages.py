@@ -7,7 +7,6 @@ the hub.  ``static/library.js`` calls the API with the hub's XSRF token.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -36,7 +35,7 @@ class PageHandler(BaseHandler):
                 "view": self.template.removesuffix(".html"), **kwargs}
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         html = self.settings["templates"].get_template(self.template).render(
-            prefix=prefix, hub=hub, user=who.name, admin=who.admin, page_json=json.dumps(page), **kwargs)
+            prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, **kwargs)
         self.finish(html)
 
 

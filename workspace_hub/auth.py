@@ -6,6 +6,9 @@ users sign up at ``/hub/signup`` and an admin authorizes them at
 fresh hub is never open: its password comes from ``$WSHUB_ADMIN_PASSWORD`` or
 is generated and printed once.
 
+Passwords have at least 8 characters, and five failed logins in a row lock an
+account for ten minutes (NativeAuthenticator's own options, set here).
+
 NativeAuthenticator 1.3.0's own ``/login`` handler fails on JupyterHub 6
 (it uses the removed ``statsd`` attribute), so this subclass keeps JupyterHub's
 login page, which calls the same ``authenticate``; the signup, authorize and
@@ -37,6 +40,14 @@ class WorkspaceAuthenticator(NativeAuthenticator):
     @default("first_admin_password")
     def _default_first_admin_password(self):
         return os.environ.get("WSHUB_ADMIN_PASSWORD", "")
+
+    @default("minimum_password_length")
+    def _default_minimum_password_length(self):
+        return 8
+
+    @default("allowed_failed_logins")
+    def _default_allowed_failed_logins(self):
+        return 5  # then the account waits seconds_before_next_try (NativeAuthenticator's 600 s)
 
     @default("admin_users")
     def _default_admin_users(self):

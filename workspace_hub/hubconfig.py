@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from .catalog import REPO_ROOT
+from .files import write_private
 
 PROFILES = {
     "docker": "workspace_hub.spawner.DockerWorkspaceSpawner",
@@ -57,6 +58,9 @@ def configure(c, environ=os.environ) -> None:
         c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
         c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 1}"
         c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{environ.get('WSHUB_HUB_PORT', '8081')}"
+        if not environ.get("WSHUB_DB_URL"):  # the hub's database and secrets are private from their first byte
+            write_private(data_root / "jupyterhub.sqlite", b"")
+        write_private(data_root / "jupyterhub_cookie_secret", secrets.token_hex(32).encode())
         c.JupyterHub.db_url = environ.get("WSHUB_DB_URL", f"sqlite:///{data_root / 'jupyterhub.sqlite'}")
         c.JupyterHub.cookie_secret_file = str(data_root / "jupyterhub_cookie_secret")
         c.ConfigurableHTTPProxy.pid_file = str(data_root / "jupyterhub-proxy.pid")
@@ -111,9 +115,7 @@ def configure(c, environ=os.environ) -> None:
 def publish_service(c, environ, data_root: Path, profile: str) -> dict:
     """The publish service (``workspace_hub.publish``), and the spawner settings that use it."""
     token_file = data_root / "publish_api_token"
-    if not token_file.exists():
-        token_file.write_text(secrets.token_hex(32))
-        token_file.chmod(0o600)
+    write_private(token_file, secrets.token_hex(32).encode())
     token = token_file.read_text().strip()
     environment = {"WSHUB_DATA_ROOT": str(data_root)}
     if profile == "kubernetes":  # the proxy and user pods reach it through the hub pod's extra port (values.yaml)

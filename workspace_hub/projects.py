@@ -17,6 +17,7 @@ local and Kubernetes spawners can each turn it into their own volume format.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -63,8 +64,35 @@ def check_project_name(name: str) -> str:
 
 
 def user_dir_name(username: str) -> str:
-    """The on-disk folder for a user: the name itself when safe, else JupyterHub's safe slug."""
-    return username if is_valid_safe_slug(username, max_length=63) else safe_slug(username)
+    """The on-disk folder for a user; no two user names share one.
+
+    A name that is a valid safe slug (JupyterHub's rule: lowercase letters,
+    digits and single hyphens) is its own folder.  Any other name becomes a
+    readable prefix, ``--`` and 128 bits of its sha256.  A safe slug never
+    contains ``--``, so the two kinds never meet, and a 128-bit hash has no
+    collision anyone can search for (JupyterHub's ``safe_slug`` keeps 32 bits
+    and returns some escaped names unchanged, so it is not used here).
+    """
+    if is_valid_safe_slug(username, max_length=63):
+        return username
+    prefix = re.sub(r"[^a-z0-9]+", "-", username.lower()).strip("-")[:20].strip("-") or "user"
+    return f"{prefix}--{hashlib.sha256(username.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
+
+
+def migrate_user_dir(data_root: Path, username: str, user_exists) -> Path | None:
+    """Move a user's folder from the old name (JupyterHub's ``safe_slug``) to :func:`user_dir_name`.
+
+    Before this version, ``a.b`` and a user literally named ``a-b-2e7336dc`` shared
+    one folder.  It moves only when no user holds the old name as their own
+    (*user_exists* asks the hub); otherwise it stays for an admin to split, and
+    the user starts with a new, empty folder.  Returns the new path if it moved.
+    """
+    old, new = safe_slug(username), user_dir_name(username)
+    users = data_root / "users"
+    if old == new or not (users / old).is_dir() or (users / new).exists() or user_exists(old):
+        return None
+    os.replace(users / old, users / new)
+    return users / new
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,21 @@ def base_image_export(data_root: Path, env_id: str) -> str | None:
     """The env image's `docker save` folder (written by `ws envs build`), relative to the data root."""
     relative = f"base-images/{env_id}/current"
     return relative if (data_root / relative / "manifest.json").is_file() else None
+
+
+def pinned_image(data_root: Path, env) -> str:
+    """A catalog env's image by the ID recorded when ``ws envs build`` built it, if recorded.
+
+    Workspaces then start that exact image whatever a tag says later.
+    """
+    if not env.image.startswith("workspace-hub/"):
+        return env.image
+    link = data_root / "base-images" / env.id / "current"
+    try:
+        image_id = os.readlink(link)
+    except OSError:
+        return env.image
+    return f"sha256:{image_id}" if re.fullmatch(r"[0-9a-f]{64}", image_id) else env.image
 
 
 def mount_plan(project: Project, dataset: str | None, base_image: str | None = None) -> list[Mount]:

@@ -1,48 +1,38 @@
 """``ws validate --smoke``: run a statically valid image once, sandboxed.
 
-- train: ``--network none``, read-only root, tmpfs ``/tmp``, memory and pids
-  limits, no capabilities; the dataset read-only at ``/project/dataset`` (by
-  default the template sample matching the image's purpose), an empty
-  ``/project/model``, ``EPOCHS=1``.  It must exit 0 and leave a file in
-  ``/project/model``.
-- predict: host networking on a free loopback port (``PORT``/``HOST`` set),
-  the model read-only at ``/project/model``; ``GET /health`` must answer 200,
-  then the interface declared in the ``ai.platform.interface`` label must
-  answer its test values with 200 JSON.
+Both kinds run on the executor (:mod:`workspace_hub.executor`): no network,
+read-only root, tmpfs ``/tmp``, memory, CPU and pids limits, no capabilities.
 
-The image, container and temp folders are removed afterwards, on failure and
-on Ctrl-C too.  docker-py does the engine calls.
+- train: the dataset read-only at ``/project/dataset`` (by default the template
+  sample matching the image's purpose), an empty ``/project/model``,
+  ``EPOCHS=1``.  It must exit 0 and leave a file in ``/project/model``.
+- predict: ``PORT``/``HOST`` set, the model read-only at ``/project/model``;
+  ``GET /health`` must answer 200, then the interface declared in the
+  ``ai.platform.interface`` label must answer its test values with 200 JSON.
+  The container has no network; the probe reaches it inside its namespace.
+
+The engine loads the image from the members the check hashed
+(:func:`workspace_hub.validate.validated_archive`), so an upload names no tag.
+The image (unless kept), container and temp folders are removed afterwards, on
+failure and on Ctrl-C too.  A model the train run wrote is copied out without
+following links, regular files and folders only, within a size and file cap.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import socket
+import stat
 import tempfile
-import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
-from .validate import LABEL_PORT, Problem, Report
+from .executor import DockerExecutor, EngineUnavailable, ProbeFailed
+from .validate import LABEL_PORT, Problem, Report, bounded_json
 
 LABEL_INTERFACE = "ai.platform.interface"
-SANDBOX = dict(
-    read_only=True,
-    tmpfs={"/tmp": "rw,size=256m"},
-    mem_limit="2g",
-    pids_limit=256,
-    cap_drop=["ALL"],
-    security_opt=["no-new-privileges"],
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+MAX_MODEL_FILES = 10_000
+MAX_MODEL_BYTES = 4 * 1024**3
 
 
 def _tail(container, lines: int = 15) -> str:
@@ -52,52 +42,114 @@ def _tail(container, lines: int = 15) -> str:
         return ""
 
 
+def copy_model(source: Path, target: Path, max_files: int = MAX_MODEL_FILES,
+               max_bytes: int = MAX_MODEL_BYTES) -> tuple[list[Problem], list[Problem]]:
+    """Copy the model folder a container wrote; return (problems, warnings).
+
+    Links, fifos and devices are skipped (never followed or opened), so a model
+    cannot name a host file; the total size and file count are capped.
+    """
+    problems, warnings, files, size = [], [], 0, 0
+    pending = [(source, target)]
+    while pending and not problems:
+        folder, out = pending.pop()
+        out.mkdir(parents=True, exist_ok=True)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                relative = os.path.relpath(entry.path, source)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), out / entry.name))
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    warnings.append(Problem("model-skipped", f"{relative} is a link or a special file; only "
+                                            "regular files and folders are kept from /project/model", relative))
+                    continue
+                files += 1
+                if files > max_files:
+                    problems.append(Problem("model-too-many-files", f"the model has more than {max_files} files; "
+                                            "save fewer, larger files"))
+                    break
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                with open(fd, "rb") as src:
+                    if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                        continue
+                    with open(out / entry.name, "wb") as dst:
+                        while chunk := src.read(1024 * 1024):
+                            size += len(chunk)
+                            if size > max_bytes:
+                                problems.append(Problem("model-too-large", f"the model passes {max_bytes} "
+                                                        "bytes; save a smaller model"))
+                                break
+                            dst.write(chunk)
+                if problems:
+                    break
+    if problems:
+        shutil.rmtree(target, ignore_errors=True)
+    return problems, warnings
+
+
 def smoke_test(path, report: Report, dataset: str | None = None, model: str | None = None,
                train_timeout: float = 600, health_timeout: float = 120,
-               model_out: str | Path | None = None, keep_as: str | None = None) -> list[Problem]:
+               model_out: str | Path | None = None, keep_as: str | None = None,
+               executor: DockerExecutor | None = None) -> list[Problem]:
     """Run the image at *path* (already checked statically); return the problems found.
 
     A train run that passes copies what it wrote to *model_out*, if given, so
     that the predict image can be tried with a real model.  An image that
-    passes is kept in the engine as *keep_as* (``repo:tag``), if given, so that
-    the caller need not load it again.
+    passes is tagged *keep_as* (``repo:tag``), if given, so that the caller
+    need not load it again; that is the only tag the run ever creates.
     """
     import docker
 
     try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as e:
+        executor = executor or DockerExecutor()
+        client = executor.client
+    except EngineUnavailable as e:
         return [Problem("smoke-engine", f"--smoke needs a Docker engine ({e}); start dockerd or drop --smoke")]
-    before = {image.id for image in client.images.list()}
-    work = Path(tempfile.mkdtemp(prefix="ws-smoke-"))
-    image = container = None
     try:
-        with open(path, "rb") as f:
-            [image] = client.images.load(f)
-        image.tag(f"ws-smoke/{uuid.uuid4().hex[:12]}", "latest")
+        client.images.get(report.image["config_digest"])
+        existed = True
+    except docker.errors.ImageNotFound:
+        existed = False
+    except docker.errors.DockerException as e:
+        return [Problem("smoke-engine", f"the engine refused the smoke run: {e}")]
+    work = Path(tempfile.mkdtemp(prefix="ws-smoke-"))
+    image_id = container = replica = None
+    kept = False
+    try:
+        image_id = executor.load(path, report)
         if report.kind == "train":
-            container, problems = _train(client, image, work, dataset, train_timeout, report.image["labels"])
+            container, problems = _train(executor, image_id, work, dataset, train_timeout, report.image["labels"])
             if model_out and not problems:
-                shutil.copytree(work / "model", model_out, dirs_exist_ok=True)
+                problems, warnings = copy_model(work / "model", Path(model_out))
+                report.warnings.extend(warnings)
         else:
-            container, problems = _predict(client, image, report, work, model, health_timeout)
+            replica, problems = _predict(executor, image_id, report, work, model, health_timeout)
         if keep_as and not problems:
-            image.tag(*keep_as.rsplit(":", 1))
-            before.add(image.id)
+            client.images.get(image_id).tag(*keep_as.rsplit(":", 1))
+            kept = True
         return problems
     except docker.errors.DockerException as e:
         return [Problem("smoke-engine", f"the engine refused the smoke run: {e}")]
     finally:
         if container is not None:
             container.remove(force=True)
-        if image is not None:
-            for tag in image.tags:
-                if tag.startswith("ws-smoke/"):
-                    client.images.remove(tag)
-            if image.id not in before:
-                client.images.remove(image.id, force=True)
+        if replica is not None:
+            replica.remove()
+        if image_id is not None and not kept and not existed:
+            _remove_untagged(client, image_id)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_untagged(client, image_id: str) -> None:
+    """Remove an image this run loaded, unless something has tagged it meanwhile (never forced)."""
+    import docker
+
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except docker.errors.DockerException:
+        pass
 
 
 def sample_dataset(labels: dict) -> Path | None:
@@ -105,7 +157,7 @@ def sample_dataset(labels: dict) -> Path | None:
     from .projectgen import ProjectError, templates_dir
 
     try:
-        purpose = json.loads(labels.get("ai.platform.algorithm", "{}")).get("purpose", {}).get("first")
+        purpose = bounded_json(labels.get("ai.platform.algorithm", "{}")).get("purpose", {}).get("first")
         variants = templates_dir() / "project" / "{{cookiecutter.project_slug}}" / "_variants"
     except (ProjectError, ValueError, AttributeError):
         return None
@@ -113,19 +165,16 @@ def sample_dataset(labels: dict) -> Path | None:
     return variants / folder if folder else None
 
 
-def _train(client, image, work: Path, dataset: str | None, timeout: float, labels: dict):
+def _train(executor: DockerExecutor, image_id: str, work: Path, dataset: str | None, timeout: float,
+           labels: dict):
     model = work / "model"
     model.mkdir()
     model.chmod(0o777)  # the image's user, whatever its uid, must write here
     if dataset is None:
         dataset = sample_dataset(labels) or work / "dataset"
         Path(dataset).mkdir(exist_ok=True)
-    container = client.containers.run(
-        image.id, detach=True, network_mode="none", environment={"EPOCHS": "1"},
-        volumes={str(Path(dataset).resolve()): {"bind": "/project/dataset", "mode": "ro"},
-                 str(model): {"bind": "/project/model", "mode": "rw"}},
-        **SANDBOX,
-    )
+    container = executor.run_batch(image_id, {dataset: ("/project/dataset", "ro"), model: ("/project/model", "rw")},
+                                   {"EPOCHS": "1"}, "smoke")
     try:
         status = container.wait(timeout=timeout)["StatusCode"]
     except Exception:
@@ -140,46 +189,34 @@ def _train(client, image, work: Path, dataset: str | None, timeout: float, label
     return container, []
 
 
-def _predict(client, image, report: Report, work: Path, model: str | None, timeout: float):
-    port = _free_port()
+def _predict(executor: DockerExecutor, image_id: str, report: Report, work: Path, model: str | None,
+             timeout: float):
     model_dir = Path(model) if model else work / "model"
     model_dir.mkdir(exist_ok=True)
-    container = client.containers.run(
-        image.id, detach=True, network_mode="host",
-        environment={"PORT": str(port), "HOST": "127.0.0.1"},
-        volumes={str(model_dir.resolve()): {"bind": "/project/model", "mode": "ro"}},
-        **SANDBOX,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except (OSError, urllib.error.URLError):
-            pass
-        container.reload()
-        if container.status == "exited":
-            return container, [Problem("smoke-exit", f"the service exited before answering /health. "
-                                       f"Last output:\n{_tail(container)}")]
-        if time.monotonic() > deadline:
-            return container, [Problem("smoke-health", f"GET /health did not answer 200 within {timeout:.0f} s; "
-                                       f"serve on $PORT (declared {report.image['labels'].get(LABEL_PORT)})")]
-        time.sleep(0.2)
+    try:
+        replica = executor.start_replica(image_id, model_dir, {}, "smoke")
+    except ProbeFailed as e:
+        return None, [Problem("smoke-exit", str(e))]
+    try:
+        replica.wait_healthy(timeout)
+    except ProbeFailed as e:
+        if e.code == "exit":
+            return replica, [Problem("smoke-exit", str(e))]
+        return replica, [Problem("smoke-health", f"{e}; serve on $PORT (declared "
+                                 f"{report.image['labels'].get(LABEL_PORT)})")]
     interface = report.image["labels"].get(LABEL_INTERFACE)
     if not interface:
         report.warnings.append(Problem("smoke-no-interface", f"no {LABEL_INTERFACE} label; only /health was tested"))
-        return container, []
+        return replica, []
     try:
-        spec = json.loads(interface)
+        spec = bounded_json(interface)
         body = json.dumps({p["name"]: p.get("test_value") for p in spec.get("params", [])}).encode()
-        request = urllib.request.Request(f"{base}/{spec['name']}", data=body, method=spec.get("method", "POST"),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as r:
-            json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return container, [Problem("smoke-interface", f"{spec['name']} answered {e.code} to its test values")]
-    except (ValueError, KeyError, TypeError, OSError) as e:
-        return container, [Problem("smoke-interface", f"the interface test failed: {e}")]
-    return container, []
+        answer = replica.request(spec.get("method", "POST"), f"/{spec['name']}", body,
+                                 {"Content-Type": "application/json"})
+        if answer.status != 200:
+            return replica, [Problem("smoke-interface", f"{spec['name']} answered {answer.status} to its test "
+                                     "values")]
+        json.loads(answer.body)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+        return replica, [Problem("smoke-interface", f"the interface test failed: {e}")]
+    return replica, []

@@ -18,7 +18,7 @@ import html
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from docker.types import DeviceRequest
@@ -31,7 +31,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, Integer, Unicode, default
 from traitlets.config import Configurable
 
-from .catalog import DEFAULT_CATALOG_DIR, BaseEnv, load_catalog
+from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, BaseEnv, load_catalog
 from .projects import (
     WORKSPACE_ROOT,
     InvalidChoice,
@@ -41,8 +41,14 @@ from .projects import (
     check_dataset,
     check_project_name,
     list_datasets,
+    migrate_user_dir,
     mount_plan,
+    pinned_image,
+    user_dir_name,
 )
+
+
+PLATFORM_IMAGES = ("sha256:", IMAGE_PREFIX, "envs/")
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,13 @@ class WorkspaceMixin(Configurable):
 
     library_token = Unicode("", config=True, help="API token of the publish service, to ask it on a user's behalf.")
 
+    registered_env_limits = Dict(
+        {"mem": "4G", "cpu": 2.0},
+        config=True,
+        help="""Limits of envs registered in the library (outside the catalog, which sets its own);
+        ``limit_overrides`` still applies on top.""",
+    )
+
     gpu_available = Bool(
         False,
         config=True,
@@ -193,10 +206,19 @@ class WorkspaceMixin(Configurable):
             self.log.warning("The publish service did not list envs (%s); offering the static catalog.", e)
             return None
         catalog = self.catalog()
-        return [catalog.get(item["name"]) or BaseEnv(
-            id=item["name"], display_name=f"{item['name']} {item['version']}", framework=item["framework"],
-            device=item["device"], description=item["description"], image=item["image"])
-            for item in items if item["name"] in catalog or item["image"]]
+        envs = []
+        for item in items:
+            if item["name"] in catalog and item["visibility"] == "preset":
+                envs.append(catalog[item["name"]])
+            elif item["image"]:  # an env someone registered: its owner is shown unless it is the user's own
+                by = "" if item["owner"] == self.user.name or item["visibility"] == "preset" else \
+                    f", by {item['owner']}"
+                envs.append(BaseEnv(
+                    id=item["name"], display_name=f"{item['name']} {item['version']}{by}",
+                    framework=item["framework"], device=item["device"], description=item["description"],
+                    image=item["image"], mem_limit=self.registered_env_limits.get("mem"),
+                    cpu_limit=self.registered_env_limits.get("cpu")))
+        return envs
 
     def options_from_form(self, formdata):
         return {key: formdata.get(key, [""])[0].strip() for key in ("env", "dataset")}
@@ -222,6 +244,9 @@ class WorkspaceMixin(Configurable):
         if dataset is not None:
             check_dataset(self.data_path, str(dataset))
         env = envs[env_id]
+        pinned = pinned_image(self.data_path, env)
+        if pinned != env.image:
+            env = replace(env, image=pinned)
         limits = {**self.limit_overrides.get("*", {}), **self.limit_overrides.get(env.id, {})}
         mem, cpu = limits.get("mem", env.mem_limit), limits.get("cpu", env.cpu_limit)
         return Workspace(
@@ -235,8 +260,16 @@ class WorkspaceMixin(Configurable):
 
     def prepare_host_dirs(self, workspace: Workspace) -> None:
         """Create the project folders, owned by the workspace user, and record its choices."""
+        moved = migrate_user_dir(self.data_path, self.user.name, self._hub_has_user)
+        if moved:
+            self.log.info("moved the folder of %s to %s (one folder per user)", self.user.name, moved)
         workspace.project.create_dirs(self.workspace_uid, self.workspace_gid)
         workspace.project.save_record(workspace.env.id, workspace.dataset)
+
+    def _hub_has_user(self, name: str) -> bool:
+        from jupyterhub import orm
+
+        return orm.User.find(self.user.db, name) is not None
 
     def apply_workspace(self, workspace: Workspace) -> None:
         """Turn *workspace* into backend traits.  Each backend implements this."""
@@ -340,6 +373,8 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
     def apply_workspace(self, workspace: Workspace) -> None:
         self.prepare_host_dirs(workspace)
         self.image = workspace.env.image
+        # the platform's own images are built here, never pulled: a name on a registry cannot stand in
+        self.pull_policy = "never" if workspace.env.image.startswith(PLATFORM_IMAGES) else "ifnotpresent"
         self.volumes = {
             str(workspace.project.data_root / m.source): {
                 "bind": m.target,
@@ -398,6 +433,13 @@ class KubeWorkspaceSpawner(WorkspaceMixin, KubeSpawner):
         "nvidia.com/gpu", config=True, help="Extended resource requested by GPU envs."
     )
 
+    init_image = Unicode(
+        "busybox:1.36",
+        config=True,
+        help="""Image of the init container that creates a project's folders (it needs ``mkdir``).
+        It is the site's choice, never a user's env, and mounts only that user's folder.""",
+    )
+
     def apply_workspace(self, workspace: Workspace) -> None:
         volume = "workspace-data"
         self.image = workspace.env.image
@@ -410,15 +452,18 @@ class KubeWorkspaceSpawner(WorkspaceMixin, KubeSpawner):
             {"name": volume, "mountPath": m.target, "subPath": m.source, "readOnly": m.read_only}
             for m in workspace.mounts
         ]
-        writable = [m for m in workspace.mounts if not m.read_only]
-        # The pod cannot chown host folders, so an init container creates them as uid 1000.
+        user_dir = f"users/{user_dir_name(self.user.name)}"
+        writable = [m.source.removeprefix(user_dir + "/") for m in workspace.mounts if not m.read_only]
+        # The pod cannot chown host folders, so an init container creates them as uid 1000.  It runs
+        # the site's own small image, never the user's env, and sees only this user's folder.
         self.init_containers = [
             {
                 "name": "project-dirs",
-                "image": workspace.env.image,
-                "command": ["mkdir", "-p", *(f"/data/{m.source}" for m in writable)],
-                "securityContext": {"runAsUser": self.workspace_uid, "runAsGroup": self.workspace_gid},
-                "volumeMounts": [{"name": volume, "mountPath": "/data"}],
+                "image": self.init_image,
+                "command": ["mkdir", "-p", *(f"/data/{path}" for path in writable)],
+                "securityContext": {"runAsUser": self.workspace_uid, "runAsGroup": self.workspace_gid,
+                                    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": volume, "mountPath": "/data", "subPath": user_dir}],
             }
         ]
         self.mem_limit = workspace.mem_limit

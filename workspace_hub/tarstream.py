@@ -117,6 +117,10 @@ class Decompressor:
                 # bounded output per step: a tiny input never inflates to gigabytes at once
                 self.pending += self._gzip.decompress(data, max(n, CHUNK))
                 self.unconsumed = self._gzip.unconsumed_tail
+                if self._gzip.eof and (self._gzip.unused_data or self.raw.read(1)):
+                    # zlib stops after one member, Go's reader (docker load) reads on: refuse the difference
+                    raise TarFormatError("data after the end of the gzip stream (a second gzip member); "
+                                         "compress the archive as one gzip stream")
         except TarFormatError:
             raise
         except Exception as e:  # zlib.error, zstandard.ZstdError
@@ -132,6 +136,7 @@ class Entry:
     size: int
     linkname: str
     mode: int
+    sparse: bool = False  # GNU sparse headers: readers disagree on the name and the data
 
 
 class MemberData:
@@ -258,6 +263,7 @@ class TarReader:
                 size=size if kind in (REGULAR, "7") else 0,
                 linkname=overrides.get("linkpath", _text(header[157:257])),
                 mode=_number(header[100:108]),
+                sparse=kind == "S" or any(key.startswith("GNU.sparse.") for key in overrides),
             )
             overrides = {}
             self._current = MemberData(self.stream, entry.size)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .tarstream import (
     BLOCK, DEVICE_TYPES, DIRECTORY, HARDLINK, REGULAR, SYMLINK, Budget, Decompressor,
@@ -37,6 +39,7 @@ MAX_OUTER_ENTRIES = 10_000
 MAX_LAYER_ENTRIES = 5_000_000
 MAX_PROBLEMS_PER_LAYER = 20
 MAX_SYMLINK_HOPS = 8
+MAX_JSON_DEPTH = 64
 LABEL_KIND, LABEL_DEVICE, LABEL_PORT = "ai.platform.kind", "ai.platform.device", "ai.platform.port"
 
 
@@ -73,12 +76,34 @@ class Report:
         return asdict(self)
 
 
+def bounded_json(text: bytes | str, max_depth: int = MAX_JSON_DEPTH):
+    """``json.loads`` that raises ValueError, never RecursionError, for documents nested past *max_depth*."""
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested more than {max_depth} levels deep") from None
+    level, depth = [document], 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            raise ValueError(f"nested more than {max_depth} levels deep")
+        level = [child for node in level if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+    return document
+
+
 def _read_head(reader) -> bytes:
     """The first block of a stream (fewer bytes only at its end)."""
     head = reader.read(BLOCK)
     while len(head) < BLOCK and (more := reader.read(BLOCK - len(head))):
         head += more
     return head
+
+
+def _normalise(name: str) -> str:
+    """The name a reader that cleans paths (Go's ``docker load``) sees: ``././a//b/`` is ``a/b``."""
+    name = posixpath.normpath(name) if name not in ("", ".") else "."
+    return name[1:] if name.startswith("//") else name
 
 
 def _unsafe(name: str) -> str | None:
@@ -119,9 +144,14 @@ class _Check:
             outer = HashingReader(stream, self.budget, hash=False)  # members are hashed one by one
             seen: set[str] = set()
             for entry, data in TarReader(outer, max_entries=MAX_OUTER_ENTRIES):
-                name = entry.name[2:] if entry.name.startswith("./") else entry.name
-                name = name.rstrip("/") if entry.type == DIRECTORY else name
-                if reason := _unsafe(name):
+                if entry.sparse:
+                    self.error("outer-sparse", f"archive member {entry.name!r} uses GNU sparse headers, which "
+                               "readers disagree on; save the image again without them", entry.name)
+                    continue
+                name = _normalise(entry.name)
+                if name == ".":
+                    continue
+                if reason := _unsafe(entry.name) or _unsafe(name):
                     self.error("outer-unsafe-path", f"archive member {name!r} has {reason}; "
                                "image tars must use relative names inside the archive", name)
                     continue
@@ -137,6 +167,7 @@ class _Check:
                 elif entry.type != DIRECTORY:
                     self.error("outer-member-type", f"archive member {name!r} is not a file, folder or "
                                "symlink; image tars hold only those", name)
+            outer.drain()  # what follows the end marker: padding, or a second gzip member (refused)
 
     def read_member(self, name: str, size: int, data) -> None:
         raw = HashingReader(data)
@@ -177,6 +208,9 @@ class _Check:
         try:
             for entry, _ in reader:
                 name = entry.name[2:] if entry.name.startswith("./") else entry.name
+                if entry.sparse:
+                    problem("layer-sparse", f"layer entry {name!r} uses GNU sparse headers, which readers "
+                            "disagree on; rebuild the image", name)
                 if reason := _unsafe(name):
                     problem("layer-unsafe-path", f"layer entry {name!r} has {reason}; a layer may only "
                             "hold relative paths (rebuild the image from a clean context)", name)
@@ -228,7 +262,7 @@ class _Check:
             self.error(code, f"{what} {path!r} is not JSON of at most {limit} bytes", path)
             return None
         try:
-            return json.loads(blob.text)
+            return bounded_json(blob.text)
         except ValueError as e:
             self.error(f"{what.split()[0]}-invalid", f"{what} {path!r} is not valid JSON ({e})", path)
             return None
@@ -313,8 +347,8 @@ class _Check:
             if expected is not None and expected != blob.diff_id:
                 self.error("layer-digest", f"layer {index} ({path}) hashes to {blob.diff_id}, but the config "
                            f"expects {expected}; the layer or config was altered", path)
-            layers.append({"path": path, "diff_id": blob.diff_id, "size": blob.size,
-                           "compression": blob.compression})
+            layers.append({"path": path, "blob": blob.path, "sha256": blob.sha256, "diff_id": blob.diff_id,
+                           "size": blob.size, "compression": blob.compression})
         self.describe(config, config_blob, layers, tags)
         self.check_config(config, config_path)
 
@@ -322,6 +356,7 @@ class _Check:
         settings = config.get("config") or {}
         self.report.image = {
             "config_digest": config_blob.sha256,
+            "config_blob": config_blob.path,
             "layers": layers,
             "size": self.path.stat().st_size,
             "cmd": settings.get("Cmd"),
@@ -398,3 +433,49 @@ def check_tar(path: str | Path, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
         check.error("not-a-tar", f"{filename} is not a readable tar archive ({e})")
     report.valid = not report.errors
     return report
+
+
+def validated_archive(path: str | Path, report: Report) -> Iterator[bytes]:
+    """The image that *report* describes, re-serialised from the members the check hashed.
+
+    What the engine loads is this stream, not the uploaded file: one config and
+    the layers, each under a name of our own, their bytes checked again against
+    the digests the report recorded, and a manifest of our own with no
+    ``RepoTags``, so no name, alias, annotation or trailing data in the upload
+    reaches ``docker load``, and loading creates or moves no tag.
+    """
+    image = report.image
+    if not report.valid or "config_blob" not in image:
+        raise ValueError("only a valid report describes an image to load")
+    config_name = image["config_digest"].split(":", 1)[1] + ".json"
+    wanted = {image["config_blob"]: (config_name, image["config_digest"])}
+    for layer in image["layers"]:
+        wanted.setdefault(layer["blob"], (f"{layer['sha256'].split(':', 1)[1]}/layer.tar", layer["sha256"]))
+    manifest = json.dumps([{"Config": config_name, "RepoTags": None,
+                            "Layers": [wanted[layer["blob"]][0] for layer in image["layers"]]}]).encode()
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0)
+        stream = Decompressor(f, "gzip") if Decompressor.kind_of(head) == "gzip" else f
+        for entry, data in TarReader(stream, max_entries=MAX_OUTER_ENTRIES):
+            name = _normalise(entry.name)
+            if entry.type != REGULAR or name not in wanted:
+                continue
+            target, digest = wanted.pop(name)
+            yield _header(target, entry.size)
+            hashed = HashingReader(data)
+            while chunk := hashed.read():
+                yield chunk
+            if "sha256:" + hashed.sha256.hexdigest() != digest:
+                raise TarFormatError(f"{name} changed since it was checked")
+            yield b"\0" * (-entry.size % BLOCK)
+    if wanted:
+        raise TarFormatError(f"{', '.join(wanted)} disappeared since the check")
+    yield _header("manifest.json", len(manifest)) + manifest + b"\0" * (-len(manifest) % BLOCK)
+    yield b"\0" * (2 * BLOCK)
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    return info.tobuf(format=tarfile.GNU_FORMAT)

@@ -167,7 +167,10 @@ async def test_kubernetes_pod_manifest(spawner_for):
     assert container["workingDir"] == "/project"
     init = pod["spec"]["initContainers"][0]
     assert init["securityContext"]["runAsUser"] == 1000
-    assert "/data/users/alice/demo/code" in init["command"]
+    # the init container runs the site's image, not the user's env, and sees only this user's folder
+    assert init["image"] == spawner.init_image != container["image"]
+    assert init["volumeMounts"] == [{"name": "workspace-data", "mountPath": "/data", "subPath": "users/alice"}]
+    assert "/data/demo/code" in init["command"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
 
 

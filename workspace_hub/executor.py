@@ -1,0 +1,234 @@
+"""The one execution layer: sandboxed containers for smoke runs and online tests.
+
+Everything that runs a user's image goes through an :class:`Executor`, as every
+workspace goes through :class:`workspace_hub.spawner.WorkspaceMixin`:
+
+- :meth:`Executor.load` puts a checked image tar into the engine by digest;
+- :meth:`Executor.run_batch` runs a train image to its end (smoke runs);
+- :meth:`Executor.start_replica` starts a predict image and returns a
+  :class:`Replica` that answers HTTP requests (smoke runs, online tests).
+
+:class:`DockerExecutor` is the backend here.  A Kubernetes backend implements the
+same three calls with a Job and a Deployment (the pod spec the spawner renders
+is the model).
+
+Every container runs in :data:`SANDBOX`: no network at all (``--network none``),
+a read-only root, no capabilities, and memory, CPU and pids limits.  A replica
+is reached the way ``kubectl port-forward`` reaches a pod: a short-lived thread
+enters the container's network namespace (``setns(2)`` on
+``/proc/<pid>/ns/net``) and connects to ``127.0.0.1:<port>`` there.  Nothing on
+the host network, workspaces included, can reach it.  No library wraps
+``setns`` for Python 3.11 (``os.setns`` arrives in 3.12), hence the ctypes call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import http.client
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import WorkspaceHubError
+
+CLONE_NEWNET = 0x40000000
+REPLICA_PORT = 8080  # inside its own namespace every replica may listen on the same port
+SANDBOX = dict(
+    network_mode="none",
+    read_only=True,
+    tmpfs={"/tmp": "rw,size=256m"},
+    mem_limit="2g",
+    nano_cpus=2_000_000_000,
+    pids_limit=256,
+    cap_drop=["ALL"],
+    security_opt=["no-new-privileges"],
+)
+LABEL_RUN = "ai.workspace-hub.run"  # every container the executor starts carries it, with its purpose
+
+
+class EngineUnavailable(WorkspaceHubError):
+    """No container engine answers; the message says how to start one."""
+
+
+class ProbeFailed(WorkspaceHubError):
+    """A replica exited or did not answer ``/health`` in time; *code* is ``exit`` or ``health``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def engine(timeout: int = 600):
+    """The one way to reach the local Docker engine (docker-py), or :class:`EngineUnavailable`."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except docker.errors.DockerException as e:
+        raise EngineUnavailable(
+            f"No Docker engine answers ({e}). Install docker.io and start it: "
+            "dockerd --bridge=none --iptables=false --ip-masq=false &") from None
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def in_network_namespace(netns_fd: int, fn: Callable[[], object]):
+    """Call *fn* in a fresh thread that has entered the network namespace *netns_fd*; return its result."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            if _libc.setns(netns_fd, CLONE_NEWNET) != 0:
+                errno = ctypes.get_errno()
+                raise OSError(errno, f"setns: {os.strerror(errno)} (entering a container's network needs root)")
+            outcome["value"] = fn()
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name="netns", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    seconds: float
+
+
+class Replica:
+    """A running predict container, reached inside its own network namespace."""
+
+    def __init__(self, container, port: int = REPLICA_PORT):
+        self.container = container
+        self.port = port
+        container.reload()
+        pid = container.attrs["State"]["Pid"]
+        if not pid:
+            raise ProbeFailed("exit", "the service exited at once. Last output:\n"
+                              + container.logs(tail=15).decode("utf-8", "replace").strip())
+        self._netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # kept: pids are reused
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float = 30) -> Response:
+        def call():
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            try:
+                connection.request(method, path, body=body, headers=headers or {})
+                answer = connection.getresponse()
+                return Response(answer.status, answer.read(), time.perf_counter() - started)
+            finally:
+                connection.close()
+
+        return in_network_namespace(self._netns, call)
+
+    def running(self) -> bool:
+        self.container.reload()
+        return self.container.status == "running"
+
+    def logs(self, lines: int = 15) -> str:
+        try:
+            return self.container.logs(tail=lines).decode("utf-8", "replace").strip()
+        except Exception:
+            return ""
+
+    def wait_healthy(self, timeout: float, poll: float = 0.2) -> None:
+        """Return once ``GET /health`` answers 200; raise :class:`ProbeFailed` if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.request("GET", "/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            if not self.running():
+                raise ProbeFailed("exit", f"the service exited before answering /health. Last output:\n"
+                                  f"{self.logs()}")
+            if time.monotonic() > deadline:
+                raise ProbeFailed("health", f"GET /health did not answer 200 within {timeout:.0f} s")
+            time.sleep(poll)
+
+    def remove(self) -> None:
+        try:
+            self.container.remove(force=True)
+        finally:
+            if self._netns is not None:
+                os.close(self._netns)
+                self._netns = None
+
+
+class Executor:
+    """What a backend implements: load an image, run one to its end, start a replica."""
+
+    def load(self, path: Path, report) -> str:
+        """Load the checked image tar at *path* (its :class:`~workspace_hub.validate.Report`); return its ID."""
+        raise NotImplementedError
+
+    def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None):
+        """Start *image* once (its own command, or *command*) with *mounts* (``{host: (target, mode)}``)."""
+        raise NotImplementedError
+
+    def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
+        """Start a predict *image* with *model* read-only at ``/project/model``."""
+        raise NotImplementedError
+
+
+class DockerExecutor(Executor):
+    """The executor on the local Docker engine, through docker-py."""
+
+    def __init__(self, client=None, sandbox: dict | None = None):
+        self._client = client
+        self.sandbox = {**SANDBOX, **(sandbox or {})}
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = engine()
+        return self._client
+
+    def load(self, path: Path, report) -> str:
+        """Load by digest: the engine receives :func:`validated_archive`, never the uploaded file."""
+        from .validate import validated_archive
+
+        [image] = self.client.images.load(validated_archive(path, report))
+        if image.id != report.image["config_digest"]:
+            raise RuntimeError(f"the engine loaded {image.id}, not the checked {report.image['config_digest']}")
+        return image.id
+
+    def _volumes(self, mounts: dict) -> dict:
+        return {str(Path(host).resolve()): {"bind": target, "mode": mode} for host, (target, mode) in mounts.items()}
+
+    def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None):
+        return self.client.containers.run(image, command, detach=True, environment=environment,
+                                          volumes=self._volumes(mounts), labels={LABEL_RUN: purpose}, **self.sandbox)
+
+    def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
+        environment = {"PORT": str(REPLICA_PORT), "HOST": "127.0.0.1", **environment}
+        container = self.client.containers.run(
+            image, detach=True, environment=environment, labels={LABEL_RUN: purpose},
+            volumes=self._volumes({model: ("/project/model", "ro")}), **self.sandbox)
+        try:
+            return Replica(container, REPLICA_PORT)
+        except Exception:
+            container.remove(force=True)
+            raise
+
+    def remove_tag(self, tag: str) -> None:
+        """Remove one tag; the image goes with its last tag unless a container uses it."""
+        import docker
+
+        try:
+            self.client.images.remove(tag, noprune=False)
+        except docker.errors.ImageNotFound:
+            pass
