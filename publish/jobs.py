@@ -220,14 +220,20 @@ class Jobs:
         """A base env must start a single-user server: run ``jupyterhub-singleuser --version`` sandboxed.
 
         One that passes stays loaded as *keep_as*."""
+        import docker
+
         image_id = self.executor.load(path, report)
-        container = self.executor.run_batch(image_id, {}, {}, "smoke", command=["jupyterhub-singleuser", "--version"])
         try:
-            status = container.wait(timeout=300)["StatusCode"]
-        finally:
-            container.remove(force=True)
+            container = self.executor.run_batch(image_id, {}, {}, "smoke", ["jupyterhub-singleuser", "--version"])
+            try:
+                status = container.wait(timeout=300)["StatusCode"]
+            finally:
+                container.remove(force=True)
+        except docker.errors.DockerException as e:
+            status = e
         if status != 0:
-            return [Problem("smoke-env", f"`jupyterhub-singleuser --version` exited {status} in the image; "
+            self.executor.discard(image_id)
+            return [Problem("smoke-env", f"`jupyterhub-singleuser --version` failed in the image ({status}); "
                             "base envs need JupyterHub's single-user server")]
         self.engine.images.get(image_id).tag(*keep_as.rsplit(":", 1))
         return []

@@ -37,7 +37,7 @@ def write_members(path: Path, members: Members, compress: bool = False) -> Path:
 
 def _copy(info: tarfile.TarInfo) -> tarfile.TarInfo:
     new = tarfile.TarInfo(info.name)
-    for attr in ("size", "mode", "type", "linkname", "mtime", "uid", "gid", "uname", "gname"):
+    for attr in ("size", "mode", "type", "linkname", "mtime", "uid", "gid", "uname", "gname", "pax_headers"):
         setattr(new, attr, getattr(info, attr))
     return new
 

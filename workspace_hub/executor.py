@@ -209,20 +209,38 @@ class DockerExecutor(Executor):
     def _volumes(self, mounts: dict) -> dict:
         return {str(Path(host).resolve()): {"bind": target, "mode": mode} for host, (target, mode) in mounts.items()}
 
+    def _start(self, image: str, command, mounts: dict, environment: dict, purpose: str):
+        """Create and start a sandboxed container; one that cannot start is removed, not left behind."""
+        container = self.client.containers.create(image, command, environment=environment, labels={LABEL_RUN: purpose},
+                                                  volumes=self._volumes(mounts), **self.sandbox)
+        try:
+            container.start()
+        except Exception:
+            container.remove(force=True)
+            raise
+        return container
+
     def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None):
-        return self.client.containers.run(image, command, detach=True, environment=environment,
-                                          volumes=self._volumes(mounts), labels={LABEL_RUN: purpose}, **self.sandbox)
+        return self._start(image, command, mounts, environment, purpose)
 
     def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
         environment = {"PORT": str(REPLICA_PORT), "HOST": "127.0.0.1", **environment}
-        container = self.client.containers.run(
-            image, detach=True, environment=environment, labels={LABEL_RUN: purpose},
-            volumes=self._volumes({model: ("/project/model", "ro")}), **self.sandbox)
+        container = self._start(image, None, {model: ("/project/model", "ro")}, environment, purpose)
         try:
             return Replica(container, REPLICA_PORT)
         except Exception:
             container.remove(force=True)
             raise
+
+    def discard(self, image_id: str) -> None:
+        """Remove an image this executor loaded, unless something has tagged it meanwhile (never forced)."""
+        import docker
+
+        try:
+            if not self.client.images.get(image_id).tags:
+                self.client.images.remove(image_id)
+        except docker.errors.DockerException:
+            pass
 
     def remove_tag(self, tag: str) -> None:
         """Remove one tag; the image goes with its last tag unless a container uses it."""

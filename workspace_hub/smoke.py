@@ -137,19 +137,8 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
         if replica is not None:
             replica.remove()
         if image_id is not None and not kept and not existed:
-            _remove_untagged(client, image_id)
+            executor.discard(image_id)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _remove_untagged(client, image_id: str) -> None:
-    """Remove an image this run loaded, unless something has tagged it meanwhile (never forced)."""
-    import docker
-
-    try:
-        if not client.images.get(image_id).tags:
-            client.images.remove(image_id)
-    except docker.errors.DockerException:
-        pass
 
 
 def sample_dataset(labels: dict) -> Path | None:

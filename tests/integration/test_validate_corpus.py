@@ -168,14 +168,45 @@ def broken(corpus):
                             "outer-member-type", ()),
         "size limit": ("train-a-cpu.tar", base, "size-limit", ("--max-uncompressed-size", "1000")),
         "not a tar": ("train-a-cpu.tar", b"this is not an image\n" * 100, "not-a-tar", ()),
+        # parser differentials: what the validator reads must be what `docker load` reads
+        "dot alias": ("train-a-cpu.tar", base + [member("././manifest.json", get(base, "manifest.json"))],
+                      "outer-duplicate", ()),
+        "slash alias": ("train-a-cpu.tar", base + [member(layer.replace("/", "//"), get(base, layer))],
+                        "outer-duplicate", ()),
+        "second gzip member": ("train-a-cpu.tar", gzip.compress(tar_bytes(base))
+                               + gzip.compress(tar_bytes([member("extra", b"x")])), "not-a-tar", ()),
+        "sparse rename": ("train-a-cpu.tar", base + [sparse_member("innocent", "manifest.json", b"[]")],
+                          "outer-sparse", ()),
+        "deep manifest": ("train-a-cpu.tar", put(base, "manifest.json", b"[" * 200_000 + b"]" * 200_000),
+                          "manifest-invalid", ()),
+        "deep label": ("train-a-cpu.tar", put(base, "manifest.json", json.dumps(
+            [{**image, "Junk": json.loads("[" * 100 + "]" * 100)}]).encode()), "manifest-invalid", ()),
     }
+
+
+def tar_bytes(members) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def sparse_member(name, real_name, data):
+    """A member whose pax header carries GNU.sparse.name: Go's reader (docker load) renames it."""
+    info, data = member(name, data)
+    info.pax_headers = {"GNU.sparse.name": real_name}
+    return info, data
 
 
 CASES = ["filename", "config altered", "layer altered", "layer count", "dotdot entry", "absolute entry",
          "hardlink escape", "fifo outside dev", "no command", "label mismatch", "label missing",
          "predict without port", "windows", "arm64", "outer dotdot", "outer absolute", "duplicate",
          "no manifest", "two images", "missing layer", "huge manifest", "symlink out", "device in outer",
-         "size limit", "not a tar"]
+         "size limit", "not a tar", "dot alias", "slash alias", "second gzip member", "sparse rename",
+         "deep manifest", "deep label"]
 
 
 @pytest.mark.parametrize("case", CASES)

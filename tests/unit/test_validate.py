@@ -90,3 +90,58 @@ def test_mutated_archives_get_clean_verdicts(valid_tar, tmp_path, mutations):
     report = check_tar(path, max_uncompressed=64 * 1024**2)
     assert isinstance(report.valid, bool)
     assert report.valid or report.errors
+
+
+def validator_view(path):
+    """{normalised name: sha256} of the regular members the validator read."""
+    from workspace_hub.validate import DEFAULT_ARCHITECTURES, _Check
+
+    check = _Check(path, 64 * 1024**2, DEFAULT_ARCHITECTURES, base_env=False)
+    check.read_archive()
+    return {name: blob.sha256 for name, blob in check.blobs.items()}
+
+
+def reference_view(path):
+    """The same, as Python's tarfile reads it in its most permissive mode (past end markers, no errors)."""
+    import posixpath
+
+    seen = {}
+    with tarfile.open(path, "r:*", ignore_zeros=True, errorlevel=0) as tar:
+        for info in tar:
+            if info.isreg():
+                name = posixpath.normpath(info.name).lstrip("/")
+                seen[name] = "sha256:" + hashlib.sha256(tar.extractfile(info).read()).hexdigest()
+    return seen
+
+
+EXTRA_NAMES = st.sampled_from(["manifest.json", "./manifest.json", "././manifest.json", "l1//layer.tar",
+                               "l1/./layer.tar", "extra.json", "a/" * 60 + "long.json"])
+
+
+@settings(max_examples=150, deadline=4000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=st.lists(st.tuples(EXTRA_NAMES, st.sampled_from(["plain", "pax-path", "sparse"]),
+                                st.binary(max_size=64)), max_size=3),
+       compress=st.booleans(), trailer=st.sampled_from([b"", b"\0" * 1024, "gzip-member"]))
+def test_a_valid_verdict_means_the_reference_reader_sees_the_same_members(valid_tar, tmp_path, extra, compress,
+                                                                           trailer):
+    """Parser differential: any archive the validator accepts, tarfile reads member for member alike."""
+    from tests.imagetars import read_members
+
+    members = read_members(valid_tar)
+    for name, how, data in extra:
+        info, data = member("decoy" if how != "plain" else name, data)
+        if how == "pax-path":
+            info.pax_headers = {"path": name}
+        elif how == "sparse":
+            info.pax_headers = {"GNU.sparse.name": name}
+        members.append((info, data))
+    path = write_members(tmp_path / "train-diff-cpu.tar", members, compress=compress)
+    if trailer == "gzip-member":
+        with open(path, "ab") as f:
+            f.write(gzip.compress(b"\0" * 512 + bytes(tarfile.TarInfo("late").tobuf())))
+    elif trailer:
+        with open(path, "ab") as f:
+            f.write(trailer)
+    report = check_tar(path)
+    if report.valid:
+        assert validator_view(path) == reference_view(path)
