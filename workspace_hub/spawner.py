@@ -48,6 +48,7 @@ from .projects import (
 )
 
 
+SPAWN_OPTIONS = {"env", "dataset"}
 PLATFORM_IMAGES = ("sha256:", IMAGE_PREFIX, "envs/")
 
 
@@ -227,6 +228,10 @@ class WorkspaceMixin(Configurable):
         """Check the spawn options against the rules; return the resolved workspace."""
         if not isinstance(user_options, dict):
             raise InvalidChoice("user_options must be a JSON object with 'env' and optional 'dataset'.")
+        unknown = sorted(set(user_options) - SPAWN_OPTIONS)
+        if unknown:
+            raise InvalidChoice(f"Unknown spawn option {unknown[0][:40]!r}: a project takes only "
+                                f"{' and '.join(sorted(SPAWN_OPTIONS))}; limits and mounts are the admin's settings.")
         project = Project(self.data_path, self.user.name, check_project_name(self.name))
         record = project.load_record() or {}
         env_id = user_options.get("env") or record.get("env") or self.default_env
@@ -311,35 +316,45 @@ class WorkspaceMixin(Configurable):
 
 
 class HostNetworkDockerSpawner(DockerSpawner):
-    """DockerSpawner on the host network: a free loopback port per server.
+    """DockerSpawner on the host network by default: a free loopback port per server.
 
     This is plain DockerSpawner plus the override its own docstring asks for
     with ``network_mode=host``; the spawn benchmark uses it as the baseline.
+    ``network_name`` is the site's setting: a Docker network of its own (with
+    ``c.JupyterHub.hub_connect_ip``) keeps workspaces off the host's loopback,
+    and then DockerSpawner's own addressing applies (see the README's Security).
     """
 
     @default("network_name")
     def _default_network_name(self):
         return "host"
 
+    @property
+    def on_host_network(self) -> bool:
+        return self.network_name == "host"
+
     @default("use_internal_ip")
     def _default_use_internal_ip(self):
-        # no port bindings: the server listens on the host's loopback directly
+        # no port bindings: the server listens on the host's loopback, or on its network's address
         return True
 
     @default("ip")
     def _default_ip(self):
-        return "127.0.0.1"
+        return "127.0.0.1" if self.on_host_network else "0.0.0.0"
 
     @default("remove")
     def _default_remove(self):
         return True
 
     async def start(self):
-        self.port = random_port()
+        if self.on_host_network:
+            self.port = random_port()
         return await super().start()
 
     async def get_ip_and_port(self):
-        return self.ip, self.port
+        if self.on_host_network:
+            return self.ip, self.port
+        return await super().get_ip_and_port()
 
 
 class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):

@@ -63,6 +63,35 @@ def remove_workspaces_after(engine):
     remove_workspaces(engine)
 
 
+@pytest.fixture(scope="module")
+def image_tar(engine, tmp_path_factory):
+    """Factory: a tiny image on the bootstrapped Debian that runs *script* with python3, as `docker save`
+    wrote it: ``image_tar(kind, name, script, labels="")`` returns the path of ``<kind>-<name>-cpu.tar``."""
+    import subprocess
+
+    from workspace_hub.envbuild import OS_IMAGE
+
+    engine.images.get(OS_IMAGE)  # built by `ws envs build`
+    tmp = tmp_path_factory.mktemp("images")
+
+    def build(kind: str, name: str, script: str, labels: str = "") -> str:
+        context = tmp / name
+        context.mkdir()
+        (context / "main.py").write_text(script)
+        (context / "Dockerfile").write_text(
+            f"FROM {OS_IMAGE}\nCOPY main.py /app/main.py\nUSER 1000\n"
+            f'LABEL ai.platform.kind={kind} ai.platform.device=cpu {labels}\n'
+            'CMD ["python3", "/app/main.py"]\n')
+        tag = f"ws-test-image/{name}:1"
+        subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
+        path = tmp / f"{kind}-{name}-cpu.tar"
+        subprocess.run(["docker", "save", "-o", str(path), tag], check=True)
+        engine.images.remove(tag, force=True)
+        return str(path)
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def container_of(engine):
     """Factory: the running container of a user's project (names escaped as DockerSpawner does)."""

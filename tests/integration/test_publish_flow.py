@@ -18,9 +18,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.library import Client
+from workspace_hub.executor import LABEL_RUN
 
 pytestmark = pytest.mark.docker
 
@@ -83,8 +85,11 @@ def test_ws_publish_takes_the_project_to_ready_with_its_metadata(published, libr
     assert item["purpose"] == {"first": "text", "second": "classification"}
     assert item["train"]["command"] == ["python", "src/train.py"] and "EPOCHS" in item["train"]["env_vars"]
     assert item["predict"]["interface"]["params"][0]["name"] == "text"
-    assert {i["tag"] for i in item["images"]} == {f"algorithms/{PUBLISHER}/{NAME}:1.0-train",
-                                                 f"algorithms/{PUBLISHER}/{NAME}:1.0-predict"}
+    # one never-reused key per item names its images: owners whose names slug alike never collide
+    key = item["images"][0]["tag"].split("/")[1]
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    assert {i["tag"] for i in item["images"]} == {f"algorithms/{key}/{NAME}:1.0-train",
+                                                 f"algorithms/{key}/{NAME}:1.0-predict"}
 
 
 def test_online_then_public_then_another_user_tests_it(published, workspace, library, engine):
@@ -96,7 +101,8 @@ def test_online_then_public_then_another_user_tests_it(published, workspace, lib
     assert library[OTHER]("GET", f"algorithms?name={NAME}").json()["total"] == 1
     answer = library[OTHER]("POST", f"algorithms/{algorithm_id}/test", json={}).json()
     assert answer["status"] == 200 and answer["response"]["label"] == "sports", answer
-    assert engine.containers.list(filters={"label": f"ai.workspace-hub.serving={algorithm_id}"})
+    [replica] = engine.containers.list(filters={"label": LABEL_RUN})
+    assert replica.attrs["HostConfig"]["NetworkMode"] == "none"
     assert library[OTHER]("POST", f"algorithms/{algorithm_id}/offline").status_code == 403
 
 
@@ -200,7 +206,9 @@ def test_an_image_is_pulled_from_a_registry(registry, library, engine, tmp_path)
     assert r.status_code == 202, r.text
     item = wait_status(library[PUBLISHER], item["id"])
     assert item["status"] == "ready", item["errors"]
-    assert engine.images.get(f"algorithms/{PUBLISHER}/tiny:1.0-train")
+    assert engine.images.get(item["images"][0]["tag"])
+    with pytest.raises(docker.errors.ImageNotFound):  # the pulled name is not left behind
+        engine.images.get(reference)
     r = library[PUBLISHER]("POST", f"algorithms/{item['id']}/pull", json={"reference": f"{registry}/team/none:1",
                                                                            "role": "train"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "pull-failed"
@@ -220,7 +228,7 @@ def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, li
     while (env := library[PUBLISHER]("GET", f"envs/{env['id']}").json())["status"] == "validating":
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    assert env["status"] == "ready" and env["image"] == f"envs/{PUBLISHER}/pia-env:1.0", env["errors"]
+    assert env["status"] == "ready" and re.fullmatch(r"envs/[0-9a-f]{32}/pia-env:1\.0", env["image"]), env["errors"]
     assert library[PUBLISHER]("POST", f"envs/{env['id']}/online").ok
 
     r = hub.api("POST", f"/users/{OTHER}/servers/notmine", json={"user_options": {"env": "pia-env"}})
@@ -228,7 +236,7 @@ def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, li
     server = hub.start_project(PUBLISHER, "own-env", env="pia-env")
     assert server["ready"]
     container = container_of(PUBLISHER, "own-env")
-    assert f"envs/{PUBLISHER}/pia-env:1.0" in container.image.tags
+    assert env["image"] in container.image.tags
     hub.stop_project(PUBLISHER, "own-env")
 
 
@@ -243,6 +251,8 @@ def test_with_a_registry_configured_validated_images_are_pushed_there(registry, 
         assert admin("POST", f"algorithms/{item['id']}/images", files={"train": (tar.name, tar.open("rb"))}).ok
         item = wait_status(admin, item["id"])
     assert item["status"] == "ready", item["errors"]
-    assert item["images"][0]["tag"] == f"{registry}/algorithms/ada/pushed:1.0-train"
-    tags = json.loads(urllib.request.urlopen(f"http://{registry}/v2/algorithms/ada/pushed/tags/list").read())
+    tag = item["images"][0]["tag"]
+    key = tag.split("/")[2]
+    assert tag == f"{registry}/algorithms/{key}/pushed:1.0-train"
+    tags = json.loads(urllib.request.urlopen(f"http://{registry}/v2/algorithms/{key}/pushed/tags/list").read())
     assert tags["tags"] == ["1.0-train"]

@@ -5,12 +5,10 @@ they are small to build; each does one thing right or wrong.
 """
 
 import json
-import subprocess
 import textwrap
 
 import pytest
 
-from workspace_hub.envbuild import OS_IMAGE
 from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import check_tar
 
@@ -35,30 +33,6 @@ SERVE_OK = textwrap.dedent("""
 """)
 INTERFACE = ('{"name": "classification_param", "method": "POST", '
              '"params": [{"name": "text", "type": "String", "test_value": "足球"}]}')
-
-
-@pytest.fixture(scope="module")
-def image_tar(engine, tmp_path_factory):
-    """Factory: build an image running *script* with python3, save it as <kind>-<name>-cpu.tar."""
-    engine.images.get(OS_IMAGE)  # built by `ws envs build`
-    tmp = tmp_path_factory.mktemp("smoke")
-
-    def build(kind: str, name: str, script: str, labels: str = "") -> str:
-        context = tmp / name
-        context.mkdir()
-        (context / "main.py").write_text(script)
-        (context / "Dockerfile").write_text(
-            f"FROM {OS_IMAGE}\nCOPY main.py /app/main.py\nUSER 1000\n"
-            f'LABEL ai.platform.kind={kind} ai.platform.device=cpu {labels}\n'
-            'CMD ["python3", "/app/main.py"]\n')
-        tag = f"ws-smoke-test/{name}:1"
-        subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
-        path = tmp / f"{kind}-{name}-cpu.tar"
-        subprocess.run(["docker", "save", "-o", str(path), tag], check=True)
-        engine.images.remove(tag, force=True)
-        return str(path)
-
-    return build
 
 
 def smoke(path, **kwargs):

@@ -9,6 +9,7 @@ from workspace_hub.projects import (
     check_dataset,
     check_project_name,
     mount_plan,
+    user_dir_name,
 )
 
 
@@ -71,3 +72,33 @@ def test_create_dirs_makes_the_layout(data_root):
         assert path.is_dir()
         if __import__("os").geteuid() == 0:
             assert (path.stat().st_uid, path.stat().st_gid) == (1000, 1000)
+
+
+SLUG_EDGE_CASES = ["a.b", "a-b-2e7336dc", "a-b", "a_b", "A-B", "a@b", "a:b", "a--b", "-a", "a-", "1a", "ü",
+                   "üser", "a" * 63, "a" * 64, "a" * 200, "", " ", "a b", "a/b", "..", "service:publish",
+                   "x-" + "0" * 8, "user--e3b0c44298fc1c149afbf4c8996fb924"]
+
+
+def test_user_folders_are_one_to_one_over_jupyterhubs_slug_edge_cases():
+    from jupyterhub.slugs import safe_slug
+
+    folders = [user_dir_name(name) for name in SLUG_EDGE_CASES]
+    assert len(set(folders)) == len(SLUG_EDGE_CASES)
+    assert all("/" not in f and f not in (".", "..") and len(f) <= 63 for f in folders)
+    # the old mapping (the name if safe, else safe_slug) gave both of these the folder a-b-2e7336dc
+    assert safe_slug("a.b") == "a-b-2e7336dc" and user_dir_name("a-b-2e7336dc") == "a-b-2e7336dc"
+    assert user_dir_name("a.b") != "a-b-2e7336dc"
+
+
+def test_an_old_folder_moves_to_its_new_name_unless_another_user_owns_that_name(tmp_path):
+    from jupyterhub.slugs import safe_slug
+
+    from workspace_hub.projects import migrate_user_dir
+
+    old = tmp_path / "users" / safe_slug("a.b")
+    (old / "proj" / "code").mkdir(parents=True)
+    assert migrate_user_dir(tmp_path, "a.b", user_exists=lambda name: True) is None  # ambiguous: left alone
+    assert old.is_dir()
+    moved = migrate_user_dir(tmp_path, "a.b", user_exists=lambda name: False)
+    assert moved == tmp_path / "users" / user_dir_name("a.b") and (moved / "proj" / "code").is_dir()
+    assert not old.exists()

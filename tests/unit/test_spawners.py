@@ -228,3 +228,53 @@ async def test_a_server_that_died_is_left_to_the_hub(spawner_for):
     spawner.poll = exited
     # nothing listens on the discard port; it returns once poll() reports the exit, not after 600 s
     await asyncio.wait_for(spawner.wait_until_answering("127.0.0.1", 9), timeout=30)
+
+
+def test_the_form_offers_presets_own_envs_and_public_envs_labelled_with_their_owner(spawner_for, monkeypatch):
+    """The library decides visibility; the form names whose env a public one is, and limits it."""
+    import requests
+
+    def item(name, owner, visibility):
+        return {"name": name, "version": "1.0", "owner": owner, "visibility": visibility, "framework": "python",
+                "device": "cpu", "description": "", "image": f"envs/k/{name}:1.0"}
+
+    listed = [item("python", "workspace-hub", "preset"), item("mine", "alice", "private"),
+              item("theirs", "mallory", "public")]
+
+    class Answer:
+        def raise_for_status(self):
+            pass
+
+        def json(self):
+            return {"items": listed}
+
+    monkeypatch.setattr(requests, "get", lambda *a, **kw: Answer())
+    spawner = spawner_for("docker", library_url="http://127.0.0.1:1/services/publish/")
+    envs = {e.id: e for e in spawner.visible_envs()}
+    assert envs["python"].image == "workspace-hub/python:latest"  # the catalog's own entry
+    assert envs["mine"].display_name == "mine 1.0"
+    assert envs["theirs"].display_name == "theirs 1.0, by mallory"
+    assert (envs["theirs"].mem_limit, envs["theirs"].cpu_limit) == ("4G", 2.0)
+
+
+def test_catalog_envs_start_the_image_id_recorded_at_build_time(spawner_for, data_root):
+    """A tag can be moved; the ID that `ws envs build` recorded cannot."""
+    image_id = "ab" * 32
+    (data_root / "base-images" / "python").mkdir(parents=True)
+    (data_root / "base-images" / "python" / "current").symlink_to(image_id)
+    spawner = spawner_for("docker")
+    apply_workspace_options(spawner, {"env": "python"})
+    assert spawner.image == f"sha256:{image_id}" and spawner.pull_policy == "never"
+
+
+@pytest.mark.parametrize("options", [{"env": "python", "privileged": True}, {"volumes": {"/": "/host"}}])
+def test_unknown_spawn_options_are_a_400_that_names_the_key(spawner_for, options):
+    spawner = spawner_for("docker")
+    with pytest.raises(web.HTTPError) as e:
+        apply_workspace_options(spawner, options)
+    assert e.value.status_code == 400 and repr(sorted(set(options) - {"env"})[0]) in e.value.log_message
+
+
+def test_the_workspace_network_is_the_sites_setting(spawner_for):
+    assert (spawner_for("docker").ip, spawner_for("docker").network_name) == ("127.0.0.1", "host")
+    assert spawner_for("docker", network_name="workspaces").ip == "0.0.0.0"
