@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.imagetars import minimal_image  # noqa: E402
 from tests.library import Client  # noqa: E402
 from workspace_hub.hubprocess import HubProcess  # noqa: E402
-from workspace_hub.publish.models import Algorithm, Status, Visibility  # noqa: E402
+from workspace_library.models import Algorithm, Status, Visibility  # noqa: E402
 
 N = 10_000
 REQUESTS = 200
@@ -103,7 +103,7 @@ def upload(hub: HubProcess, token: str, item: int, tar: Path, role: str = "train
     tail = f"\r\n--{boundary}--\r\n".encode()
     started = time.perf_counter()
     connection = http.client.HTTPConnection("127.0.0.1", int(hub.url.rsplit(":", 1)[1]), timeout=600)
-    connection.putrequest("POST", f"/services/publish/api/algorithms/{item}/images")
+    connection.putrequest("POST", f"/services/library/api/algorithms/{item}/images")
     for key, value in {"Authorization": f"token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}",
                        "Content-Length": str(len(head) + tar.stat().st_size + len(tail))}.items():
         connection.putheader(key, value)
@@ -178,8 +178,8 @@ def main() -> int:
         try:
             hub.api("POST", "/users/bench")
             token = hub.user_token("bench")
-            library = Client(f"{hub.url}/services/publish/", token)
-            admin = Client(f"{hub.url}/services/publish/", hub.user_token("admin"))
+            library = Client(f"{hub.url}/services/library/", token)
+            admin = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
             seed(hub)
             print("| request | p50 | p95 |\n| --- | --- | --- |")
             for name, p50, p95 in latency(hub, library):

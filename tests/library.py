@@ -1,4 +1,4 @@
-"""Run the publish service in-process for unit tests, with a stand-in for the hub's identity check.
+"""Run the library in-process for unit tests, with a stand-in for the hub's identity check.
 
 ``FakeHubAuth`` answers what JupyterHub's ``HubOAuth`` answers for a token: a
 user model, or nothing.  Everything else (handlers, database, store, jobs) is
@@ -15,20 +15,20 @@ from pathlib import Path
 
 import requests
 
-from workspace_hub.publish.app import PublishService
+from workspace_library.app import LibraryService
 
 USERS = {
     "owner-token": {"kind": "user", "name": "olive", "admin": False},
     "other-token": {"kind": "user", "name": "oscar", "admin": False},
     "admin-token": {"kind": "user", "name": "ada", "admin": True},
-    "hub-token": {"kind": "service", "name": "publish", "admin": False},
+    "hub-token": {"kind": "service", "name": "library", "admin": False},
 }
 
 
 class FakeHubAuth:
-    access_scopes = {"access:services!service=publish"}
+    access_scopes = {"access:services!service=library"}
     login_url = "/hub/login"
-    base_url = "/services/publish/"
+    base_url = "/services/library/"
 
     def get_user(self, handler):
         token = handler.request.headers.get("Authorization", "").removeprefix("token ").strip()
@@ -67,7 +67,7 @@ class Client:
 def running_service(data_root: Path, db_url: str | None = None, **traits):
     """The service on a free loopback port, in a thread; yields (service, base URL)."""
     data_root.mkdir(parents=True, exist_ok=True)
-    service = PublishService(data_root=str(data_root), **({"db_url": db_url} if db_url else {}), **traits)
+    service = LibraryService(data_root=str(data_root), **({"db_url": db_url} if db_url else {}), **traits)
     service.initialize([])
     service.store.clean_incoming()
     service.seed_presets()
@@ -86,7 +86,7 @@ def running_service(data_root: Path, db_url: str | None = None, **traits):
     thread.start()
     ready.wait(10)
     try:
-        yield service, f"http://127.0.0.1:{port}/services/publish/"
+        yield service, f"http://127.0.0.1:{port}/services/library/"
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

@@ -141,7 +141,7 @@ def _ws_package() -> tempfile.TemporaryDirectory:
     root = Path(tmp.name)
     shutil.copy(REPO_ROOT / "pyproject.toml", root)
     shutil.copy(REPO_ROOT / "README.md", root)
-    for package in ("workspace_hub", "publish"):  # pyproject maps workspace_hub.publish to publish/
+    for package in ("workspace_hub", "workspace_library"):
         shutil.copytree(REPO_ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp
 

@@ -14,8 +14,8 @@ environment variables below (all optional):
 ``WSHUB_ADMIN_PASSWORD``  password of the first admin (default: generated)
 ``WSHUB_SERVICE_TOKEN``   token of an admin service ``ws-admin``, for automation
 ``WSHUB_CULL_TIMEOUT``    seconds before an idle server is stopped (default 3600)
-``WSHUB_PUBLISH_PORT``    port of the publish service on 127.0.0.1 (default: port + 2)
-``WSHUB_PUBLISH_DB_URL``  library database URL (default SQLite in the data root)
+``WSHUB_LIBRARY_PORT``    port of the library on 127.0.0.1 (default: port + 2)
+``WSHUB_LIBRARY_DB_URL``  library database URL (default SQLite in the data root)
 ========================  =====================================================
 """
 
@@ -94,13 +94,13 @@ def configure(c, environ=os.environ) -> None:
             "services": ["idle-culler"],
         }
     ]
-    services.append(publish_service(c, environ, data_root, profile))
+    services.append(library_service(c, environ, data_root, profile))
     roles += [
         # every user may use the library (and the tokens of their servers may too)
-        {"name": "user", "scopes": ["self", "access:services!service=publish"]},
+        {"name": "user", "scopes": ["self", "access:services!service=library"]},
         # the library asks the hub which servers run which env before deleting an env
-        {"name": "publish", "scopes": ["list:users", "read:users", "read:servers",
-                                        "access:services!service=publish"], "services": ["publish"]},
+        {"name": "library", "scopes": ["list:users", "read:users", "read:servers",
+                                        "access:services!service=library"], "services": ["library"]},
     ]
     if environ.get("WSHUB_SERVICE_TOKEN"):
         services.append({"name": "ws-admin", "api_token": environ["WSHUB_SERVICE_TOKEN"]})
@@ -112,34 +112,34 @@ def configure(c, environ=os.environ) -> None:
     c.JupyterHub.load_roles = roles
 
 
-def publish_service(c, environ, data_root: Path, profile: str) -> dict:
-    """The publish service (``workspace_hub.publish``), and the spawner settings that use it."""
-    token_file = data_root / "publish_api_token"
+def library_service(c, environ, data_root: Path, profile: str) -> dict:
+    """The library (``workspace_library``), and the spawner settings that use it."""
+    token_file = data_root / "library_api_token"
     write_private(token_file, secrets.token_hex(32).encode())
     token = token_file.read_text().strip()
     environment = {"WSHUB_DATA_ROOT": str(data_root)}
     if profile == "kubernetes":  # the proxy and user pods reach it through the hub pod's extra port (values.yaml)
         url = "http://hub:8002"
-        environment["WSHUB_PUBLISH_BIND"] = "0.0.0.0:8002"
+        environment["WSHUB_LIBRARY_BIND"] = "0.0.0.0:8002"
     else:
-        port = int(environ.get("WSHUB_PUBLISH_PORT", int(environ.get("WSHUB_PORT", "8000")) + 2))
+        port = int(environ.get("WSHUB_LIBRARY_PORT", int(environ.get("WSHUB_PORT", "8000")) + 2))
         url = f"http://127.0.0.1:{port}"
-    c.WorkspaceMixin.library_url = f"{url}/services/publish/"
+    c.WorkspaceMixin.library_url = f"{url}/services/library/"
     c.WorkspaceMixin.library_token = token
     # $JUPYTERHUB_API_TOKEN in a workspace identifies its user to the library: `ws publish` needs no login
     c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
-                                     "access:services!service=publish"]
-    c.Spawner.environment = {"WSHUB_PUBLISH_URL": f"{url}/services/publish/"}
-    for name in ("WSHUB_PUBLISH_DB_URL", "WSHUB_PUBLISH_REGISTRY"):
+                                     "access:services!service=library"]
+    c.Spawner.environment = {"WSHUB_LIBRARY_URL": f"{url}/services/library/"}
+    for name in ("WSHUB_LIBRARY_DB_URL", "WSHUB_LIBRARY_REGISTRY"):
         if environ.get(name):
             environment[name] = environ[name]
     return {
-        "name": "publish",
+        "name": "library",
         "display": True,
         "url": url,
         "api_token": token,
         "oauth_no_confirm": True,
-        "command": [sys.executable, "-m", "workspace_hub.publish"],
+        "command": [sys.executable, "-m", "workspace_library"],
         "environment": environment,
         "info": {"description": "Algorithm and base-environment library"},
     }

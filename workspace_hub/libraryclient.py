@@ -1,7 +1,7 @@
-"""A client of the publish service's REST API, for ``ws publish`` and ``ws algorithms``.
+"""A client of the library's REST API, for ``ws publish`` and ``ws algorithms``.
 
 urllib (stdlib) keeps the workspace images free of HTTP dependencies.  Inside a
-workspace the hub sets ``WSHUB_PUBLISH_URL`` and ``JUPYTERHUB_API_TOKEN``, so
+workspace the hub sets ``WSHUB_LIBRARY_URL`` and ``JUPYTERHUB_API_TOKEN``, so
 no login is needed; elsewhere, pass a hub API token from ``/hub/token``.
 """
 
@@ -23,11 +23,11 @@ class LibraryClientError(Exception):
 
 class LibraryClient:
     def __init__(self, url: str | None = None, token: str | None = None):
-        self.url = (url or os.environ.get("WSHUB_PUBLISH_URL") or "").rstrip("/") + "/"
+        self.url = (url or os.environ.get("WSHUB_LIBRARY_URL") or "").rstrip("/") + "/"
         self.token = token or os.environ.get("JUPYTERHUB_API_TOKEN")
         if self.url == "/" or not self.token:
             raise LibraryClientError("the library is not configured: run this in a workspace, or set "
-                                     "WSHUB_PUBLISH_URL and JUPYTERHUB_API_TOKEN (a token from /hub/token)")
+                                     "WSHUB_LIBRARY_URL and JUPYTERHUB_API_TOKEN (a token from /hub/token)")
 
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
         url = f"{self.url}api/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")

@@ -139,12 +139,12 @@ class WorkspaceMixin(Configurable):
     library_url = Unicode(
         "",
         config=True,
-        help="""URL of the publish service (ending in ``/services/publish/``).  When set, the
+        help="""URL of the library (ending in ``/services/library/``).  When set, the
         spawn form lists the envs that service says the user can see and that are online,
         instead of the static catalog alone.  Empty: the static catalog only.""",
     )
 
-    library_token = Unicode("", config=True, help="API token of the publish service, to ask it on a user's behalf.")
+    library_token = Unicode("", config=True, help="API token of the library, to ask it on a user's behalf.")
 
     registered_env_limits = Dict(
         {"mem": "4G", "cpu": 2.0},
@@ -194,7 +194,7 @@ class WorkspaceMixin(Configurable):
         return [e for e in envs if not e.gpu or self.gpu_available]
 
     def library_envs(self) -> list[BaseEnv] | None:
-        """The online envs the publish service lets this user see; None (with a warning) if it is down."""
+        """The online envs the library lets this user see; None (with a warning) if it is down."""
         import requests
 
         try:
@@ -204,7 +204,7 @@ class WorkspaceMixin(Configurable):
             r.raise_for_status()
             items = r.json()["items"]
         except (requests.RequestException, ValueError, KeyError) as e:
-            self.log.warning("The publish service did not list envs (%s); offering the static catalog.", e)
+            self.log.warning("The library did not list envs (%s); offering the static catalog.", e)
             return None
         catalog = self.catalog()
         envs = []

@@ -409,7 +409,7 @@ def check_tar(path: str | Path, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
     """Check the image tar at *path*; raises OSError only when it cannot be opened.
 
     *filename* is the name the naming rule applies to (default: the file's own
-    name; the publish service stores tars under their digest).  A *base_env*
+    name; the library stores tars under their digest).  A *base_env*
     image follows the image rules but not the algorithm naming and label rules.
     """
     path = Path(path)

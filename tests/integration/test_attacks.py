@@ -35,7 +35,7 @@ TRAIN_FAILS = "raise SystemExit(3)"
 def users(hub):
     for user in (MALLORY, VICTIM):
         hub.api("POST", f"/users/{user}")
-    base = f"{hub.url}/services/publish/"
+    base = f"{hub.url}/services/library/"
     return {user: Client(base, hub.user_token(user)) for user in (MALLORY, VICTIM)} | {"base": base}
 
 
@@ -121,7 +121,7 @@ def test_3_two_users_never_share_a_data_folder(hub, container_of, remove_workspa
 
 
 def test_4_owners_whose_names_slug_alike_get_their_own_images_and_models(hub, image, engine, tmp_path):
-    base = f"{hub.url}/services/publish/"
+    base = f"{hub.url}/services/library/"
     clients = {}
     for user in ("a@b", "a:b"):
         hub.api("POST", f"/users/{user}")
@@ -146,8 +146,8 @@ def test_4_owners_whose_names_slug_alike_get_their_own_images_and_models(hub, im
 
 
 def test_5_a_user_named_like_the_hub_service_cannot_list_for_others(hub, users):
-    hub.api("POST", "/users/service:publish")
-    impostor = Client(users["base"], hub.user_token("service:publish"))
+    hub.api("POST", "/users/service:library")
+    impostor = Client(users["base"], hub.user_token("service:library"))
     r = impostor("GET", f"envs?for_user={VICTIM}")
     assert r.status_code == 403 and r.json()["error"]["code"] == "for-user"
     r = impostor("GET", f"algorithms?for_user={VICTIM}")
@@ -159,12 +159,12 @@ def service_rss_kib(hub) -> int:
 
     for proc in Path("/proc").iterdir():
         try:
-            if b"workspace_hub.publish" in (proc / "cmdline").read_bytes():
+            if b"workspace_library" in (proc / "cmdline").read_bytes():
                 status = (proc / "status").read_text()
                 return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
         except (OSError, ValueError):
             continue
-    raise AssertionError("the publish service is not running")
+    raise AssertionError("the library is not running")
 
 
 def test_6_an_anonymous_large_body_is_refused_without_growing_the_service(hub, users):

@@ -1,6 +1,6 @@
 """The library in a real browser: from the hub's Services menu to an algorithm brought online.
 
-Debian's chromium through Playwright, against a real hub whose publish service
+Debian's chromium through Playwright, against a real hub whose library
 validates and loads the uploads into the real engine.  Screenshots go to
 ``tests/artifacts/library-*.png``.
 """
@@ -17,15 +17,15 @@ pytestmark = [pytest.mark.docker, pytest.mark.browser]
 def open_library(page, hub):
     login(page, hub)
     page.click("text=Services")
-    page.click("a.dropdown-item:has-text('publish')")
-    page.wait_for_url("**/services/publish/")  # hub OAuth, no confirmation page
+    page.click("a.dropdown-item:has-text('library')")
+    page.wait_for_url("**/services/library/")  # hub OAuth, no confirmation page
     page.wait_for_selector("#items")
     shot(page, "library-01-list")
 
 
 def fill_publish_form(page, hub, name: str, tar, smoke: bool = True):
     """Fill in the publish form and submit it."""
-    page.goto(f"{hub.url}/services/publish/publish")
+    page.goto(f"{hub.url}/services/library/publish")
     page.fill("#name", name)
     page.fill("#purpose_second", "classification")
     page.set_input_files("#train", str(tar))
@@ -42,21 +42,21 @@ def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tm
     fill_publish_form(page, hub, "broken", bad)
     page.wait_for_selector("#upload-progress:has-text('100%')")
     shot(page, "library-02-upload-progress")
-    page.wait_for_url("**/services/publish/algorithms/*")
+    page.wait_for_url("**/services/library/algorithms/*")
     page.wait_for_selector("#status:has-text('failed')")
     assert "not-a-tar" in page.inner_text("#errors")
     shot(page, "library-03-validation-errors")
 
     good = minimal_image(tmp_path / "train-digits-cpu.tar", algorithm={"name": "digits", "kind": "train"})
     fill_publish_form(page, hub, "digits", good, smoke=False)  # the minimal image has no program: admins may skip
-    page.wait_for_url("**/services/publish/algorithms/*")
+    page.wait_for_url("**/services/library/algorithms/*")
     page.wait_for_selector("#status:has-text('ready')")
     page.click("#online")
     page.wait_for_selector("#status:has-text('online')")
     assert page.is_disabled("#delete")
     shot(page, "library-04-online")
 
-    page.goto(f"{hub.url}/services/publish/")
+    page.goto(f"{hub.url}/services/library/")
     page.fill("input[name=q]", "digits")
     page.select_option("select[name=status]", "online")
     page.click("#filters button[type=submit]")
@@ -69,7 +69,7 @@ def test_a_taken_version_is_reported_on_the_form(hub, page, tmp_path):
     login(page, hub)
     tar = minimal_image(tmp_path / "train-twice-cpu.tar")
     fill_publish_form(page, hub, "twice", tar, smoke=False)
-    page.wait_for_url("**/services/publish/algorithms/*")
+    page.wait_for_url("**/services/library/algorithms/*")
     fill_publish_form(page, hub, "twice", tar, smoke=False)
     page.wait_for_selector("#flash:has-text('version 1.0 exists; publish a new version')")
     shot(page, "library-06-conflict")

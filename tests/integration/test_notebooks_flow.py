@@ -51,7 +51,7 @@ def images(hub):
 def published(workspace, hub):
     sh(workspace, "cd /project/code/nb && papermill 02-train-digits-pytorch.ipynb /project/model/02.out.ipynb "
                   "-p publish True -k pytorch")
-    library = Client(f"{hub.url}/services/publish/", hub.user_token(USER))
+    library = Client(f"{hub.url}/services/library/", hub.user_token(USER))
     [item] = library("GET", "algorithms?name=02-train-digits-pytorch").json()["items"]
     return library("GET", f"algorithms/{item['id']}").json()
 

@@ -40,12 +40,12 @@ def test_the_hub_and_its_library_run_on_postgres(engine, tmp_path, postgres_url,
     data_root = tmp_path / "data"
     data_root.mkdir()
     hub = HubProcess(data_root, port=18400, log_path=ARTIFACTS / "hub-postgres.log",
-                     env={"WSHUB_DB_URL": postgres_url, "WSHUB_PUBLISH_DB_URL": library_url(postgres_url)})
+                     env={"WSHUB_DB_URL": postgres_url, "WSHUB_LIBRARY_DB_URL": library_url(postgres_url)})
     hub.start()
     try:
         hub.api("POST", "/users/erin")
         hub.start_project("erin", "pg", env="python")
-        library = Client(f"{hub.url}/services/publish/", hub.user_token("erin"))
+        library = Client(f"{hub.url}/services/library/", hub.user_token("erin"))
         assert library("POST", "algorithms", json={"name": "on-postgres", "version": "1.0"}).status_code == 201
         hub.stop()
         hub.start()

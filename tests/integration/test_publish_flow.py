@@ -1,4 +1,4 @@
-"""The library end to end: a real hub runs the publish service, a real workspace publishes to it.
+"""The library end to end: a real hub runs the library, a real workspace publishes to it.
 
 pia bakes the bayes sample in her workspace, packs it with `ws build` (`make
 build`), publishes it with `ws publish` and brings it online with `ws
@@ -49,7 +49,7 @@ def library(hub):
     """Clients of the library for pia, quinn and the hub's first admin."""
     for user in (PUBLISHER, OTHER):
         hub.api("POST", f"/users/{user}")
-    base = f"{hub.url}/services/publish/"
+    base = f"{hub.url}/services/library/"
     return {user: Client(base, hub.user_token(user)) for user in (PUBLISHER, OTHER, "admin")} | {"base": base}
 
 
@@ -73,7 +73,7 @@ def published(workspace, library):
 
 def test_the_library_is_a_displayed_hub_service(hub, library):
     services = hub.api("GET", "/services").json()
-    assert services["publish"]["display"] is True
+    assert services["library"]["display"] is True
     assert library[PUBLISHER]("GET", "me").json() == {"name": PUBLISHER, "admin": False, "kind": "user"}
 
 
@@ -153,7 +153,7 @@ def test_an_env_used_by_a_running_server_cannot_be_deleted(hub, library, workspa
 def service_pid(data_root: Path) -> int | None:
     for proc in Path("/proc").iterdir():
         try:
-            if b"workspace_hub.publish" in (proc / "cmdline").read_bytes() and \
+            if b"workspace_library" in (proc / "cmdline").read_bytes() and \
                     f"WSHUB_DATA_ROOT={data_root}".encode() in (proc / "environ").read_bytes():
                 return int(proc.name)
         except (OSError, ValueError):

@@ -2,7 +2,7 @@
 
 Everything inside runs in a workspace spawned by the hub (uid 1000, no docker
 socket); the built tars are then loaded and run on the host engine, as the
-publish service would.
+library would.
 """
 
 import hashlib

@@ -39,20 +39,20 @@ def test_embedded_defaults(tmp_path):
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.allow_named_servers is True
     assert (data / "help_doc" / "README.md").is_file() and (data / "datasets").is_dir()
-    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", "publish"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", "library"]
 
 
 def test_the_library_runs_as_a_hub_service_that_every_user_and_workspace_may_use(tmp_path):
     c = configured(tmp_path, WSHUB_PORT="9000")
-    [publish] = [s for s in c.JupyterHub.services if s["name"] == "publish"]
+    [publish] = [s for s in c.JupyterHub.services if s["name"] == "library"]
     assert publish["url"] == "http://127.0.0.1:9002" and publish["display"] is True
-    assert publish["command"][1:] == ["-m", "workspace_hub.publish"]
-    assert c.WorkspaceMixin.library_url == "http://127.0.0.1:9002/services/publish/"
+    assert publish["command"][1:] == ["-m", "workspace_library"]
+    assert c.WorkspaceMixin.library_url == "http://127.0.0.1:9002/services/library/"
     assert c.WorkspaceMixin.library_token == publish["api_token"] == configured(tmp_path).WorkspaceMixin.library_token
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
-    assert "access:services!service=publish" in roles["user"]["scopes"]
-    assert "access:services!service=publish" in c.Spawner.server_token_scopes
-    assert c.Spawner.environment["WSHUB_PUBLISH_URL"] == c.WorkspaceMixin.library_url
+    assert "access:services!service=library" in roles["user"]["scopes"]
+    assert "access:services!service=library" in c.Spawner.server_token_scopes
+    assert c.Spawner.environment["WSHUB_LIBRARY_URL"] == c.WorkspaceMixin.library_url
 
 
 def test_kubernetes_leaves_networking_and_the_database_to_zero_to_jupyterhub(tmp_path):
@@ -63,9 +63,9 @@ def test_kubernetes_leaves_networking_and_the_database_to_zero_to_jupyterhub(tmp
 
 def test_on_kubernetes_user_pods_reach_the_library_through_the_hub_service(tmp_path):
     c = configured(tmp_path, WSHUB_PROFILE="kubernetes")
-    [publish] = [s for s in c.JupyterHub.services if s["name"] == "publish"]
-    assert publish["url"] == "http://hub:8002" and publish["environment"]["WSHUB_PUBLISH_BIND"] == "0.0.0.0:8002"
-    assert c.WorkspaceMixin.library_url == c.Spawner.environment["WSHUB_PUBLISH_URL"] == "http://hub:8002/services/publish/"
+    [publish] = [s for s in c.JupyterHub.services if s["name"] == "library"]
+    assert publish["url"] == "http://hub:8002" and publish["environment"]["WSHUB_LIBRARY_BIND"] == "0.0.0.0:8002"
+    assert c.WorkspaceMixin.library_url == c.Spawner.environment["WSHUB_LIBRARY_URL"] == "http://hub:8002/services/library/"
 
 
 def test_postgres_by_url(tmp_path):

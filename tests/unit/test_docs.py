@@ -31,6 +31,6 @@ def test_the_zero_to_jupyterhub_values_use_the_kubernetes_profile():
     assert values["hub"]["extraEnv"]["WSHUB_PROFILE"] == "kubernetes"
     assert values["hub"]["db"]["type"] == "postgres"
     assert "configure(c)" in values["hub"]["extraConfig"]["workspace-hub"]
-    # the publish service listens on 8002 in the hub pod (hubconfig.publish_service)
+    # the library listens on 8002 in the hub pod (hubconfig.publish_service)
     assert values["hub"]["service"]["extraPorts"][0]["port"] == 8002
-    assert values["hub"]["extraEnv"]["WSHUB_PUBLISH_DB_URL"].startswith("postgresql")
+    assert values["hub"]["extraEnv"]["WSHUB_LIBRARY_DB_URL"].startswith("postgresql")

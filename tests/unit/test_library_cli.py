@@ -11,7 +11,7 @@ from workspace_hub.cli import main as ws
 @pytest.fixture
 def library(tmp_path, monkeypatch):
     with running_service(tmp_path / "data", smoke_by_default=False) as (service, base):
-        monkeypatch.setenv("WSHUB_PUBLISH_URL", base)
+        monkeypatch.setenv("WSHUB_LIBRARY_URL", base)
         monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "owner-token")
         yield service, base
 

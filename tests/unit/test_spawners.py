@@ -249,7 +249,7 @@ def test_the_form_offers_presets_own_envs_and_public_envs_labelled_with_their_ow
             return {"items": listed}
 
     monkeypatch.setattr(requests, "get", lambda *a, **kw: Answer())
-    spawner = spawner_for("docker", library_url="http://127.0.0.1:1/services/publish/")
+    spawner = spawner_for("docker", library_url="http://127.0.0.1:1/services/library/")
     envs = {e.id: e for e in spawner.visible_envs()}
     assert envs["python"].image == "workspace-hub/python:latest"  # the catalog's own entry
     assert envs["mine"].display_name == "mine 1.0"

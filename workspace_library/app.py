@@ -1,9 +1,9 @@
-"""``python -m workspace_hub.publish``: the publish service, started and proxied by the hub.
+"""``python -m workspace_library``: the library, started and proxied by the hub.
 
 The hub passes the usual service environment (``JUPYTERHUB_API_TOKEN``,
 ``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``, OAuth client
-settings); everything else is a trait of :class:`PublishService`, set on the
-command line (``--PublishService.db_url=...``) or in ``publish_config.py`` in
+settings); everything else is a trait of :class:`LibraryService`, set on the
+command line (``--LibraryService.db_url=...``) or in ``library_config.py`` in
 the data root.
 """
 
@@ -25,22 +25,22 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Integer, Unicode, default
 from traitlets.config import Application
 
-from ..catalog import DEFAULT_CATALOG_DIR, load_catalog
-from ..files import write_private
-from . import api, library, pages
+from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
+from workspace_hub.files import write_private
+from . import api, pages, rules
 from .db import open_database
 from .jobs import Jobs, Serving
-from .library import LibraryError
+from .rules import LibraryError
 from .models import BaseEnv, Status, Visibility
 from .store import TarStore
 
 SYSTEM_OWNER = "workspace-hub"
 
 
-class PublishService(Application):
+class LibraryService(Application):
     """The algorithm and base-environment library, as a JupyterHub service."""
 
-    name = "workspace-hub-publish"
+    name = "workspace-hub-library"
     description = __doc__
 
     data_root = Unicode(os.environ.get("WSHUB_DATA_ROOT", "data"), config=True,
@@ -51,9 +51,9 @@ class PublishService(Application):
 
     @default("db_url")
     def _default_db_url(self):
-        if os.environ.get("WSHUB_PUBLISH_DB_URL"):
-            return os.environ["WSHUB_PUBLISH_DB_URL"]
-        path = Path(self.data_root).resolve() / "library.sqlite"
+        if os.environ.get("WSHUB_LIBRARY_DB_URL"):
+            return os.environ["WSHUB_LIBRARY_DB_URL"]
+        path = Path(self.data_root).resolve() / "rules.sqlite"
         write_private(path, b"")  # private from its first byte; SQLite fills the empty file
         return f"sqlite:///{path}"
 
@@ -65,18 +65,18 @@ class PublishService(Application):
                                      "authenticated owner may send up to max_upload_bytes.")
     smoke_by_default = Bool(True, config=True, help="Run each image once, sandboxed, before it is ready. "
                                                     "Admins may still switch it off per item.")
-    registry = Unicode(os.environ.get("WSHUB_PUBLISH_REGISTRY", ""), config=True,
+    registry = Unicode(os.environ.get("WSHUB_LIBRARY_REGISTRY", ""), config=True,
                        help="Registry (host:port) to push validated images to; empty keeps them in the "
                             "local engine only.")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, config=True, help="Validation jobs that run at once.")
-    service_name = Unicode(os.environ.get("JUPYTERHUB_SERVICE_NAME", "publish"), config=True,
+    service_name = Unicode(os.environ.get("JUPYTERHUB_SERVICE_NAME", "library"), config=True,
                            help="This service's name in the hub.")
 
     def initialize(self, argv=None):
         super().initialize(argv)
-        config_file = Path(self.data_root) / "publish_config.py"
+        config_file = Path(self.data_root) / "library_config.py"
         if config_file.is_file():
             self.load_config_file(str(config_file))
         self.log.setLevel(logging.INFO)
@@ -85,7 +85,7 @@ class PublishService(Application):
         self.store = TarStore(root / "library")
         self.jobs = Jobs(self.sessions, self.store, registry=self.registry, workers=self.workers)
         self.serving = Serving(self.jobs)
-        self.io = ThreadPoolExecutor(8, thread_name_prefix="publish-io")
+        self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
     def run(self, fn, *args):
         """Run blocking *fn* (copies, pulls, calls to containers) off the event loop."""
@@ -121,16 +121,16 @@ class PublishService(Application):
         """Bytes *who* may still send: the per-file limit, or what is left of their quota if less."""
         if who.admin:
             return self.max_upload_bytes
-        return max(0, min(self.max_upload_bytes, self.user_quota_bytes - library.bytes_used(session, who)))
+        return max(0, min(self.max_upload_bytes, self.user_quota_bytes - rules.bytes_used(session, who)))
 
     def cookie_secret(self) -> bytes:
         """Kept in the data root, so that browser sessions survive a restart of the service."""
-        path = Path(self.data_root).resolve() / "publish_cookie_secret"
+        path = Path(self.data_root).resolve() / "library_cookie_secret"
         write_private(path, os.urandom(32).hex().encode())
         return path.read_bytes().strip()
 
     def make_app(self, hub_auth) -> web.Application:
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/publish/")
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/library/")
         item = r"(?P<item_id>\d{1,9})"
         routes = [
             ("api/openapi.json", api.OpenAPIHandler),
@@ -176,16 +176,16 @@ class PublishService(Application):
     async def _serve(self, hub_auth) -> None:
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))
         server = self.make_server(hub_auth)
-        host, _, port = os.environ.get("WSHUB_PUBLISH_BIND", f"{url.hostname}:{url.port}").rpartition(":")
+        host, _, port = os.environ.get("WSHUB_LIBRARY_BIND", f"{url.hostname}:{url.port}").rpartition(":")
         server.listen(int(port), host)
-        self.log.info("publish service on %s", url.geturl())
+        self.log.info("library on %s", url.geturl())
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with SIGTERM
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await stop.wait()
         server.stop()
-        self.log.info("publish service stopped")
+        self.log.info("library stopped")
 
 
 def main(argv=None) -> None:
-    PublishService.launch_instance(argv)
+    LibraryService.launch_instance(argv)

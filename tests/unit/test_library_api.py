@@ -1,4 +1,4 @@
-"""The publish service's REST API: who may do what, how bad input is refused, how status moves.
+"""The library's REST API: who may do what, how bad input is refused, how status moves.
 
 The service runs in-process with its real handlers, database (SQLite, and
 Postgres when CI provides one), store and jobs; only the hub's identity check
@@ -18,7 +18,7 @@ import pytest
 
 from tests.imagetars import minimal_image
 from tests.library import Client, running_service
-from workspace_hub.publish.models import Algorithm, BaseEnv, Status, Visibility
+from workspace_library.models import Algorithm, BaseEnv, Status, Visibility
 
 DATABASES = ["sqlite"] + (["postgres"] if os.environ.get("WSHUB_TEST_POSTGRES_URL") else [])
 
@@ -346,7 +346,7 @@ def test_an_interrupted_upload_never_becomes_a_record(library, tmp_path):
     host, port = base.split("//")[1].split("/")[0].split(":")
     body = b"--B\r\nContent-Disposition: form-data; name=\"train\"; filename=\"t.tar\"\r\n\r\n" + b"x" * 200_000
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(f"POST /services/publish/api/algorithms/{item}/images HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(f"POST /services/library/api/algorithms/{item}/images HTTP/1.1\r\nHost: x\r\n"
                   "Authorization: token owner-token\r\nContent-Type: multipart/form-data; boundary=B\r\n"
                   f"Content-Length: {len(body) + 1_000_000}\r\n\r\n".encode() + body)
         deadline = time.monotonic() + 10
@@ -381,7 +381,7 @@ def test_validating_items_are_resumed_or_failed_when_the_service_restarts(librar
     tar = minimal_image(tmp_path / "train-r-cpu.tar", algorithm={"name": "r", "kind": "train"})
     with tar.open("rb") as f:
         digest, size = service.store.copy_in(f, 10**9)
-    from workspace_hub.publish.models import Image
+    from workspace_library.models import Image
 
     with service.sessions() as db:
         kept = Algorithm(name="r", version=uuid.uuid4().hex[:6], owner="olive", status=Status.validating, errors=[],

@@ -14,7 +14,7 @@ import pytest
 
 from tests.library import running_service
 
-from .test_publish_api import db_url  # noqa: F401  (the SQLite/Postgres parametrized fixture)
+from .test_library_api import db_url  # noqa: F401  (the SQLite/Postgres parametrized fixture)
 
 
 @pytest.fixture

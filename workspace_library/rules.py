@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..algorithm import NAME, SCHEMA, Draft202012Validator, _key
+from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from .models import Algorithm, BaseEnv, Image, Status, Visibility
 
 VERSION = SCHEMA["properties"]["version"]

@@ -22,12 +22,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from ..algorithm import AlgorithmError, load_algorithm
-from ..projects import InvalidChoice, Project, check_project_name, user_dir_name
-from ..validate import FILENAME
-from . import library
+from workspace_hub.algorithm import AlgorithmError, load_algorithm
+from workspace_hub.projects import InvalidChoice, Project, check_project_name, user_dir_name
+from workspace_hub.validate import FILENAME
+from . import rules
 from .jobs import PLATFORM_NAMESPACES, platform_repository
-from .library import LibraryError, Who
+from .rules import LibraryError, Who
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TooLarge
 
@@ -36,9 +36,9 @@ MULTIPART_SLACK = 64 * 1024  # part headers and boundaries around the largest ac
 SCHEMA_PREFIX = {Algorithm: "algorithm", BaseEnv: "env"}
 ROLES = {Algorithm: ("train", "predict"), BaseEnv: ("env",)}  # the image tars each kind of item takes
 FILTERS = {
-    Algorithm: {"owner": str, "status": Status, "visibility": library.Visibility, "framework": str,
+    Algorithm: {"owner": str, "status": Status, "visibility": rules.Visibility, "framework": str,
                 "device": str, "purpose_first": str, "purpose_second": str, "name": str, "version": str},
-    BaseEnv: {"owner": str, "status": Status, "visibility": library.Visibility, "framework": str,
+    BaseEnv: {"owner": str, "status": Status, "visibility": rules.Visibility, "framework": str,
               "device": str, "name": str},
 }
 
@@ -149,7 +149,7 @@ class OpenAPIHandler(BaseHandler):
         document = yaml.safe_load(OPENAPI.read_text())
         # the request schemas are the ones the handlers validate with: one source of truth
         document["components"]["schemas"].update(
-            {name: library.SCHEMAS[key] for name, key in (("AlgorithmCreate", "algorithm-create"),
+            {name: rules.SCHEMAS[key] for name, key in (("AlgorithmCreate", "algorithm-create"),
              ("AlgorithmEdit", "algorithm-edit"), ("EnvCreate", "env-create"), ("EnvEdit", "env-edit"))})
         document["servers"] = [{"url": self.settings["service_prefix"].rstrip("/") + "/api"}]
         self.send(document)
@@ -177,7 +177,7 @@ class ListHandler(BaseHandler):
         who = self.who
         for_user = self.get_query_argument("for_user", None)
         if for_user is not None:  # the hub's spawner asks which envs a user may start
-            # a *user* may be named "service:publish": the kind, set by the hub, tells them apart
+            # a *user* may be named "service:library": the kind, set by the hub, tells them apart
             if who.kind != "service" or who.name != f"service:{self.settings['service_name']}":
                 raise LibraryError(403, "for-user", "Only the hub may list on behalf of a user.", "for_user")
             return Who(name=for_user)
@@ -203,18 +203,18 @@ class ListHandler(BaseHandler):
         if q is not None and len(q) > 200:
             raise LibraryError(400, "invalid-query", "q is longer than 200 characters", "q")
         sort = self.get_query_argument("sort", "-updated")
-        if sort.lstrip("-") not in library.SORTABLE:
-            raise LibraryError(400, "invalid-query", f"sort must be one of {', '.join(sorted(library.SORTABLE))}"
+        if sort.lstrip("-") not in rules.SORTABLE:
+            raise LibraryError(400, "invalid-query", f"sort must be one of {', '.join(sorted(rules.SORTABLE))}"
                                " with an optional leading '-'", "sort")
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
-        result = library.listing(self.db, self.model, who, filters, q, page, per_page, sort)
+        result = rules.listing(self.db, self.model, who, filters, q, page, per_page, sort)
         result["items"] = [item_json(i, detail=False) for i in result["items"]]
         self.send(result)
 
     def post(self):
-        data = library.check_input(f"{SCHEMA_PREFIX[self.model]}-create", self.json_body())
-        item = library.create(self.db, self.model, self.who, data, smoke=self.service.smoke_by_default)
+        data = rules.check_input(f"{SCHEMA_PREFIX[self.model]}-create", self.json_body())
+        item = rules.create(self.db, self.model, self.who, data, smoke=self.service.smoke_by_default)
         self.send(item_json(item), 201)
 
 
@@ -226,19 +226,19 @@ class ItemHandler(BaseHandler):
     model = Algorithm
 
     def item(self, item_id: str):
-        return library.get_visible(self.db, self.model, int(item_id), self.who)
+        return rules.get_visible(self.db, self.model, int(item_id), self.who)
 
     def get(self, item_id):
         self.send(item_json(self.item(item_id)))
 
     def patch(self, item_id):
         item = self.item(item_id)
-        data = library.check_input(f"{SCHEMA_PREFIX[self.model]}-edit", self.json_body())
-        self.send(item_json(library.edit(self.db, item, self.who, data)))
+        data = rules.check_input(f"{SCHEMA_PREFIX[self.model]}-edit", self.json_body())
+        self.send(item_json(rules.edit(self.db, item, self.who, data)))
 
     async def delete(self, item_id):
         item = self.item(item_id)
-        library.check_deletable(item, self.who)
+        rules.check_deletable(item, self.who)
         if isinstance(item, BaseEnv):
             await self.service.run(self.service.check_env_unused, item)
         else:
@@ -261,7 +261,7 @@ class StatusHandler(ItemHandler):
 
     def post(self, item_id, action):
         item = self.item(item_id)
-        library.set_online(self.db, item, self.who, action == "online")
+        rules.set_online(self.db, item, self.who, action == "online")
         if action == "offline" and isinstance(item, Algorithm):
             self.service.serving.stop(item)
         self.send(item_json(item))
@@ -309,8 +309,8 @@ class UploadHandler(ItemHandler):
         self.received: list[tuple[str, str, str, int]] = []
         try:
             self.item_id = int(self.path_kwargs["item_id"])
-            item = library.get_visible(self.db, self.model, self.item_id, self.who)
-            library.require_change(item, self.who)
+            item = rules.get_visible(self.db, self.model, self.item_id, self.who)
+            rules.require_change(item, self.who)
             self.limit = self.service.upload_limit(self.db, self.who)
             length = int(self.request.headers.get("Content-Length") or 0)
             if length > self.limit + MULTIPART_SLACK:
@@ -396,7 +396,7 @@ class UploadHandler(ItemHandler):
             raise LibraryError(400, "truncated", "the upload ended in the middle of the file")
         if not self.received:
             raise LibraryError(400, "no-file", "the upload has no file part")
-        item = library.get_visible(self.db, self.model, self.item_id, self.who)
+        item = rules.get_visible(self.db, self.model, self.item_id, self.who)
         images = [self.image_for(item, role, filename, digest, size)
                   for role, filename, digest, size in self.received]
         start_validation(self, item, images)
@@ -419,7 +419,7 @@ class PullHandler(ItemHandler):
 
     async def post(self, item_id):
         item = self.item(item_id)
-        library.require_change(item, self.who)
+        rules.require_change(item, self.who)
         data = self.json_body()
         reference = data.get("reference")
         if not isinstance(reference, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._:/@-]{0,254}", reference):
@@ -484,8 +484,8 @@ class FromProjectHandler(BaseHandler):
         extra = set(data) - {"project", "name", "smoke", "visibility"}
         if extra:
             raise LibraryError(400, "invalid-field", f"unknown field {sorted(extra)[0]!r}", sorted(extra)[0])
-        library.require_smoke_allowed(data, who)
-        library.require_visibility_allowed(data.get("visibility"), who)
+        rules.require_smoke_allowed(data, who)
+        rules.require_visibility_allowed(data.get("visibility"), who)
         try:
             project = Project(Path(self.service.data_root).resolve(), who.name, check_project_name(str(data.get("project", ""))))
         except InvalidChoice as e:
@@ -493,8 +493,8 @@ class FromProjectHandler(BaseHandler):
         tars = self.project_tars(project, data.get("name"))
         fields = self.metadata(project, tars)
         fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
-        fields = library.check_input("algorithm-create", fields)
-        item = library.create(self.db, Algorithm, who, fields, smoke=self.service.smoke_by_default)
+        fields = rules.check_input("algorithm-create", fields)
+        item = rules.create(self.db, Algorithm, who, fields, smoke=self.service.smoke_by_default)
         limit = self.service.upload_limit(self.db, who)
         self.release_db()
         try:
@@ -554,7 +554,7 @@ class FromProjectHandler(BaseHandler):
             except AlgorithmError as e:
                 raise LibraryError(400, "algorithm-yaml", str(e).replace(str(project.path), project.name)) from None
             if doc["name"] == name and doc["kind"] in tars:
-                own = library.fields_from_algorithm_yaml(doc)
+                own = rules.fields_from_algorithm_yaml(doc)
                 fields = {**own, **fields, **{k: own[k] for k in ("train", "predict") if k in own}}
         fields.setdefault("version", "1.0")
         return fields

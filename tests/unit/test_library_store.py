@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from workspace_hub.publish.store import TarStore, TooLarge
+from workspace_library.store import TarStore, TooLarge
 
 
 def test_a_tar_is_stored_under_its_digest_only_when_complete(tmp_path):

@@ -30,14 +30,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from ..executor import DockerExecutor, ProbeFailed, Replica
-from ..smoke import smoke_test
-from ..validate import Problem, bounded_json, check_tar
-from . import library
+from workspace_hub.executor import DockerExecutor, ProbeFailed, Replica
+from workspace_hub.smoke import smoke_test
+from workspace_hub.validate import Problem, bounded_json, check_tar
+from . import rules
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TarStore
 
-log = logging.getLogger("workspace_hub.publish")
+log = logging.getLogger("workspace_library")
 LABEL_ALGORITHM = "ai.platform.algorithm"
 # Repositories the platform itself names: never a pull source (docker.io's spellings included).
 PLATFORM_NAMESPACES = ("workspace-hub/", "algorithms/", "envs/")
@@ -71,7 +71,7 @@ class Jobs:
         self.sessions = sessions
         self.store = store
         self.registry = registry.rstrip("/")
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="publish-job")
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="library-job")
         self.executor = DockerExecutor()
 
     @property
@@ -203,7 +203,7 @@ class Jobs:
                            f"{item.name!r}; publish it under its own name or rebuild it")
         if doc.get("kind") not in (None, image.role):
             return Problem("label-kind", f"the image is a {doc['kind']} image but was sent as {image.role}")
-        fields = library.fields_from_algorithm_yaml({**doc, "kind": image.role})
+        fields = rules.fields_from_algorithm_yaml({**doc, "kind": image.role})
         if not item.description:
             item.description = fields.get("description", "")
         if not item.framework:
@@ -308,7 +308,7 @@ class Serving:
             answer = replica.request(interface.get("method", "POST"), f"/{interface['name']}",
                                      json.dumps(params).encode(), {"Content-Type": "application/json"}, timeout=60)
         except OSError as e:
-            raise library.LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
+            raise rules.LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
         try:
             return answer.status, json.loads(answer.body)
         except ValueError:
@@ -329,7 +329,7 @@ class Serving:
         except ProbeFailed as e:
             if replica is not None:
                 replica.remove()
-            raise library.LibraryError(502, "service-down", f"the predict image did not answer /health: "
+            raise rules.LibraryError(502, "service-down", f"the predict image did not answer /health: "
                                        f"{str(e)[-500:]}") from None
         self.running[algorithm.key] = replica
         return replica

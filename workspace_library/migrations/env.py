@@ -1,8 +1,8 @@
-"""Alembic environment: runs against the engine that :mod:`workspace_hub.publish.db` hands over."""
+"""Alembic environment: runs against the engine that :mod:`workspace_library.db` hands over."""
 
 from alembic import context
 
-from workspace_hub.publish.models import Base
+from workspace_library.models import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

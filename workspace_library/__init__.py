@@ -1,6 +1,6 @@
-"""The publish service: the algorithm library and the base-environment library behind the hub.
+"""The library: the algorithm library and the base-environment library behind the hub.
 
-A hub-managed JupyterHub service (``python -m workspace_hub.publish``).  Users
+A hub-managed JupyterHub service (``python -m workspace_library``).  Users
 reach it through hub OAuth in the browser and through hub API tokens from the
 API, ``ws publish`` and ``ws algorithms``.  Image tars are stored
 content-addressed under the data root, checked with
