@@ -17,8 +17,10 @@ import yaml
 sys.modules.setdefault("rfc3987_syntax", None)
 from jsonschema import Draft202012Validator  # noqa: E402
 
+from .contract import IMAGE_NAME  # noqa: E402
+
 PARAM_TYPES = ["String", "Integer", "Float", "Boolean"]
-NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+NAME = rf"^{IMAGE_NAME}$"
 
 ENV_VAR = {
     "type": "object",

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .contract import DEFAULT_PORT, MODEL_DIR
 from .errors import WorkspaceHubError
 
 CLONE_NEWNET = 0x40000000
-REPLICA_PORT = 8080  # inside its own namespace every replica may listen on the same port
+REPLICA_PORT = DEFAULT_PORT  # inside its own namespace every replica may listen on the same port
 SANDBOX = dict(
     network_mode="none",
     read_only=True,
@@ -225,7 +226,7 @@ class DockerExecutor(Executor):
 
     def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
         environment = {"PORT": str(REPLICA_PORT), "HOST": "127.0.0.1", **environment}
-        container = self._start(image, None, {model: ("/project/model", "ro")}, environment, purpose)
+        container = self._start(image, None, {model: (MODEL_DIR, "ro")}, environment, purpose)
         try:
             return Replica(container, REPLICA_PORT)
         except Exception:

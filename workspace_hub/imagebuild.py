@@ -39,13 +39,16 @@ from pathlib import Path
 from typing import Callable
 
 from .algorithm import AlgorithmError, load_algorithm
+from .contract import (
+    DEFAULT_PORT, IMAGE_NAME, LABEL_ALGORITHM, LABEL_DEVICE, LABEL_FRAMEWORK, LABEL_INTERFACE, LABEL_KIND, LABEL_PORT,
+    tar_name,
+)
 
 BASE_EXPORT = "/opt/workspace-hub/base-image"
 CODE_ROOT = "project/code"
 # A pattern starting with "/" matches from the project root; others match any path component.
 DEFAULT_EXCLUDES = (".git", ".hg", ".svn", "/data", "__pycache__", "*.pyc", ".ipynb_checkpoints", "checkpoints",
                     ".pytest_cache", ".venv", "*.egg-info", ".DS_Store", "/wheels")
-NAME_RULE = "[a-z0-9][a-z0-9._-]{0,62}"
 WORKSPACE_USER = "1000:1000"
 CHUNK = 1 << 20
 
@@ -190,18 +193,18 @@ def image_config(base: dict, algorithm: dict, kind: str, device: str, project: P
     env += [f"{name}={spec['default']}" for name, spec in sorted((algorithm.get("env_vars") or {}).items())]
     labels = dict(settings.get("Labels") or {})
     labels.update({
-        "ai.platform.kind": kind,
-        "ai.platform.device": device,
-        "ai.platform.framework": str(algorithm.get("framework", "")),
-        "ai.platform.algorithm": json.dumps(algorithm, ensure_ascii=False, sort_keys=True),
+        LABEL_KIND: kind,
+        LABEL_DEVICE: device,
+        LABEL_FRAMEWORK: str(algorithm.get("framework", "")),
+        LABEL_ALGORITHM: json.dumps(algorithm, ensure_ascii=False, sort_keys=True),
     })
     settings.update(Cmd=list(algorithm["command"]) + list(algorithm.get("args") or []), Entrypoint=None,
                     Env=env, WorkingDir=f"/{CODE_ROOT}/{project.name}", User=WORKSPACE_USER, Labels=labels)
     if kind == "predict":
         interface = algorithm["interface"]
-        port = str(interface.get("port", 8080))
-        labels["ai.platform.port"] = port
-        labels["ai.platform.interface"] = json.dumps(interface, ensure_ascii=False, sort_keys=True)
+        port = str(interface.get("port", DEFAULT_PORT))
+        labels[LABEL_PORT] = port
+        labels[LABEL_INTERFACE] = json.dumps(interface, ensure_ascii=False, sort_keys=True)
         settings["ExposedPorts"] = {f"{port}/tcp": {}}
     config["rootfs"]["diff_ids"] = list(config["rootfs"]["diff_ids"]) + [layer.diff_id for layer in layers]
     config["history"] = list(config.get("history") or []) + [
@@ -266,8 +269,8 @@ def build_image(project: str | Path, kind: str | None = None, device: str | None
         raise ImageBuildError(f"--kind must be train or predict and --device cpu or gpu (got {kind}, {device})")
     if kind != algorithm["kind"]:
         raise ImageBuildError(f"--kind {kind} contradicts algorithm.yaml's kind: {algorithm['kind']}")
-    if not re.fullmatch(NAME_RULE, name):
-        raise ImageBuildError(f"name {name!r} breaks the naming rule {NAME_RULE}: use lowercase letters, digits, "
+    if not re.fullmatch(IMAGE_NAME, name):
+        raise ImageBuildError(f"name {name!r} breaks the naming rule {IMAGE_NAME}: use lowercase letters, digits, "
                               "'.', '_' and '-' (set it with --name or algorithm.yaml's name)")
     base_dir = base_export_dir()
     [base_manifest] = json.loads((base_dir / "manifest.json").read_text())
@@ -279,7 +282,7 @@ def build_image(project: str | Path, kind: str | None = None, device: str | None
 
     output_dir = Path(output_dir or (project.parent.parent / "docker_image"))
     output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / f"{kind}-{name}-{device}.tar"
+    target = output_dir / tar_name(kind, name, device)
     cache = Path.home() / ".cache" / "ws-build"
     partial = output_dir / f".{target.name}.partial"
     with tempfile.TemporaryDirectory(prefix="ws-build-") as tmp:

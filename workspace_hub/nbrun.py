@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from .contract import DEFAULT_PORT, MODEL_DIR
 from .notebook import (CLIENT_TAG, NotebookError, description_path, kernel_for, read_notebook, read_parameters,
                        unmatched_env_vars)
 
@@ -75,7 +76,7 @@ def train(path: Path) -> int:
     kernel, warning = kernel_for(path, nb, os.environ.get("WORKSPACE_ENV"))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    model_dir = Path(os.environ.get("MODEL_DIR", "/project/model"))
+    model_dir = Path(os.environ.get("MODEL_DIR", MODEL_DIR))
     output = model_dir / f"{path.stem}.executed.ipynb"
     print(f"running {path.name} with {values or 'its defaults'}; the executed notebook goes to {output}",
           flush=True)
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] == "load":  # `ws build`'s trial run of a serving notebook
             Service(path)
             return 0
-        serve(path, os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8080")))
+        serve(path, os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", DEFAULT_PORT)))
     except NotebookError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from .contract import DEFAULT_PORT
 from .algorithm import NAME, check_algorithm
 
 PAPERMILL_TYPES = {"int": "Integer", "float": "Float", "bool": "Boolean", "str": "String"}
@@ -204,7 +205,7 @@ def describe(path: Path, kind: str, parameters: list[Parameter], nb, name: str |
                                        f"{', '.join(public) or 'none'}. Write {path.stem}.algorithm.yaml with "
                                        "interface.name set to the function to serve"])
         [(function, args)] = public.items()
-        doc["interface"] = {"name": function, "method": "POST", "param_format": "json", "port": 8080,
+        doc["interface"] = {"name": function, "method": "POST", "param_format": "json", "port": DEFAULT_PORT,
                             "params": [{"name": a, "type": kind, "required": required} for a, required, kind in args]}
     return doc
 

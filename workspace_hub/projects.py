@@ -26,10 +26,10 @@ from pathlib import Path
 
 from jupyterhub.slugs import is_valid_safe_slug, safe_slug
 
+from .contract import BASE_IMAGE_MOUNT, DATASET_DIR, WORKSPACE_ROOT
+
 PROJECT_DIRS = ("code", "model", "docker_image")
-WORKSPACE_ROOT = "/project"
 WORKSPACE_HOME = "/home/jovyan"
-BASE_IMAGE_MOUNT = "/opt/workspace-hub/base-image"  # read by `ws build`
 MAX_NAME_LENGTH = 30
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -194,7 +194,7 @@ def mount_plan(project: Project, dataset: str | None, base_image: str | None = N
     if base_image:
         mounts.append(Mount(base_image, BASE_IMAGE_MOUNT, True))
     if dataset:
-        mounts.append(Mount(f"datasets/{dataset}", f"{WORKSPACE_ROOT}/dataset", True))
+        mounts.append(Mount(f"datasets/{dataset}", DATASET_DIR, True))
     return mounts
 
 

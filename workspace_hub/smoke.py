@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 
 from .executor import DockerExecutor, EngineUnavailable, ProbeFailed
-from .validate import LABEL_PORT, Problem, Report, bounded_json
+from .contract import DATASET_DIR, LABEL_ALGORITHM, LABEL_INTERFACE, LABEL_PORT, MODEL_DIR
+from .validate import Problem, Report, bounded_json
 
-LABEL_INTERFACE = "ai.platform.interface"
 MAX_MODEL_FILES = 10_000
 MAX_MODEL_BYTES = 4 * 1024**3
 
@@ -62,7 +62,7 @@ def copy_model(source: Path, target: Path, max_files: int = MAX_MODEL_FILES,
                     continue
                 if not entry.is_file(follow_symlinks=False):
                     warnings.append(Problem("model-skipped", f"{relative} is a link or a special file; only "
-                                            "regular files and folders are kept from /project/model", relative))
+                                            f"regular files and folders are kept from {MODEL_DIR}", relative))
                     continue
                 files += 1
                 if files > max_files:
@@ -146,7 +146,7 @@ def sample_dataset(labels: dict) -> Path | None:
     from .projectgen import ProjectError, templates_dir
 
     try:
-        purpose = bounded_json(labels.get("ai.platform.algorithm", "{}")).get("purpose", {}).get("first")
+        purpose = bounded_json(labels.get(LABEL_ALGORITHM, "{}")).get("purpose", {}).get("first")
         variants = templates_dir() / "project" / "{{cookiecutter.project_slug}}" / "_variants"
     except (ProjectError, ValueError, AttributeError):
         return None
@@ -162,7 +162,7 @@ def _train(executor: DockerExecutor, image_id: str, work: Path, dataset: str | N
     if dataset is None:
         dataset = sample_dataset(labels) or work / "dataset"
         Path(dataset).mkdir(exist_ok=True)
-    container = executor.run_batch(image_id, {dataset: ("/project/dataset", "ro"), model: ("/project/model", "rw")},
+    container = executor.run_batch(image_id, {dataset: (DATASET_DIR, "ro"), model: (MODEL_DIR, "rw")},
                                    {"EPOCHS": "1"}, "smoke")
     try:
         status = container.wait(timeout=timeout)["StatusCode"]
@@ -173,7 +173,7 @@ def _train(executor: DockerExecutor, image_id: str, work: Path, dataset: str | N
         return container, [Problem("smoke-exit", f"training exited with status {status} (network is off in "
                                    f"the sandbox). Last output:\n{_tail(container)}")]
     if not any(model.iterdir()):
-        return container, [Problem("smoke-no-model", "training exited 0 but wrote nothing to /project/model; "
+        return container, [Problem("smoke-no-model", f"training exited 0 but wrote nothing to {MODEL_DIR}; "
                                    "save the model there")]
     return container, []
 

@@ -32,8 +32,8 @@ from traitlets import Bool, Dict, Integer, Unicode, default
 from traitlets.config import Configurable
 
 from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, BaseEnv, load_catalog
+from .contract import DATASET_DIR, WORKSPACE_ROOT
 from .projects import (
-    WORKSPACE_ROOT,
     InvalidChoice,
     Mount,
     base_image_export,
@@ -83,7 +83,7 @@ def render_options_form(spawner: "WorkspaceMixin") -> str:
   <select id="ws-env" name="env" class="form-select form-control">{envs}</select>
 </div>
 <div class="form-group mb-3">
-  <label for="ws-dataset" class="form-label">Dataset (mounted read-only at /project/dataset)</label>
+  <label for="ws-dataset" class="form-label">Dataset (mounted read-only at {DATASET_DIR})</label>
   <select id="ws-dataset" name="dataset" class="form-select form-control">{datasets}</select>
 </div>
 """

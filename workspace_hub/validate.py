@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .contract import LABEL_DEVICE, LABEL_KIND, LABEL_PORT, TAR_NAME, TAR_NAME_RULE
 from .tarstream import (
     BLOCK, DEVICE_TYPES, DIRECTORY, HARDLINK, REGULAR, SYMLINK, Budget, Decompressor,
     HashingReader, Prepended, SizeLimitExceeded, TarFormatError, TarReader, looks_like_tar,
 )
 
-FILENAME = re.compile(r"^(train|predict)-([a-z0-9][a-z0-9._-]{0,62})-(cpu|gpu)\.tar$")
 DIGEST_IN_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json)?$")
 DEFAULT_MAX_UNCOMPRESSED = 20 * 1024**3
 DEFAULT_ARCHITECTURES = ("amd64",)
@@ -40,7 +40,6 @@ MAX_LAYER_ENTRIES = 5_000_000
 MAX_PROBLEMS_PER_LAYER = 20
 MAX_SYMLINK_HOPS = 8
 MAX_JSON_DEPTH = 64
-LABEL_KIND, LABEL_DEVICE, LABEL_PORT = "ai.platform.kind", "ai.platform.device", "ai.platform.port"
 
 
 @dataclass
@@ -416,13 +415,11 @@ def check_tar(path: str | Path, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
     filename = filename or path.name
     check = _Check(path, max_uncompressed, architectures, base_env)
     report = check.report
-    match = FILENAME.match(filename)
+    match = TAR_NAME.match(filename)
     if match:
         report.kind, report.name, report.device = match.groups()
     elif not base_env:
-        check.error("filename", f"{filename!r} does not follow the naming rule "
-                    "train-<name>-<cpu|gpu>.tar or predict-<name>-<cpu|gpu>.tar, with <name> matching "
-                    "[a-z0-9][a-z0-9._-]{0,62}", filename)
+        check.error("filename", f"{filename!r} does not follow the naming rule {TAR_NAME_RULE}", filename)
     try:
         check.read_archive()  # an unreadable path raises OSError here, before any verdict
         check.check_image()

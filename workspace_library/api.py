@@ -24,7 +24,7 @@ from tornado import web
 
 from workspace_hub.algorithm import AlgorithmError, load_algorithm
 from workspace_hub.projects import InvalidChoice, Project, check_project_name, user_dir_name
-from workspace_hub.validate import FILENAME
+from workspace_hub.contract import TAR_NAME
 from . import rules
 from .jobs import PLATFORM_NAMESPACES, platform_repository
 from .rules import LibraryError, Who
@@ -403,7 +403,7 @@ class UploadHandler(ItemHandler):
         self.send(item_json(item), 202)
 
     def image_for(self, item, role: str, filename: str, digest: str, size: int) -> Image:
-        if role == "env" or not FILENAME.match(filename or ""):
+        if role == "env" or not TAR_NAME.match(filename or ""):
             filename = stored_filename(item, role)
         return Image(role=role, filename=filename, sha256=digest, size=size, status=ImageStatus.pending)
 
@@ -521,7 +521,7 @@ class FromProjectHandler(BaseHandler):
                                "folder; run `ws build` in the project first.", "project")
         found: dict[str, dict[str, Path]] = {}
         for path in sorted(folder.iterdir()):
-            match = FILENAME.match(path.name)
+            match = TAR_NAME.match(path.name)
             if not match:
                 continue
             if path.is_symlink() or not path.is_file():
@@ -543,7 +543,7 @@ class FromProjectHandler(BaseHandler):
 
     def metadata(self, project: Project, tars: dict[str, Path]) -> dict:
         """Record fields from the matching ``algorithm.yaml`` files under ``code/`` (labels fill the rest)."""
-        name = FILENAME.match(next(iter(tars.values())).name).group(2)
+        name = TAR_NAME.match(next(iter(tars.values())).name).group(2)
         fields = {"name": name}
         code = project.path / "code"
         for path in sorted(code.glob("*/algorithm.yaml")) + sorted(code.glob("algorithm.yaml")):

@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from workspace_hub.contract import LABEL_ALGORITHM
 from workspace_hub.executor import DockerExecutor, ProbeFailed, Replica
 from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import Problem, bounded_json, check_tar
@@ -38,7 +39,6 @@ from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TarStore
 
 log = logging.getLogger("workspace_library")
-LABEL_ALGORITHM = "ai.platform.algorithm"
 # Repositories the platform itself names: never a pull source (docker.io's spellings included).
 PLATFORM_NAMESPACES = ("workspace-hub/", "algorithms/", "envs/")
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from workspace_hub.contract import DEFAULT_PORT
 from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from .models import Algorithm, BaseEnv, Image, Status, Visibility
 
@@ -254,7 +255,7 @@ def part_from_algorithm_yaml(doc: dict) -> dict:
     part = {key: doc[key] for key in ("command", "args", "env_vars", "device") if key in doc}
     if doc.get("kind") == "predict" and "interface" in doc:
         part["interface"] = doc["interface"]
-        part["port"] = int(doc["interface"].get("port", 8080))
+        part["port"] = int(doc["interface"].get("port", DEFAULT_PORT))
     return part
 
 

@@ -1,0 +1,40 @@
+"""The image contract in one place: what ``ws build`` writes, ``ws validate`` checks and the platform runs.
+
+The handbook (``help_doc/README.md``, sections 4 and 6) explains each rule to
+users; this module is the only place the code spells them.  The cookiecutter
+hook keeps its own copy of :data:`IMAGE_NAME` (a template cannot import the
+package); ``tests/unit/test_contract.py`` checks that the two are the same rule.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- the tar's file name: (train|predict)-<name>-(cpu|gpu).tar ---------------------------------
+KINDS = ("train", "predict")
+DEVICES = ("cpu", "gpu")
+IMAGE_NAME = r"[a-z0-9][a-z0-9._-]{0,62}"
+TAR_NAME = re.compile(rf"^({'|'.join(KINDS)})-({IMAGE_NAME})-({'|'.join(DEVICES)})\.tar$")
+TAR_NAME_RULE = (f"train-<name>-<cpu|gpu>.tar or predict-<name>-<cpu|gpu>.tar, with <name> matching {IMAGE_NAME}")
+
+
+def tar_name(kind: str, name: str, device: str) -> str:
+    return f"{kind}-{name}-{device}.tar"
+
+
+# -- labels the image carries ------------------------------------------------------------------
+LABEL_KIND = "ai.platform.kind"
+LABEL_DEVICE = "ai.platform.device"
+LABEL_FRAMEWORK = "ai.platform.framework"
+LABEL_ALGORITHM = "ai.platform.algorithm"  # the whole algorithm.yaml, as JSON
+LABEL_PORT = "ai.platform.port"
+LABEL_INTERFACE = "ai.platform.interface"  # the predict interface, as JSON
+
+# -- paths inside containers -------------------------------------------------------------------
+WORKSPACE_ROOT = "/project"
+MODEL_DIR = f"{WORKSPACE_ROOT}/model"
+DATASET_DIR = f"{WORKSPACE_ROOT}/dataset"
+BASE_IMAGE_MOUNT = "/opt/workspace-hub/base-image"  # the env's `docker save` folder, read by `ws build`
+
+# -- serving -----------------------------------------------------------------------------------
+DEFAULT_PORT = 8080
