@@ -18,6 +18,7 @@ sys.modules.setdefault("rfc3987_syntax", None)
 from jsonschema import Draft202012Validator  # noqa: E402
 
 from .contract import IMAGE_NAME  # noqa: E402
+from .errors import WorkspaceHubError  # noqa: E402
 
 PARAM_TYPES = ["String", "Integer", "Float", "Boolean"]
 NAME = rf"^{IMAGE_NAME}$"
@@ -82,7 +83,7 @@ SCHEMA = {
 }
 
 
-class AlgorithmError(ValueError):
+class AlgorithmError(WorkspaceHubError, ValueError):
     """algorithm.yaml is missing or invalid; ``problems`` lists 'key.path: message' lines."""
 
     def __init__(self, path: Path, problems: list[str]):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import WorkspaceHubError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CATALOG_DIR = REPO_ROOT / "base-envs"
 # Folders of base-envs/ that are build layers, not selectable envs.
@@ -19,7 +21,7 @@ LAYER_DIRS = {"base", "workspace"}
 IMAGE_PREFIX = "workspace-hub/"
 
 
-class CatalogError(ValueError):
+class CatalogError(WorkspaceHubError, ValueError):
     """An env.yaml entry is missing or malformed."""
 
 

@@ -1,8 +1,9 @@
 """``ws``: the one command of Workspace Hub, on the host and in every workspace.
 
 argparse (stdlib) keeps the workspace images free of CLI dependencies.  Each
-subcommand parses, calls a library function, prints, and maps
-:class:`WsError` to exit code 1 (usage errors exit 2, as argparse does).
+subcommand parses, calls a library function and prints; :func:`main` maps
+every :class:`~workspace_hub.errors.WorkspaceHubError` to its message and exit
+code 1 (usage errors exit 2, as argparse does).
 """
 
 from __future__ import annotations
@@ -10,25 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from . import __version__
-from .catalog import REPO_ROOT, CatalogError, load_catalog
-from .libraryclient import LibraryClientError
-from .projectgen import ProjectError
+from .catalog import REPO_ROOT, load_catalog
+from .errors import WorkspaceHubError
 
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-DOCKERD_ARGS = ["--bridge=none", "--iptables=false", "--ip-masq=false"]
-
-
-class WsError(Exception):
-    """A failure the user can fix; the message says how."""
 
 
 def _hub_url(port: str | None = None) -> str:
@@ -44,44 +38,24 @@ def hub_answers(url: str) -> str | None:
         return None
 
 
-def ensure_engine(start: bool, log=print):
-    """Return a client for the Docker engine, starting dockerd when allowed and needed."""
-    from .envbuild import BuildError, engine
-
-    try:
-        return engine()
-    except BuildError:
-        if not (start and shutil.which("dockerd")):
-            raise
-    log(f"starting dockerd {' '.join(DOCKERD_ARGS)}")
-    logfile = open("/var/log/workspace-hub-dockerd.log", "ab")
-    subprocess.Popen(["dockerd", *DOCKERD_ARGS], stdout=logfile, stderr=logfile, start_new_session=True)
-    for _ in range(60):
-        time.sleep(0.5)
-        try:
-            return engine()
-        except BuildError:
-            continue
-    raise WsError("dockerd did not answer within 30 s; see /var/log/workspace-hub-dockerd.log")
-
-
 def build_options(args):
     from .envbuild import BuildOptions
 
     ca = args.ca_bundle if args.ca_bundle is not None else (HOST_CA_BUNDLE if Path(HOST_CA_BUNDLE).is_file() else "")
     if ca and not Path(ca).is_file():
-        raise WsError(f"--ca-bundle {ca}: no such file; pass a PEM bundle, or '' for none.")
+        raise WorkspaceHubError(f"--ca-bundle {ca}: no such file; pass a PEM bundle, or '' for none.")
     return BuildOptions(pip_index_url=args.pip_index_url or "", ca_bundle=ca, base_image=args.base_image or "",
                         wheels=args.wheels or "", data_root=getattr(args, "data_root", None) or "")
 
 
 def cmd_envs_list(args) -> int:
-    from .envbuild import engine, image_labels
+    from .envbuild import image_labels
+    from .executor import EngineUnavailable, engine
 
     catalog = load_catalog()
     try:
         client = engine()
-    except Exception:
+    except EngineUnavailable:
         client = None
     print(f"{'ENV':<16}{'DEVICE':<8}{'FRAMEWORK':<24}{'IMAGE':<32}BUILT")
     for env in catalog.values():
@@ -92,30 +66,10 @@ def cmd_envs_list(args) -> int:
     return 0
 
 
-def build_envs(env_ids: list[str], options, if_missing: bool) -> None:
-    """Build the named envs (all when none), starting dockerd if none answers."""
-    from .envbuild import BuildError, EnvBuilder, image_exists
-
-    catalog = load_catalog()
-    unknown = [e for e in env_ids if e not in catalog]
-    if unknown:
-        raise WsError(f"unknown env {', '.join(unknown)}: choose from {', '.join(catalog)}")
-    try:
-        client = ensure_engine(start=True)
-        builder = EnvBuilder(catalog, options, log=lambda m: print(m, flush=True))
-        for env_id in env_ids or [e.id for e in catalog.values() if not e.gpu]:
-            if if_missing and image_exists(client, catalog[env_id].image):
-                print(f"{env_id}: {catalog[env_id].image} exists", flush=True)
-                continue
-            started = time.monotonic()
-            builder.build(catalog[env_id])
-            print(f"{env_id}: done in {time.monotonic() - started:.1f} s", flush=True)
-    except BuildError as e:
-        raise WsError(str(e)) from None
-
-
 def cmd_envs_build(args) -> int:
-    build_envs(args.envs, build_options(args), if_missing=args.if_missing)
+    from .envbuild import build_envs
+
+    build_envs(args.envs, build_options(args), if_missing=args.if_missing, log=lambda m: print(m, flush=True))
     return 0
 
 
@@ -125,7 +79,9 @@ def cmd_up(args) -> int:
     if args.data_root:
         env["WSHUB_DATA_ROOT"] = str(Path(args.data_root).resolve())
     if args.profile == "docker":
-        build_envs(args.envs, build_options(args), if_missing=True)
+        from .envbuild import build_envs
+
+        build_envs(args.envs, build_options(args), if_missing=True, log=lambda m: print(m, flush=True))
     if hub_answers(_hub_url(args.port)):
         print(f"A hub already answers on {_hub_url(args.port)}.")
         return 0
@@ -133,7 +89,15 @@ def cmd_up(args) -> int:
     if not env.get("WSHUB_ADMIN_PASSWORD"):
         print("Log in as 'admin'; on the first start the generated password is printed below.", flush=True)
     cmd = [sys.executable, "-m", "jupyterhub", "-f", str(REPO_ROOT / "hub_config" / "jupyterhub_config.py")]
-    return subprocess.call(cmd, env=env)
+    return run_forwarding_signals(cmd, env)
+
+
+def run_forwarding_signals(cmd: list[str], env: dict) -> int:
+    """Run *cmd*; SIGTERM and SIGINT go to it, and ``ws up`` exits when it does, never leaving it orphaned."""
+    child = subprocess.Popen(cmd, env=env)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: child.send_signal(number))
+    return child.wait()
 
 
 def cmd_status(args) -> int:
@@ -146,12 +110,12 @@ def cmd_status(args) -> int:
         return 0
     version = hub_answers(_hub_url(args.port))
     print(f"hub:     {'JupyterHub ' + version + ' at ' + _hub_url(args.port) if version else 'not answering on ' + _hub_url(args.port)}")
-    try:
-        from .envbuild import engine
+    from .executor import EngineUnavailable, engine
 
+    try:
         engine()
         print("docker:  engine answers")
-    except Exception as e:
+    except EngineUnavailable as e:
         print(f"docker:  {e}")
     return 0 if version else 1
 
@@ -198,12 +162,12 @@ def cmd_new(args) -> int:
     output = Path(args.output_dir) if args.output_dir else None
     if args.what == "sample":
         if not args.sample:
-            raise WsError("ws new sample needs a sample name; see ws list samples")
+            raise WorkspaceHubError("ws new sample needs a sample name; see ws list samples")
         paths = new_sample(args.sample, args.name, output)
     else:
         missing = [o for o in ("prefix", "interface", "framework") if not getattr(args, o)]
         if missing:
-            raise WsError(f"ws new {args.what} needs --{' --'.join(missing)}")
+            raise WorkspaceHubError(f"ws new {args.what} needs --{' --'.join(missing)}")
         paths = [new_project(args.what, args.prefix, args.interface, args.framework, output)]
     for path in paths:
         print(f"created {path}")
@@ -211,23 +175,20 @@ def cmd_new(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .imagebuild import ImageBuildError, build_image
-    from .notebook import NotebookError, prepare, trial_run
+    from .imagebuild import build_image
+    from .notebook import prepare, trial_run
 
     log = lambda m: print(m, flush=True)  # noqa: E731
-    try:
-        if args.notebook:  # the notebook's folder is the project; its description comes from the notebook
-            kind = args.kind or "train"
-            algorithm = prepare(args.notebook, kind, args.name, os.environ.get("WORKSPACE_ENV", "python"), log)
-            if not args.no_trial_run:
-                trial_run(args.notebook, kind, log)
-            build_image(Path(args.notebook).resolve().parent, kind=kind, device=args.device,
-                        name=algorithm["name"], output_dir=args.output_dir, log=log, algorithm=algorithm)
-        else:
-            build_image(args.path, kind=args.kind, device=args.device, name=args.name, output_dir=args.output_dir,
-                        log=log)
-    except (ImageBuildError, NotebookError) as e:
-        raise WsError(str(e)) from None
+    if args.notebook:  # the notebook's folder is the project; its description comes from the notebook
+        kind = args.kind or "train"
+        algorithm = prepare(args.notebook, kind, args.name, os.environ.get("WORKSPACE_ENV", "python"), log)
+        if not args.no_trial_run:
+            trial_run(args.notebook, kind, log)
+        build_image(Path(args.notebook).resolve().parent, kind=kind, device=args.device,
+                    name=algorithm["name"], output_dir=args.output_dir, log=log, algorithm=algorithm)
+    else:
+        build_image(args.path, kind=args.kind, device=args.device, name=args.name, output_dir=args.output_dir,
+                    log=log)
     return 0
 
 
@@ -265,7 +226,7 @@ def cmd_publish(args) -> int:
     """Publish this workspace's docker_image tars; wait for the verdict (exit 1 when it failed)."""
     project = args.project or os.environ.get("WORKSPACE_PROJECT") or os.environ.get("JUPYTERHUB_SERVER_NAME")
     if not project:
-        raise WsError("which project? Run this in a workspace, or pass --project")
+        raise WorkspaceHubError("which project? Run this in a workspace, or pass --project")
     client = _library()
     body = {"project": project, **({"name": args.name} if args.name else {}),
             **({"visibility": "public"} if args.public else {})}
@@ -401,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (WsError, CatalogError, ProjectError, LibraryClientError) as e:
+    except WorkspaceHubError as e:
         print(f"ws: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

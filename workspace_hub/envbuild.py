@@ -26,6 +26,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -34,9 +35,11 @@ from pathlib import Path
 from typing import Callable
 
 import docker
-from docker.errors import APIError, DockerException, ImageNotFound
+from docker.errors import APIError, ImageNotFound
 
-from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, BaseEnv
+from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, BaseEnv, load_catalog
+from .errors import WorkspaceHubError
+from .executor import engine
 
 OS_IMAGE = "workspace-hub/os:bookworm"
 OS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "git", "make")
@@ -45,7 +48,7 @@ LABEL_PREFIX = "ai.workspace-hub."
 EXPORT_DIR = "base-images"
 
 
-class BuildError(RuntimeError):
+class BuildError(WorkspaceHubError):
     """A build step failed; the message says which and what to do."""
 
 
@@ -58,19 +61,6 @@ class BuildOptions:
     base_image: str = ""
     wheels: str = ""
     data_root: str = ""  # where the export for `ws build` goes (default $WSHUB_DATA_ROOT or ./data)
-
-
-def engine() -> docker.DockerClient:
-    """A client for the local engine, or a :class:`BuildError` that says how to start one."""
-    try:
-        client = docker.from_env()
-        client.ping()
-        return client
-    except DockerException as e:
-        raise BuildError(
-            f"No Docker engine answers ({e}). Install docker.io and start it: "
-            "dockerd --bridge=none --iptables=false --ip-masq=false &"
-        ) from None
 
 
 def image_exists(client: docker.DockerClient, tag: str) -> bool:
@@ -344,3 +334,21 @@ def image_labels(client, image: str) -> dict | None:
     except ImageNotFound:
         return None
     return {k[len(LABEL_PREFIX):]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}
+
+
+def build_envs(env_ids: list[str], options: BuildOptions, if_missing: bool, start_engine: bool = True,
+               log: Callable[[str], None] = print) -> None:
+    """Build the named envs (every CPU env when none), starting dockerd if none answers."""
+    catalog = load_catalog()
+    unknown = [e for e in env_ids if e not in catalog]
+    if unknown:
+        raise BuildError(f"unknown env {', '.join(unknown)}: choose from {', '.join(catalog)}")
+    client = engine(start=start_engine, log=log)
+    builder = EnvBuilder(catalog, options, log=log)
+    for env_id in env_ids or [e.id for e in catalog.values() if not e.gpu]:
+        if if_missing and image_exists(client, catalog[env_id].image):
+            log(f"{env_id}: {catalog[env_id].image} exists")
+            continue
+        started = time.monotonic()
+        builder.build(catalog[env_id])
+        log(f"{env_id}: done in {time.monotonic() - started:.1f} s")

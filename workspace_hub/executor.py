@@ -26,6 +26,8 @@ from __future__ import annotations
 import ctypes
 import http.client
 import os
+import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from .contract import DEFAULT_PORT, MODEL_DIR
 from .errors import WorkspaceHubError
 
 CLONE_NEWNET = 0x40000000
+DOCKERD_ARGS = ("--bridge=none", "--iptables=false", "--ip-masq=false")
+DOCKERD_LOG = "/var/log/workspace-hub-dockerd.log"
 REPLICA_PORT = DEFAULT_PORT  # inside its own namespace every replica may listen on the same port
 SANDBOX = dict(
     network_mode="none",
@@ -62,8 +66,12 @@ class ProbeFailed(WorkspaceHubError):
         self.code = code
 
 
-def engine(timeout: int = 600):
-    """The one way to reach the local Docker engine (docker-py), or :class:`EngineUnavailable`."""
+def engine(timeout: int = 600, start: bool = False, log: Callable[[str], None] = print):
+    """The one way to reach the local Docker engine (docker-py), or :class:`EngineUnavailable`.
+
+    With *start*, a missing engine is started (``dockerd`` with no bridge and no
+    iptables rules, as these machines need) and waited for up to 30 s.
+    """
     import docker
 
     try:
@@ -71,9 +79,19 @@ def engine(timeout: int = 600):
         client.ping()
         return client
     except docker.errors.DockerException as e:
-        raise EngineUnavailable(
-            f"No Docker engine answers ({e}). Install docker.io and start it: "
-            "dockerd --bridge=none --iptables=false --ip-masq=false &") from None
+        if not (start and shutil.which("dockerd")):
+            raise EngineUnavailable(f"No Docker engine answers ({e}). Install docker.io and start it: "
+                                    f"dockerd {' '.join(DOCKERD_ARGS)} &") from None
+    log(f"starting dockerd {' '.join(DOCKERD_ARGS)}")
+    with open(DOCKERD_LOG, "ab") as logfile:
+        subprocess.Popen(["dockerd", *DOCKERD_ARGS], stdout=logfile, stderr=logfile, start_new_session=True)
+    for _ in range(60):
+        time.sleep(0.5)
+        try:
+            return engine(timeout)
+        except EngineUnavailable:
+            continue
+    raise EngineUnavailable(f"dockerd did not answer within 30 s; see {DOCKERD_LOG}")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

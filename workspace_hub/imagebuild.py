@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from .algorithm import AlgorithmError, load_algorithm
+from .errors import WorkspaceHubError
 from .contract import (
     DEFAULT_PORT, IMAGE_NAME, LABEL_ALGORITHM, LABEL_DEVICE, LABEL_FRAMEWORK, LABEL_INTERFACE, LABEL_KIND, LABEL_PORT,
     tar_name,
@@ -53,7 +54,7 @@ WORKSPACE_USER = "1000:1000"
 CHUNK = 1 << 20
 
 
-class ImageBuildError(Exception):
+class ImageBuildError(WorkspaceHubError):
     """The build cannot go on; the message says what to fix.  No tar is left behind."""
 
 

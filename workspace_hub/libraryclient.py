@@ -14,10 +14,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .errors import WorkspaceHubError
+
 FINAL = {"ready", "online", "offline", "failed", "draft"}
 
 
-class LibraryClientError(Exception):
+class LibraryClientError(WorkspaceHubError):
     """The service refused a request, or cannot be reached; the message says why."""
 
 

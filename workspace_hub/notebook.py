@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from .contract import DEFAULT_PORT
+from .errors import WorkspaceHubError
 from .algorithm import NAME, check_algorithm
 
 PAPERMILL_TYPES = {"int": "Integer", "float": "Float", "bool": "Boolean", "str": "String"}
@@ -37,7 +38,7 @@ PYTHON_TYPES = {"Integer": int, "Float": float, "Boolean": bool, "String": str}
 CLIENT_TAG = "client"  # cells that call the service; skipped when the notebook serves
 
 
-class NotebookError(ValueError):
+class NotebookError(WorkspaceHubError, ValueError):
     """The notebook cannot be built; ``problems`` name the cell or parameter and the fix."""
 
     def __init__(self, path: Path, problems: list[str]):

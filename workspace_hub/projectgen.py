@@ -16,12 +16,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .catalog import REPO_ROOT
+from .errors import WorkspaceHubError
 
 DEFAULT_IMPORT_LIMIT = 1024**3
 SAFE_SCHEMES = {"https", "http", "ssh", "git", "file"}
 
 
-class ProjectError(Exception):
+class ProjectError(WorkspaceHubError):
     """A project cannot be made or imported; the message says why and what to do."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from jupyterhub.slugs import is_valid_safe_slug, safe_slug
 
 from .contract import BASE_IMAGE_MOUNT, DATASET_DIR, WORKSPACE_ROOT
+from .errors import WorkspaceHubError
 
 PROJECT_DIRS = ("code", "model", "docker_image")
 WORKSPACE_HOME = "/home/jovyan"
@@ -34,7 +35,7 @@ MAX_NAME_LENGTH = 30
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class InvalidChoice(ValueError):
+class InvalidChoice(WorkspaceHubError, ValueError):
     """A spawn option that cannot be honoured; the message names the rule and the fix."""
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workspace_hub.contract import DEFAULT_PORT
+from workspace_hub.errors import WorkspaceHubError
 from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from .models import Algorithm, BaseEnv, Image, Status, Visibility
 
@@ -82,7 +83,7 @@ SCHEMAS = {
 ALWAYS_EDITABLE = {"visibility", "description"}
 
 
-class LibraryError(Exception):
+class LibraryError(WorkspaceHubError):
     """A refused request: HTTP *status*, a stable *code*, a message naming the rule and the fix."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None):

@@ -6,7 +6,6 @@ build small archives in memory so they run without an engine.
 
 import gzip
 import hashlib
-import json
 import tarfile
 
 import pytest
