@@ -19,7 +19,8 @@ from pathlib import Path
 import docker
 
 from workspace_hub.catalog import load_catalog
-from workspace_hub.hubprocess import HubProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared harness/
+from harness.hubprocess import HubProcess  # noqa: E402
 
 USER = "bench"
 

@@ -28,9 +28,9 @@ import docker
 from sqlalchemy import create_engine, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.imagetars import minimal_image  # noqa: E402
-from tests.library import Client  # noqa: E402
-from workspace_hub.hubprocess import HubProcess  # noqa: E402
+from harness.imagetars import minimal_image  # noqa: E402
+from harness.library import Client  # noqa: E402
+from harness.hubprocess import HubProcess  # noqa: E402
 from workspace_library.models import Algorithm, Status, Visibility  # noqa: E402
 
 N = 10_000

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import docker
 
-from workspace_hub.hubprocess import HubError, HubProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared harness/
+from harness.hubprocess import HubError, HubProcess  # noqa: E402
 
 USER = "bench"
 IMAGE = "workspace-hub/python:latest"

@@ -14,7 +14,8 @@ import docker
 import pytest
 
 from workspace_hub.catalog import REPO_ROOT
-from workspace_hub.hubprocess import HubProcess
+from harness.hubprocess import HubProcess
+from harness.waiting import answers, free_port, wait_until
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 
@@ -104,32 +105,23 @@ def container_of(engine):
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """Debian's docker-registry (the real `distribution` server) on a loopback port; yields host:port."""
-    import socket
     import subprocess
-    import time
 
     binary = shutil.which("docker-registry")
     if binary is None:
         if os.environ.get("CI"):
             raise RuntimeError("docker-registry is not installed; scripts/install.sh installs it with WS_EXTRAS=test")
         pytest.skip("no docker-registry")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = tmp_path_factory.mktemp("registry")
     config = root / "config.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
                       f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
     process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
                                stderr=open(ARTIFACTS / "registry.log", "wb"))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "docker-registry did not start"
-            time.sleep(0.2)
+    wait_until(lambda: answers(f"http://127.0.0.1:{port}/v2/") or process.poll() is not None, 30, 0.2,
+               "docker-registry to start")
+    assert process.poll() is None, "docker-registry exited"
     try:
         yield f"127.0.0.1:{port}"
     finally:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 
 import pytest
 
-from tests.imagetars import get, member, put, read_members, write_members
-from tests.library import Client
+from harness.imagetars import get, member, put, read_members, write_members
+from harness.library import Client
+from harness.waiting import wait_until
 from workspace_hub.executor import LABEL_RUN
 
 pytestmark = pytest.mark.docker
@@ -59,11 +59,8 @@ def publish(client: Client, tmp_path, name: str, members, version: str = "1.0", 
     path = write_members(tmp_path / f"{role}-{name}-cpu.tar", members)
     r = client("POST", f"algorithms/{item}/images", files={role: (path.name, path.open("rb"))})
     assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 300
-    while (data := client("GET", f"algorithms/{item}").json())["status"] == "validating":
-        assert time.monotonic() < deadline, data
-        time.sleep(0.5)
-    return data
+    return wait_until(lambda: (data := client("GET", f"algorithms/{item}").json())["status"] != "validating" and data,
+                      timeout=300, interval=0.5, what="validation")
 
 
 def with_repo_tags(members, tags: list[str]):
@@ -219,11 +216,12 @@ def test_online_test_replicas_run_off_the_host_network(users, image, engine, tmp
     assert data["status"] == "ready", data["errors"]
     answer = users[MALLORY]("POST", f"algorithms/{data['id']}/test", json={}).json()
     assert answer == {"status": 200, "response": {"label": "sports"}}
-    [replica] = engine.containers.list(filters={"label": LABEL_RUN})
+    serving = {"label": f"{LABEL_RUN}=serving-{data['images'][0]['tag'].split('/')[1]}"}  # the item's key
+    [replica] = engine.containers.list(filters=serving)
     assert replica.attrs["HostConfig"]["NetworkMode"] == "none"
     assert replica.attrs["NetworkSettings"]["Ports"] in ({}, None)
     assert users[MALLORY]("DELETE", f"algorithms/{data['id']}").status_code == 204
-    assert not engine.containers.list(all=True, filters={"label": LABEL_RUN})
+    assert not engine.containers.list(all=True, filters=serving)
 
 
 def test_1_a_name_in_an_upload_never_reaches_the_engine(users, image, engine, tmp_path):

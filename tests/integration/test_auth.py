@@ -6,7 +6,7 @@ NativeAuthenticator's pages on a real JupyterHub 6 (local profile: no Docker nee
 import pytest
 import requests
 
-from workspace_hub.hubprocess import HubProcess
+from harness.hubprocess import HubProcess
 
 from .conftest import ARTIFACTS
 

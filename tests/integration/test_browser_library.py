@@ -7,7 +7,7 @@ validates and loads the uploads into the real engine.  Screenshots go to
 
 import pytest
 
-from tests.imagetars import minimal_image
+from harness.imagetars import minimal_image
 
 from .conftest import login, shot
 

@@ -2,7 +2,7 @@
 
 import requests
 
-from workspace_hub.hubprocess import HubProcess
+from harness.hubprocess import HubProcess
 
 from .conftest import ARTIFACTS
 

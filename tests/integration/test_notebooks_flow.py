@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from tests.library import Client
+from harness.library import Client
 from workspace_hub.catalog import REPO_ROOT
 from workspace_hub.notebook import read_notebook
 

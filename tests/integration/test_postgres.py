@@ -9,8 +9,8 @@ import os
 import pytest
 import sqlalchemy
 
-from tests.library import Client
-from workspace_hub.hubprocess import HubProcess
+from harness.library import Client
+from harness.hubprocess import HubProcess
 
 from .conftest import ARTIFACTS
 

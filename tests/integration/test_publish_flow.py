@@ -14,14 +14,14 @@ import json
 import os
 import re
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.library import Client
+from harness.library import Client
+from harness.waiting import answers, wait_until
 from workspace_hub.executor import LABEL_RUN
 
 pytestmark = pytest.mark.docker
@@ -36,12 +36,10 @@ def sh(container, script: str, expect: int = 0) -> str:
     return out.decode()
 
 
-def wait_status(client: Client, item_id: int, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while (item := client("GET", f"algorithms/{item_id}").json())["status"] == "validating":
-        assert time.monotonic() < deadline, item
-        time.sleep(0.5)
-    return item
+def wait_status(client: Client, item_id: int, kind: str = "algorithms") -> dict:
+    """The item once validation is over."""
+    return wait_until(lambda: (item := client("GET", f"{kind}/{item_id}").json())["status"] != "validating" and item,
+                      timeout=600, interval=0.5, what=f"validation of {kind}/{item_id}")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +99,8 @@ def test_online_then_public_then_another_user_tests_it(published, workspace, lib
     assert library[OTHER]("GET", f"algorithms?name={NAME}").json()["total"] == 1
     answer = library[OTHER]("POST", f"algorithms/{algorithm_id}/test", json={}).json()
     assert answer["status"] == 200 and answer["response"]["label"] == "sports", answer
-    [replica] = engine.containers.list(filters={"label": LABEL_RUN})
+    key = library[OTHER]("GET", f"algorithms/{algorithm_id}").json()["images"][0]["tag"].split("/")[1]
+    [replica] = engine.containers.list(filters={"label": f"{LABEL_RUN}=serving-{key}"})
     assert replica.attrs["HostConfig"]["NetworkMode"] == "none"
     assert library[OTHER]("POST", f"algorithms/{algorithm_id}/offline").status_code == 403
 
@@ -167,20 +166,11 @@ def test_a_killed_service_leaves_nothing_stuck_in_validating(published, workspac
     out = sh(workspace, f"ws publish --name {NAME} --no-wait")
     algorithm_id = int(re.search(r"\(id (\d+)\)", out).group(1))
     pid = service_pid(hub.data_root)
-    deadline = time.monotonic() + 60
-    while library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()["progress"] in ("queued", ""):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()["progress"]
+               not in ("queued", ""), interval=0.05, what="validation to start")
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 120
-    while True:  # the hub restarts its managed services
-        try:
-            if library[PUBLISHER]("GET", "me").ok:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "the hub did not restart the service"
-        time.sleep(0.5)
+    wait_until(lambda: answers(library["base"] + "api/me"), timeout=120, interval=0.5,
+               what="the hub restarting the library")  # the hub restarts its managed services
     assert service_pid(hub.data_root) not in (None, pid)
     item = wait_status(library[PUBLISHER], algorithm_id)
     assert item["status"] == "ready", item["errors"]
@@ -224,10 +214,7 @@ def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, li
                                                    "description": "python with pia's tools"}).json()
     r = library[PUBLISHER]("POST", f"envs/{env['id']}/images", files={"env": ("env.tar", tar.open("rb"))})
     assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 300
-    while (env := library[PUBLISHER]("GET", f"envs/{env['id']}").json())["status"] == "validating":
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    env = wait_status(library[PUBLISHER], env["id"], "envs")
     assert env["status"] == "ready" and re.fullmatch(r"envs/[0-9a-f]{32}/pia-env:1\.0", env["image"]), env["errors"]
     assert library[PUBLISHER]("POST", f"envs/{env['id']}/online").ok
 
@@ -241,8 +228,8 @@ def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, li
 
 
 def test_with_a_registry_configured_validated_images_are_pushed_there(registry, engine, tmp_path):
-    from tests.imagetars import minimal_image
-    from tests.library import running_service
+    from harness.imagetars import minimal_image
+    from harness.library import running_service
 
     with running_service(tmp_path / "data", registry=registry) as (_, base):
         admin = Client(base, "admin-token")

@@ -14,7 +14,7 @@ import tarfile
 
 import pytest
 
-from tests.imagetars import (
+from harness.imagetars import (
     add_layer, edit_config, get, make_layer, manifest, member, put, read_members, write_members,
 )
 

@@ -7,24 +7,18 @@ library would.
 
 import hashlib
 import json
-import socket
 import subprocess
 import tarfile
-import time
 import urllib.request
 
 import pytest
+
+from harness.waiting import answers, free_port, wait_until
 
 pytestmark = pytest.mark.docker
 
 USER = "dana"
 SAMPLES = {"text-classify-bayes": "python", "image-classify-torch": "pytorch", "image-classify-keras": "keras"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sh(container, script: str) -> str:
@@ -34,15 +28,7 @@ def sh(container, script: str) -> str:
 
 
 def wait_for(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
+    wait_until(lambda: answers(url), timeout, 0.3, f"{url} to answer")
 
 
 def predict(port: int, interface: dict) -> dict:

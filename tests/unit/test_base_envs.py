@@ -61,7 +61,7 @@ def test_dockerfiles_lint_clean(dockerfile):
 def test_exports_share_their_common_layers_as_hard_links(tmp_path):
     import tarfile as tf
 
-    from tests.imagetars import image_members, make_layer
+    from harness.imagetars import image_members, make_layer
     from workspace_hub.envbuild import share_layers
 
     common = make_layer(("os/", None, tf.DIRTYPE, ""), ("os/release", b"bookworm\n", tf.REGTYPE, ""))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.imagetars import make_layer
+from harness.imagetars import make_layer
 from workspace_hub.imagebuild import ImageBuildError, build_image
 from workspace_hub.projectgen import new_project
 from workspace_hub.validate import check_tar

@@ -2,7 +2,7 @@
 
 The service runs in-process with its real handlers, database (SQLite, and
 Postgres when CI provides one), store and jobs; only the hub's identity check
-is a stand-in (tests/library.py) and the engine load is skipped.  The real
+is a stand-in (harness/library.py) and the engine load is skipped.  The real
 hub, engine and browser are in tests/integration/test_publish_*.py.
 """
 
@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.imagetars import minimal_image
-from tests.library import Client, running_service
+from harness.imagetars import minimal_image
+from harness.waiting import wait_until
+from harness.library import Client, running_service
 from workspace_library.models import Algorithm, BaseEnv, Status, Visibility
 
 DATABASES = ["sqlite"] + (["postgres"] if os.environ.get("WSHUB_TEST_POSTGRES_URL") else [])
@@ -275,13 +276,8 @@ def upload(client, item, tar, part="train"):
 
 
 def wait_final(client, item, kind="algorithms"):
-    import time
-
-    deadline = time.monotonic() + 60
-    while (data := client("GET", f"{kind}/{item}").json())["status"] in ("validating", "draft"):
-        assert time.monotonic() < deadline, data
-        time.sleep(0.1)
-    return data
+    return wait_until(lambda: (data := client("GET", f"{kind}/{item}").json())["status"] not in
+                      ("validating", "draft") and data, interval=0.1, what=f"a final status of {kind}/{item}")
 
 
 def test_an_uploaded_image_is_validated_and_its_labels_fill_the_record(as_, tmp_path):
@@ -339,7 +335,6 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(library, as_, tm
 
 def test_an_interrupted_upload_never_becomes_a_record(library, tmp_path):
     import socket
-    import time
 
     service, base = library
     item = add(service, status=Status.draft)
@@ -349,14 +344,9 @@ def test_an_interrupted_upload_never_becomes_a_record(library, tmp_path):
         s.sendall(f"POST /services/library/api/algorithms/{item}/images HTTP/1.1\r\nHost: x\r\n"
                   "Authorization: token owner-token\r\nContent-Type: multipart/form-data; boundary=B\r\n"
                   f"Content-Length: {len(body) + 1_000_000}\r\n\r\n".encode() + body)
-        deadline = time.monotonic() + 10
-        while not list((service.store.root / "incoming").iterdir()):
-            assert time.monotonic() < deadline, "the upload never started"
-            time.sleep(0.05)
-    deadline = time.monotonic() + 10
-    while list((service.store.root / "incoming").iterdir()):
-        assert time.monotonic() < deadline, "the partial upload was left behind"
-        time.sleep(0.05)
+        wait_until(lambda: list((service.store.root / "incoming").iterdir()), 10, 0.05, "the upload to start")
+    wait_until(lambda: not list((service.store.root / "incoming").iterdir()), 10, 0.05,
+               "the partial upload to be removed")
     algorithm = Client(base, "owner-token")("GET", f"algorithms/{item}").json()
     assert algorithm["status"] == "draft" and algorithm["images"] == []
 
@@ -396,12 +386,7 @@ def test_validating_items_are_resumed_or_failed_when_the_service_restarts(librar
     assert kept.id in service.jobs.recover()
     assert service.store.clean_incoming() and not list((service.store.root / "incoming").iterdir())
     service.jobs.pool.submit(lambda: None).result()
-    import time
-
-    deadline = time.monotonic() + 30
-    while reload(service, Algorithm, kept.id).status == Status.validating:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: reload(service, Algorithm, kept.id).status != Status.validating, 30, 0.1, "the resumed job")
     resumed = reload(service, Algorithm, kept.id)
     assert resumed.status == Status.ready, resumed.errors
     failed = reload(service, Algorithm, lost.id)

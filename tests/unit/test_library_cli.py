@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.library import running_service
+from harness.library import running_service
 from workspace_hub.cli import main as ws
 
 
@@ -17,7 +17,7 @@ def library(tmp_path, monkeypatch):
 
 
 def test_list_show_and_status_by_name(library, capsys):
-    from tests.library import Client
+    from harness.library import Client
 
     client = Client(library[1], "owner-token")
     item = client("POST", "algorithms", json={"name": "digits", "version": "2.0"}).json()

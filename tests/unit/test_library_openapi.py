@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.library import running_service
+from harness.library import running_service
 
 from .test_library_api import db_url  # noqa: F401  (the SQLite/Postgres parametrized fixture)
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -19,6 +17,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from harness.waiting import answers, free_port, wait_until
 from workspace_hub.catalog import REPO_ROOT
 from workspace_hub.cli import main as ws
 from workspace_hub.notebook import NotebookError, prepare, read_notebook, read_parameters, trial_run
@@ -148,20 +147,13 @@ SERVE = [
 def server(tmp_path):
     path = notebook(tmp_path / "api.ipynb", *SERVE)
     prepare(path, "predict", None, "python", log=lambda m: None)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "workspace_hub.nbrun", "serve", str(path)],
                                env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "GREETING": "hi"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.1)
+    wait_until(lambda: answers(f"http://127.0.0.1:{port}/health") or process.poll() is not None, 60, 0.1,
+               "the serving notebook")
+    assert process.poll() is None, process.communicate()
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(10)

@@ -3,6 +3,7 @@
 import pytest
 from tornado import web
 
+from harness.waiting import free_port
 from workspace_hub.spawner import apply_workspace_options, render_options_form
 
 
@@ -184,13 +185,10 @@ async def test_kubernetes_gpu_env_requests_a_gpu(spawner_for):
 async def test_start_returns_as_soon_as_the_server_answers(spawner_for):
     """The hub then finds the server up at its first check, without its backoff."""
     import asyncio
-    import socket
     from http.server import BaseHTTPRequestHandler, HTTPServer
     from threading import Event, Thread
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     answered = Event()
 
     class Answer(BaseHTTPRequestHandler):

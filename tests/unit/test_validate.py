@@ -11,7 +11,7 @@ import tarfile
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.imagetars import image_members, make_layer, member, write_members
+from harness.imagetars import image_members, make_layer, member, write_members
 from workspace_hub.tarstream import MAX_EXTENDED_HEADER
 from workspace_hub.validate import check_tar
 
@@ -124,7 +124,7 @@ EXTRA_NAMES = st.sampled_from(["manifest.json", "./manifest.json", "././manifest
 def test_a_valid_verdict_means_the_reference_reader_sees_the_same_members(valid_tar, tmp_path, extra, compress,
                                                                            trailer):
     """Parser differential: any archive the validator accepts, tarfile reads member for member alike."""
-    from tests.imagetars import read_members
+    from harness.imagetars import read_members
 
     members = read_members(valid_tar)
     for name, how, data in extra:

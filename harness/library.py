@@ -8,13 +8,13 @@ the real service.  Tests that need the real hub are in tests/integration.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
+from harness.waiting import free_port
 from workspace_library.app import LibraryService
 
 USERS = {
@@ -42,12 +42,6 @@ class FakeHubAuth:
 
     def _persist_url_token_if_set(self, handler):
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-from .catalog import REPO_ROOT
+from harness.waiting import wait_until
+from workspace_hub.catalog import REPO_ROOT
 
 
 class HubError(RuntimeError):
@@ -109,11 +110,8 @@ class HubProcess:
     def stop_project(self, user: str, name: str, remove: bool = False) -> None:
         """Stop a server; with *remove*, also delete its record (its files stay on disk)."""
         _expect(self.api("DELETE", f"/users/{user}/servers/{name}", json={"remove": remove}), 202, 204)
-        deadline = time.monotonic() + 60
-        while (s := self.server(user, name)) and (s["pending"] or s["ready"]):
-            if time.monotonic() > deadline:
-                raise HubError(f"{user}/{name} did not stop within 60 s")
-            time.sleep(0.2)
+        wait_until(lambda: not ((s := self.server(user, name)) and (s["pending"] or s["ready"])),
+                   what=f"{user}/{name} to stop")
 
     def user_token(self, user: str) -> str:
         r = _expect(self.api("POST", f"/users/{user}/tokens", json={"note": "automation"}), 201)

@@ -1,0 +1,45 @@
+"""Polling with a hang guard, and free loopback ports: one copy for every test and benchmark."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float = 60, interval: float = 0.2, what: str = "the condition") -> T:
+    """Call *check* until it returns something truthy, and return that; fail after *timeout* seconds.
+
+    The timeout is a hang guard, never a measurement: no test asserts how long anything took.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:.0f} s (last: {result!r})")
+        time.sleep(interval)
+
+
+def answers(url: str) -> bool:
+    """Whether *url* answers HTTP at all (any status)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
