@@ -24,18 +24,23 @@ def wait_until(check: Callable[[], T], timeout: float = 60, interval: float = 0.
         time.sleep(interval)
 
 
-def answers(url: str) -> bool:
-    """Whether *url* answers HTTP at all (any status)."""
+def status_of(url: str) -> int | None:
+    """The HTTP status *url* answers with, or None when nothing answers."""
     import urllib.error
     import urllib.request
 
     try:
-        urllib.request.urlopen(url, timeout=2).close()
-        return True
-    except urllib.error.HTTPError:
-        return True
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
     except OSError:
-        return False
+        return None
+
+
+def answers(url: str) -> bool:
+    """Whether *url* answers HTTP at all (any status)."""
+    return status_of(url) is not None
 
 
 def free_port() -> int:

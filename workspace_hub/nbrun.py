@@ -18,8 +18,11 @@ once), except cells tagged ``client``; then the function named by
 arguments.  A plain function, rather than Kernel-Gateway-style ``# POST``
 cells, keeps requests off the kernel's single execution queue: health checks
 and bad requests never wait behind a prediction, a bad request is a 400 before
-user code runs, and an exception in user code is a 500 for that request only,
-logged with its traceback, while the service stays up.  Calls into user code
+user code runs, a ``ValueError`` from user code is a 400, and any other
+exception is a 500 for that request only, logged with its traceback, while the
+service stays up.  The server answers at once: ``/health`` and the interface
+are 503 until the cells have run.  Bodies are JSON or form params (typed as the
+interface declares), at most 10 MiB.  Calls into user code
 are serialized with a lock, because notebook code is rarely thread-safe.
 """
 
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import threading
 import traceback
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from .contract import DEFAULT_PORT, MODEL_DIR
 from .notebook import (CLIENT_TAG, NotebookError, description_path, kernel_for, read_notebook, read_parameters,
                        unmatched_env_vars)
 
+MAX_BODY = 10 * 1024**2  # the inference contract's body limit (413 past it)
 JSON_TYPES = {"String": str, "Integer": int, "Float": (int, float), "Boolean": bool}
 
 
@@ -139,46 +144,81 @@ class Service:
             return self.function(**body)
 
 
+def from_form(params: list[dict], form: dict[str, str]) -> dict:
+    """Form params arrive as text: type each as the interface declares it (a bad value is the caller's 400)."""
+    kinds = {p["name"]: p.get("type", "String") for p in params}
+    typed = {}
+    for name, text in form.items():
+        kind = kinds.get(name, "String")
+        try:
+            typed[name] = {"Integer": int, "Float": float, "String": str}[kind](text) if kind != "Boolean" \
+                else {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+        except (ValueError, KeyError):
+            typed[name] = text  # the check names the param and its type
+    return typed
+
+
 def serve(path: Path, host: str, port: int) -> None:
-    service = Service(path)
+    """Answer the inference contract at once: 503 until the notebook has loaded, then its function."""
+    loaded: dict[str, Service] = {}
+
+    def load() -> None:
+        try:
+            loaded["service"] = Service(path)
+        except Exception:  # a notebook that cannot load is a service that cannot start
+            traceback.print_exc()
+            os._exit(1)
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self, status: int, data) -> None:
             payload = json.dumps(data, ensure_ascii=False, default=str).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
 
         def do_GET(self):
             if self.path == "/health":
-                self.answer(200, {"status": "ok"})
+                self.answer(200 if loaded else 503, {"status": "ok" if loaded else "loading"})
             else:
-                self.answer(404, {"error": f"GET /health or POST /{service.name}"})
+                self.answer(404, {"error": "no such path; use GET /health or POST /<interface name>"})
 
         def do_POST(self):
-            if self.path != f"/{service.name}":
-                self.answer(404, {"error": f"POST /{service.name}"})
-                return
+            service = loaded.get("service")
+            if service is None:
+                return self.answer(503, {"error": "the model is loading; retry when GET /health answers 200"})
+            if self.path.split("?")[0] != f"/{service.name}":
+                return self.answer(404, {"error": f"no such interface; use POST /{service.name}"})
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                return self.answer(413, {"error": f"the body is over {MAX_BODY} bytes"})
+            raw = self.rfile.read(length)
+            kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-            except ValueError:
-                self.answer(400, {"error": "the body is not JSON"})
-                return
+                if kind == "application/json":
+                    body = json.loads(raw or b"null")
+                elif kind == "application/x-www-form-urlencoded":
+                    body = from_form(service.params, {k: v[0] for k, v in
+                                                      urllib.parse.parse_qs(raw.decode()).items()})
+                else:
+                    return self.answer(415, {"error": "send application/json or form params"})
+            except (ValueError, UnicodeDecodeError):
+                return self.answer(400, {"error": "the body is not JSON"})
             if refusal := service.check(body):
-                self.answer(400, {"error": refusal})
-                return
+                return self.answer(400, {"error": refusal})
             try:
                 result = service.call(body)
+            except ValueError as e:  # the function's own way to say the input is bad
+                return self.answer(400, {"error": str(e)})
             except Exception as e:
                 traceback.print_exc()
-                self.answer(500, {"error": f"{type(e).__name__}: {e}"})
-                return
+                return self.answer(500, {"error": f"{type(e).__name__}: {e}"})
             self.answer(200, result if isinstance(result, dict) else {"result": result})
 
     server = ThreadingHTTPServer((host, port), Handler)
-    print(f"serving POST /{service.name} from {path.name} on {host}:{port}", flush=True)
+    threading.Thread(target=load, name="load", daemon=True).start()
+    print(f"serving {path.name} on {host}:{port}", flush=True)
     server.serve_forever()
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from harness.waiting import answers, free_port, wait_until
+from harness.waiting import free_port, status_of, wait_until
 from workspace_hub.catalog import REPO_ROOT
 from workspace_hub.cli import main as ws
 from workspace_hub.notebook import NotebookError, prepare, read_notebook, read_parameters, trial_run
@@ -151,7 +151,7 @@ def server(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "workspace_hub.nbrun", "serve", str(path)],
                                env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "GREETING": "hi"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: answers(f"http://127.0.0.1:{port}/health") or process.poll() is not None, 60, 0.1,
+    wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health") == 200 or process.poll() is not None, 60, 0.1,
                "the serving notebook")
     assert process.poll() is None, process.communicate()
     yield f"http://127.0.0.1:{port}"

@@ -1,8 +1,10 @@
 """Serve the model over HTTP, following the inference contract.
 
-- ``GET /health``: 200 once the model is loaded;
-- ``POST /{{ cookiecutter.interface_name }}``: a JSON body or form params, answered with a JSON prediction;
-- bad input gets a 4xx with a message; listens on $HOST:$PORT (default 0.0.0.0:8080).
+- it answers at once; ``GET /health`` and the interface are 503 until the model is loaded, then 200;
+- ``POST /{{ cookiecutter.interface_name }}``: a JSON body or form params (at most 10 MiB, else 413;
+  other content types 415), answered with a JSON prediction;
+- bad input (a ``ValueError`` from ``model.predict``) is a 400 with a message, any other exception a
+  500, and the service stays up; listens on $HOST:$PORT (default 0.0.0.0:8080).
 
     python src/api.py
 """
@@ -10,6 +12,7 @@
 import json
 import logging
 import os
+import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,11 +37,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/health":
-            self.reply(200 if self.loaded is not None else 503, {"status": "ok"})
+            ready = self.loaded is not None
+            self.reply(200 if ready else 503, {"status": "ok" if ready else "loading"})
         else:
             self.reply(404, {"error": f"no such path; use GET /health or POST /{INTERFACE}"})
 
     def do_POST(self):
+        if self.loaded is None:
+            return self.reply(503, {"error": "the model is loading; retry when GET /health answers 200"})
         if self.path.split("?")[0] != f"/{INTERFACE}":
             return self.reply(404, {"error": f"no such interface; use POST /{INTERFACE}"})
         length = int(self.headers.get("Content-Length") or 0)
@@ -67,9 +73,20 @@ class Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
 
+def load() -> None:
+    try:
+        Handler.loaded = model.load(contract.model_dir())
+    except Exception:  # a model that cannot load is a service that cannot start
+        log.exception("loading the model failed")
+        os._exit(1)
+
+
 def serve(host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
-    Handler.loaded = model.load(contract.model_dir())
-    return ThreadingHTTPServer((host, port), Handler)
+    """The server, answering at once; the model loads in the background (503 until then)."""
+    Handler.loaded = None
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=load, name="load", daemon=True).start()
+    return server
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def test_a_bad_hyperparameter_is_refused(tmp_path):
 
 def test_the_api_answers_its_test_value(tmp_path, monkeypatch):
     import threading
+    import time
     import urllib.error
     import urllib.request
 
@@ -52,7 +53,15 @@ def test_the_api_answers_its_test_value(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        assert urllib.request.urlopen(f"{base}/health").status == 200
+        for _ in range(600):  # the model loads in the background: /health is 503 until then
+            try:
+                if urllib.request.urlopen(f"{base}/health").status == 200:
+                    break
+            except urllib.error.HTTPError as e:
+                assert e.code == 503
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the model never loaded")
         interface = yaml.safe_load((ROOT / "algorithm.yaml").read_text(encoding="utf-8"))["interface"]
         body = json.dumps({p["name"]: p["test_value"] for p in interface["params"]}).encode()
         request = urllib.request.Request(f"{base}/{interface['name']}", data=body,

@@ -1,0 +1,138 @@
+"""One inference contract, two servers: a project's ``src/api.py`` (from the template) and a serving notebook.
+
+Both run as real processes on loopback and get the same requests.  Each one's
+model load waits for a gate file, so the test sees the 503 that comes before
+the model is loaded without timing anything.  The template's model code is a
+stand-in here (the server is what is under test; the real models are tested
+in their env images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from harness.waiting import free_port, status_of, wait_until
+from workspace_hub.notebook import prepare
+from workspace_hub.projectgen import templates_dir
+
+MODEL = '''
+import os, pathlib, time
+
+def load(folder):
+    while not pathlib.Path(os.environ["GATE"]).exists():
+        time.sleep(0.05)
+    return "sports"
+
+def predict(model, params):
+    text = params.get("text")
+    if text == "boom":
+        raise RuntimeError("user code failed")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("param 'text' (String, required) must be non-empty text")
+    return {"label": model, "text": text}
+'''
+NOTEBOOK = [
+    new_code_cell('label = "sports"\n', metadata={"tags": ["parameters"]}),
+    new_code_cell("import os, pathlib, time\n"
+                  "while not pathlib.Path(os.environ['GATE']).exists():\n"
+                  "    time.sleep(0.05)\n"),
+    new_code_cell("def classify(text: str):\n"
+                  "    if text == 'boom':\n"
+                  "        raise RuntimeError('user code failed')\n"
+                  "    if not text.strip():\n"
+                  "        raise ValueError(\"param 'text' (String, required) must be non-empty text\")\n"
+                  "    return {'label': label, 'text': text}\n"),
+]
+
+
+def template_server(tmp_path: Path, cookies) -> list[str]:
+    result = cookies.bake(template=str(templates_dir() / "project"),
+                          extra_context={"prefix": "contract", "kind": "api", "framework": "sklearn",
+                                         "interface_name": "classify"})
+    assert result.exit_code == 0, result.exception
+    (result.project_path / "src" / "model.py").write_text(MODEL)
+    return [sys.executable, str(result.project_path / "src" / "api.py")]
+
+
+def notebook_server(tmp_path: Path, cookies) -> list[str]:
+    nb = new_notebook(cells=NOTEBOOK)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    path = tmp_path / "classify.ipynb"
+    nbformat.write(nb, path)
+    prepare(path, "predict", None, "python", log=lambda m: None)
+    return [sys.executable, "-m", "workspace_hub.nbrun", "serve", str(path)]
+
+
+@pytest.fixture(params=[template_server, notebook_server], ids=["template-api", "serving-notebook"])
+def server(request, tmp_path, cookies):
+    command = request.param(tmp_path, cookies)
+    port, gate = free_port(), tmp_path / "gate"
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "GATE": str(gate), "MODEL_DIR": str(tmp_path)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: status_of(f"{base}/health") or process.poll() is not None, 60, 0.05, "the server to answer")
+    assert process.poll() is None, process.communicate()
+    try:
+        yield base, gate
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def call(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def announced_too_large(base: str) -> int:
+    """Announce a body over 10 MiB and send none: the server refuses it on the header alone."""
+    import http.client
+
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", "/classify")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(10 * 1024**2 + 1))
+    connection.endheaders()
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_both_servers_keep_the_inference_contract(server):
+    base, gate = server
+    # before the model is loaded: the server answers, and says so
+    assert status_of(f"{base}/health") == 503
+    assert call(f"{base}/classify", b'{"text": "x"}')[0] == 503
+    gate.touch()
+    wait_until(lambda: status_of(f"{base}/health") == 200, 60, 0.05, "the model to load")
+    # JSON and form bodies
+    assert call(f"{base}/classify", json.dumps({"text": "足球"}).encode()) == (200, {"label": "sports", "text": "足球"})
+    assert call(f"{base}/classify", "text=%E8%B6%B3%E7%90%83".encode(), "application/x-www-form-urlencoded") == \
+        (200, {"label": "sports", "text": "足球"})
+    # refusals, each with a message
+    assert call(f"{base}/classify", b"{not json")[0] == 400
+    assert call(f"{base}/classify", b'["text"]')[0] == 400
+    assert call(f"{base}/classify", b'{"text": "  "}') == (400, {"error": "param 'text' (String, required) must be "
+                                                                          "non-empty text"})
+    assert call(f"{base}/classify", b"text", "text/plain")[0] == 415
+    assert announced_too_large(base) == 413
+    assert call(f"{base}/nothing", b"{}")[0] == 404
+    # an exception in user code is a 500 for that request only
+    status, answer = call(f"{base}/classify", b'{"text": "boom"}')
+    assert status == 500 and answer["error"]
+    assert call(f"{base}/classify", b'{"text": "again"}')[0] == 200
