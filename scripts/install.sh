@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Workspace Hub needs on a Debian/Ubuntu machine, as root; skip what is there.
 #   docker.io, mmdebstrap, Node.js + configurable-http-proxy, and the venv .venv/ with `ws`.
-#   WS_EXTRAS=test also installs the test tools, Debian's chromium, skopeo and docker-registry.
+#   WSHUB_EXTRAS=test also installs the test tools, Debian's chromium, skopeo and docker-registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ command -v dockerd >/dev/null || packages+=(docker.io)
 command -v mmdebstrap >/dev/null || packages+=(mmdebstrap)
 command -v npm >/dev/null || packages+=(nodejs npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
-if [[ "${WS_EXTRAS:-}" == *test* ]]; then
+if [[ "${WSHUB_EXTRAS:-}" == *test* ]]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v skopeo >/dev/null || packages+=(skopeo)
   command -v docker-registry >/dev/null || packages+=(docker-registry)  # the library's pull test
@@ -22,7 +22,7 @@ if (( ${#packages[@]} )); then
 fi
 command -v configurable-http-proxy >/dev/null || npm install -g --silent configurable-http-proxy
 
-extras="hub${WS_EXTRAS:+,$WS_EXTRAS}"
+extras="hub${WSHUB_EXTRAS:+,$WSHUB_EXTRAS}"
 stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
 if [[ ! -e "$stamp" ]]; then
   [[ -x .venv/bin/python ]] || python3 -m venv .venv

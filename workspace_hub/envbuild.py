@@ -30,6 +30,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from importlib import metadata
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
@@ -43,7 +44,8 @@ from .executor import engine
 
 OS_IMAGE = "workspace-hub/os:bookworm"
 OS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "git", "make")
-JUPYTERHUB_VERSION = "6.1.1"
+# workspaces run the hub's own JupyterHub version (pinned once, in pyproject.toml's hub extra)
+JUPYTERHUB_VERSION = metadata.version("jupyterhub")
 LABEL_PREFIX = "ai.workspace-hub."
 EXPORT_DIR = "base-images"
 

@@ -4,19 +4,27 @@ Everything here is plain JupyterHub configuration; sites override any of it in
 their own config file after :func:`configure` runs, or through the
 environment variables below (all optional):
 
-========================  =====================================================
-``WSHUB_PROFILE``         ``docker`` (default), ``local`` or ``kubernetes`` (networking and
-                          the database then come from Zero to JupyterHub's values)
-``WSHUB_DATA_ROOT``       workspace files and hub state (default ``./data``)
-``WSHUB_PORT``            public port on 127.0.0.1 (default 8000; the proxy API uses +1)
-``WSHUB_HUB_PORT``        internal hub API port (default 8081)
-``WSHUB_DB_URL``          hub database URL (default SQLite in the data root)
-``WSHUB_ADMIN_PASSWORD``  password of the first admin (default: generated)
-``WSHUB_SERVICE_TOKEN``   token of an admin service ``ws-admin``, for automation
-``WSHUB_CULL_TIMEOUT``    seconds before an idle server is stopped (default 3600)
-``WSHUB_LIBRARY_PORT``    port of the library on 127.0.0.1 (default: port + 2)
-``WSHUB_LIBRARY_DB_URL``  library database URL (default SQLite in the data root)
-========================  =====================================================
+============================  =================================================
+``WSHUB_PROFILE``             ``docker`` (default), ``local`` or ``kubernetes`` (networking and
+                              the database then come from Zero to JupyterHub's values)
+``WSHUB_DATA_ROOT``           workspace files and hub state (default ``./data``)
+``WSHUB_PORT``                public port on 127.0.0.1 (default 8000; the proxy API uses +1)
+``WSHUB_HUB_PORT``            internal hub API port (default 8081)
+``WSHUB_DB_URL``              hub database URL (default SQLite in the data root)
+``WSHUB_ADMIN_PASSWORD``      password of the first admin (default: generated)
+``WSHUB_SERVICE_TOKEN``       token of an admin service ``ws-admin``, for automation
+``WSHUB_CULL_TIMEOUT``        seconds before an idle server is stopped (default 3600)
+``WSHUB_LIBRARY_PORT``        port of the library on 127.0.0.1 (default: port + 2)
+``WSHUB_LIBRARY_DB_URL``      library database URL (default SQLite in the data root)
+``WSHUB_LIBRARY_REGISTRY``    registry (host:port) the library pushes validated images to
+``WSHUB_LIBRARY_BIND``        address the library listens on (set on Kubernetes: ``0.0.0.0:8002``)
+``WSHUB_LIBRARY_URL``         set in workspaces: where ``ws publish`` and ``ws algorithms`` find the library
+``WSHUB_BASE_IMAGE_DIR``      in a workspace: the env's ``docker save`` folder ``ws build`` reads
+``WSHUB_TEMPLATES_DIR``       the project templates ``ws new`` bakes (default: the checkout's or the image's)
+``WSHUB_IMPORT_MAX_BYTES``    largest repository ``ws import git`` clones (default 1 GiB)
+``WSHUB_EXTRAS``              ``scripts/install.sh``: extra dependency groups (``test`` for the test tools)
+``WSHUB_TEST_POSTGRES_URL``   tests: a Postgres database for the hub and the library (``.ci/run`` sets it)
+============================  =================================================
 """
 
 from __future__ import annotations

@@ -66,11 +66,11 @@ class Layer:
 
 
 def base_export_dir() -> Path:
-    path = Path(os.environ.get("WS_BASE_IMAGE_DIR", BASE_EXPORT))
+    path = Path(os.environ.get("WSHUB_BASE_IMAGE_DIR", BASE_EXPORT))
     if not (path / "manifest.json").is_file():
         raise ImageBuildError(
             f"no base image export at {path}: run `ws build` inside a workspace (the hub mounts the "
-            "env's image there), or point WS_BASE_IMAGE_DIR at a `docker save` folder")
+            "env's image there), or point WSHUB_BASE_IMAGE_DIR at a `docker save` folder")
     return path
 
 

@@ -45,11 +45,11 @@ SAMPLES = {
 
 
 def templates_dir() -> Path:
-    """$WS_TEMPLATES_DIR, the source checkout's templates/, or the copy in the env image."""
-    for candidate in (os.environ.get("WS_TEMPLATES_DIR"), REPO_ROOT / "templates", "/opt/workspace-hub/templates"):
+    """$WSHUB_TEMPLATES_DIR, the source checkout's templates/, or the copy in the env image."""
+    for candidate in (os.environ.get("WSHUB_TEMPLATES_DIR"), REPO_ROOT / "templates", "/opt/workspace-hub/templates"):
         if candidate and (Path(candidate) / "project" / "cookiecutter.json").is_file():
             return Path(candidate)
-    raise ProjectError("the project templates are missing; set WS_TEMPLATES_DIR to a templates/ folder")
+    raise ProjectError("the project templates are missing; set WSHUB_TEMPLATES_DIR to a templates/ folder")
 
 
 def workspace_root() -> Path:
@@ -133,7 +133,7 @@ def import_git(url: str, branch: str | None = None, name: str | None = None,
     target = code_dir() / name
     if target.exists():
         raise ProjectError(f"{target} already exists: pass --name for another folder, or remove it")
-    limit = limit or int(os.environ.get("WS_IMPORT_MAX_BYTES", DEFAULT_IMPORT_LIMIT))
+    limit = limit or int(os.environ.get("WSHUB_IMPORT_MAX_BYTES", DEFAULT_IMPORT_LIMIT))
     try:
         Repo.clone_from(url, target, depth=1, single_branch=True, **({"branch": branch} if branch else {}))
     except GitCommandError as e:
@@ -142,5 +142,5 @@ def import_git(url: str, branch: str | None = None, name: str | None = None,
     if (size := _size(target)) > limit:
         shutil.rmtree(target, ignore_errors=True)
         raise ProjectError(f"the repository is {size} bytes, over the {limit}-byte import limit "
-                           "(WS_IMPORT_MAX_BYTES); keep data and models out of git")
+                           "(WSHUB_IMPORT_MAX_BYTES); keep data and models out of git")
     return target

@@ -43,9 +43,13 @@ class LibraryService(Application):
     name = "workspace-hub-library"
     description = __doc__
 
-    data_root = Unicode(os.environ.get("WSHUB_DATA_ROOT", "data"), config=True,
-                        help="Data root shared with the hub: users' projects are read from it and "
-                             "tars are stored in <data_root>/library/.")
+    data_root = Unicode(config=True, help="Data root shared with the hub: users' projects are read from it and "
+                                          "tars are stored in <data_root>/library/ (default $WSHUB_DATA_ROOT).")
+
+    @default("data_root")
+    def _default_data_root(self):
+        return os.environ.get("WSHUB_DATA_ROOT", "data")
+
     db_url = Unicode(config=True, help="SQLAlchemy URL of the library database (default: SQLite in the data "
                                        "root). Use Postgres for multi-host sites.")
 
@@ -53,7 +57,7 @@ class LibraryService(Application):
     def _default_db_url(self):
         if os.environ.get("WSHUB_LIBRARY_DB_URL"):
             return os.environ["WSHUB_LIBRARY_DB_URL"]
-        path = Path(self.data_root).resolve() / "rules.sqlite"
+        path = Path(self.data_root).resolve() / "library.sqlite"
         write_private(path, b"")  # private from its first byte; SQLite fills the empty file
         return f"sqlite:///{path}"
 
@@ -65,14 +69,22 @@ class LibraryService(Application):
                                      "authenticated owner may send up to max_upload_bytes.")
     smoke_by_default = Bool(True, config=True, help="Run each image once, sandboxed, before it is ready. "
                                                     "Admins may still switch it off per item.")
-    registry = Unicode(os.environ.get("WSHUB_LIBRARY_REGISTRY", ""), config=True,
-                       help="Registry (host:port) to push validated images to; empty keeps them in the "
-                            "local engine only.")
+    registry = Unicode(config=True, help="Registry (host:port) to push validated images to; empty keeps them in "
+                                         "the local engine only (default $WSHUB_LIBRARY_REGISTRY).")
+
+    @default("registry")
+    def _default_registry(self):
+        return os.environ.get("WSHUB_LIBRARY_REGISTRY", "")
+
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, config=True, help="Validation jobs that run at once.")
-    service_name = Unicode(os.environ.get("JUPYTERHUB_SERVICE_NAME", "library"), config=True,
-                           help="This service's name in the hub.")
+    service_name = Unicode(config=True, help="This service's name in the hub (default $JUPYTERHUB_SERVICE_NAME).")
+
+    @default("service_name")
+    def _default_service_name(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "library")
+
 
     def initialize(self, argv=None):
         super().initialize(argv)

@@ -2,7 +2,7 @@
 
 Each page extends ``templates/base.html``, which uses the hub's own stylesheet
 and logo (``/hub/static``) and its navigation, so the library reads as part of
-the hub.  ``static/rules.js`` calls the API with the hub's XSRF token.
+the hub.  ``static/library.js`` calls the API with the hub's XSRF token.
 """
 
 from __future__ import annotations

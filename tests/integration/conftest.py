@@ -110,7 +110,7 @@ def registry(tmp_path_factory):
     binary = shutil.which("docker-registry")
     if binary is None:
         if os.environ.get("CI"):
-            raise RuntimeError("docker-registry is not installed; scripts/install.sh installs it with WS_EXTRAS=test")
+            raise RuntimeError("docker-registry is not installed; scripts/install.sh installs it with WSHUB_EXTRAS=test")
         pytest.skip("no docker-registry")
     port = free_port()
     root = tmp_path_factory.mktemp("registry")

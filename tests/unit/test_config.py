@@ -98,3 +98,21 @@ def test_workspace_settings_reach_every_spawner_through_config():
         configured_spawner = cls(config=c)
         assert configured_spawner.data_root == "/srv/workspaces"
         assert configured_spawner.limit_overrides == {"*": {"mem": "8G"}}
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_table():
+    """One table (hubconfig's docstring) documents every WSHUB_* variable; grep the code against it."""
+    import re
+
+    from workspace_hub import hubconfig
+    from workspace_hub.catalog import REPO_ROOT
+
+    documented = set(re.findall(r"``(WSHUB_[A-Z_]+)``", hubconfig.__doc__))
+    used = set()
+    for folder in ("workspace_hub", "workspace_library", "scripts", "hub_config", "harness", "tests", ".ci",
+                   "base-envs"):
+        for path in (REPO_ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in ("", ".py", ".sh", ".yaml") and "__pycache__" not in path.parts:
+                used |= set(re.findall(r"\bWSHUB_[A-Z_]*[A-Z]\b", path.read_text(errors="replace")))
+    assert used - documented == set()
+    assert documented - used == set(), "the table lists variables nothing reads"

@@ -31,7 +31,7 @@ def base_export(tmp_path, monkeypatch):
     name = hashlib.sha256(config.encode()).hexdigest() + ".json"
     (folder / name).write_text(config)
     (folder / "manifest.json").write_text(json.dumps([{"Config": name, "Layers": ["l1/layer.tar"]}]))
-    monkeypatch.setenv("WS_BASE_IMAGE_DIR", str(folder))
+    monkeypatch.setenv("WSHUB_BASE_IMAGE_DIR", str(folder))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return folder
 
@@ -152,7 +152,7 @@ def test_a_requirement_that_cannot_be_installed_offline(base_export, project, mo
 
 
 def test_outside_a_workspace_without_a_base_export(project, monkeypatch, tmp_path):
-    monkeypatch.setenv("WS_BASE_IMAGE_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("WSHUB_BASE_IMAGE_DIR", str(tmp_path / "nothing"))
     with pytest.raises(ImageBuildError, match="no base image export"):
         build(project)
 
