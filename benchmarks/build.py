@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from workspace_hub.catalog import REPO_ROOT
-from workspace_hub.projectgen import new_sample
+from workspace_hub.scaffold import new_sample
 
 IMAGE = "workspace-hub/python:latest"
 EXPORT = REPO_ROOT / "data" / "base-images" / "python" / "current"

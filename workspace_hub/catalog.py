@@ -26,8 +26,11 @@ class CatalogError(WorkspaceHubError, ValueError):
 
 
 @dataclass(frozen=True)
-class BaseEnv:
-    """One selectable workspace environment."""
+class WorkspaceEnv:
+    """A base env a workspace can start: a catalog entry, or an env registered in the library.
+
+    (The library's own record of a base env is :class:`workspace_library.models.BaseEnv`.)
+    """
 
     id: str
     display_name: str
@@ -48,7 +51,7 @@ class BaseEnv:
         return self.device == "gpu"
 
 
-def _entry(folder: Path) -> BaseEnv:
+def _entry(folder: Path) -> WorkspaceEnv:
     path = folder / "env.yaml"
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -62,7 +65,7 @@ def _entry(folder: Path) -> BaseEnv:
     if data["device"] not in ("cpu", "gpu"):
         raise CatalogError(f"{path}: device must be 'cpu' or 'gpu', not {data['device']!r}")
     limits = data.get("limits") or {}
-    return BaseEnv(
+    return WorkspaceEnv(
         id=data["id"],
         display_name=data["display_name"],
         framework=data["framework"],
@@ -79,7 +82,7 @@ def _entry(folder: Path) -> BaseEnv:
     )
 
 
-def load_catalog(directory: str | Path = DEFAULT_CATALOG_DIR) -> dict[str, BaseEnv]:
+def load_catalog(directory: str | Path = DEFAULT_CATALOG_DIR) -> dict[str, WorkspaceEnv]:
     """Read every env entry under *directory*, keyed by id, in folder order."""
     directory = Path(directory)
     folders = sorted(p for p in directory.iterdir() if (p / "env.yaml").is_file())

@@ -157,7 +157,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from .projectgen import new_project, new_sample
+    from .scaffold import new_algorithm_folder, new_sample
 
     output = Path(args.output_dir) if args.output_dir else None
     if args.what == "sample":
@@ -168,7 +168,7 @@ def cmd_new(args) -> int:
         missing = [o for o in ("prefix", "interface", "framework") if not getattr(args, o)]
         if missing:
             raise WorkspaceHubError(f"ws new {args.what} needs --{' --'.join(missing)}")
-        paths = [new_project(args.what, args.prefix, args.interface, args.framework, output)]
+        paths = [new_algorithm_folder(args.what, args.prefix, args.interface, args.framework, output)]
     for path in paths:
         print(f"created {path}")
     return 0
@@ -193,7 +193,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_list_samples(args) -> int:
-    from .projectgen import SAMPLES
+    from .scaffold import SAMPLES
 
     for name, sample in SAMPLES.items():
         print(f"{name:<24}{sample.env:<12}{sample.description}")
@@ -201,7 +201,7 @@ def cmd_list_samples(args) -> int:
 
 
 def cmd_import_git(args) -> int:
-    from .projectgen import import_git
+    from .scaffold import import_git
 
     print(f"imported into {import_git(args.url, branch=args.branch, name=args.name)}")
     return 0
@@ -295,17 +295,18 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("--model", help="model folder for the predict smoke run (default: an empty one)")
     validate.set_defaults(func=cmd_validate)
 
-    new = sub.add_parser("new", help="create a project from a sample or the train/api template")
+    new = sub.add_parser("new", help="create an algorithm folder from a sample or the train/api template")
     new.add_argument("what", choices=["sample", "train", "api"])
     new.add_argument("sample", nargs="?", help="the sample, with `ws new sample` (ws list samples)")
-    new.add_argument("--name", help="name prefix for a sample's projects")
-    new.add_argument("--prefix", help="project name prefix, e.g. flower-classify")
+    new.add_argument("--name", help="name prefix for a sample's algorithm folders")
+    new.add_argument("--prefix", help="algorithm folder name prefix, e.g. flower-classify")
     new.add_argument("--interface", help="inference interface name, e.g. classification_param")
     new.add_argument("--framework", choices=["sklearn", "pytorch", "keras"])
     new.add_argument("--output-dir", help="where to create it (default /project/code, else the current folder)")
     new.set_defaults(func=cmd_new)
 
-    build_cmd = sub.add_parser("build", help="pack a project into docker_image/<kind>-<name>-<device>.tar (no Docker)")
+    build_cmd = sub.add_parser("build", help="pack an algorithm folder into docker_image/<kind>-<name>-<device>.tar "
+                                              "(no Docker)")
     build_cmd.add_argument("path", nargs="?", default=".")
     build_cmd.add_argument("--kind", choices=["train", "predict"])
     build_cmd.add_argument("--device", choices=["cpu", "gpu"])
@@ -327,7 +328,7 @@ def parser() -> argparse.ArgumentParser:
     git.add_argument("--name", help="folder name under /project/code (default: the repository's)")
     git.set_defaults(func=cmd_import_git)
 
-    publish = sub.add_parser("publish", help="publish this project's docker_image tars to the algorithm library")
+    publish = sub.add_parser("publish", help="publish this project's docker_image tars to the library")
     publish.add_argument("--project", help="the workspace project (default: this workspace's)")
     publish.add_argument("--name", help="which algorithm, when docker_image holds several")
     publish.add_argument("--public", action="store_true", help="visible to every user (default: private)")

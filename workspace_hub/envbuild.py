@@ -38,7 +38,7 @@ from typing import Callable
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, BaseEnv, load_catalog
+from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, WorkspaceEnv, load_catalog
 from .errors import WorkspaceHubError
 from .executor import engine
 
@@ -193,7 +193,7 @@ def _slug(text: str) -> str:
 class EnvBuilder:
     """Builds env images layer by layer; each layer is built once per run."""
 
-    def __init__(self, catalog: dict[str, BaseEnv], options: BuildOptions, log: Callable[[str], None] = print,
+    def __init__(self, catalog: dict[str, WorkspaceEnv], options: BuildOptions, log: Callable[[str], None] = print,
                  catalog_dir: Path = DEFAULT_CATALOG_DIR):
         self.catalog, self.options, self.log, self.catalog_dir = catalog, options, log, catalog_dir
         self.client = engine()
@@ -215,7 +215,7 @@ class EnvBuilder:
         args = {"BASE_IMAGE": os_image, "JUPYTERHUB_VERSION": JUPYTERHUB_VERSION, **self.pip_args}
         return self._once(tag, self.catalog_dir / "base", args)
 
-    def framework_layer(self, env: BaseEnv, wheels_url: str) -> str:
+    def framework_layer(self, env: WorkspaceEnv, wheels_url: str) -> str:
         parent = (self.framework_layer(self.catalog[env.parent], wheels_url) if env.parent
                   else self.base_layer(env.base_image))
         args = {"PARENT": parent, **env.build_args, **self.pip_args}
@@ -223,7 +223,7 @@ class EnvBuilder:
             args["WHEELS_URL"] = wheels_url
         return self._once(f"workspace-hub/layer-{env.id}:latest", env.folder, args)
 
-    def build(self, env: BaseEnv) -> dict:
+    def build(self, env: WorkspaceEnv) -> dict:
         """Build *env*'s image and return the version labels written on it."""
         with served_wheels(self.options.wheels) as wheels_url:
             layer = self.framework_layer(env, wheels_url)
@@ -243,7 +243,7 @@ class EnvBuilder:
         export_image(self.client, env.image, data_root / EXPORT_DIR / env.id, self.log)
         return labels
 
-    def _label(self, env: BaseEnv, unlabelled: str, layer_id: str) -> dict:
+    def _label(self, env: WorkspaceEnv, unlabelled: str, layer_id: str) -> dict:
         """Import the framework in the image, and write what it reports as labels."""
         versions = probe_versions(self.client, unlabelled, env.framework_module)
         labels = {

@@ -1,4 +1,4 @@
-"""``ws build``: pack a project into a docker-archive image tar, with no Docker at all.
+"""``ws build``: pack an algorithm folder into a docker-archive image tar, with no Docker at all.
 
 The image is the workspace's own base-env image (read from its read-only
 export, a ``docker save`` folder) plus two layers:
@@ -7,7 +7,7 @@ export, a ``docker save`` folder) plus two layers:
    the workspace's own Python (so the ABI matches) into ``/opt/venv``; cached
    under ``~/.cache/ws-build`` by the hash of requirements.txt and the base, so
    an unchanged requirements.txt reuses the identical layer;
-2. the project itself at ``/project/code/<project>``, the same path as in the
+2. the algorithm folder itself at ``/project/code/<folder>``, the same path as in the
    workspace, minus ``.git``, ``data/``, checkpoints, caches and ``.dockerignore``
    patterns;
 
@@ -47,7 +47,7 @@ from .contract import (
 
 BASE_EXPORT = "/opt/workspace-hub/base-image"
 CODE_ROOT = "project/code"
-# A pattern starting with "/" matches from the project root; others match any path component.
+# A pattern starting with "/" matches from the folder root; others match any path component.
 DEFAULT_EXCLUDES = (".git", ".hg", ".svn", "/data", "__pycache__", "*.pyc", ".ipynb_checkpoints", "checkpoints",
                     ".pytest_cache", ".venv", "*.egg-info", ".DS_Store", "/wheels")
 WORKSPACE_USER = "1000:1000"
@@ -113,10 +113,10 @@ def _excluded(relative: str, patterns: list[str]) -> bool:
     return False
 
 
-def _ignore_patterns(project: Path) -> list[str]:
+def _ignore_patterns(folder: Path) -> list[str]:
     """The default excludes plus .dockerignore lines (root-anchored, as Docker reads them)."""
     patterns = list(DEFAULT_EXCLUDES)
-    ignore = project / ".dockerignore"
+    ignore = folder / ".dockerignore"
     if ignore.is_file():
         patterns += ["/" + line.strip().strip("/") for line in ignore.read_text().splitlines()
                      if line.strip() and not line.startswith("#")]
@@ -142,20 +142,20 @@ def write_tree_layer(out: Path, entries: list[tuple[str, Path | None]], parents:
     return Layer(out, "sha256:" + hashing.sha256.hexdigest(), hashing.size)
 
 
-def code_layer(project: Path, out: Path) -> Layer:
-    patterns = _ignore_patterns(project)
-    prefix = f"{CODE_ROOT}/{project.name}"
+def code_layer(folder: Path, out: Path) -> Layer:
+    patterns = _ignore_patterns(folder)
+    prefix = f"{CODE_ROOT}/{folder.name}"
     entries = []
-    for path in project.rglob("*"):
-        relative = path.relative_to(project).as_posix()
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder).as_posix()
         if not _excluded(relative, patterns):
             entries.append((f"{prefix}/{relative}", path))
     return write_tree_layer(out, entries, ["project", CODE_ROOT, prefix])
 
 
-def deps_layer(project: Path, base_config_digest: str, cache: Path, venv: str, log) -> Layer:
+def deps_layer(folder: Path, base_config_digest: str, cache: Path, venv: str, log) -> Layer:
     """Install requirements.txt into a staging prefix; cache the layer by its inputs."""
-    requirements = project / "requirements.txt"
+    requirements = folder / "requirements.txt"
     content = requirements.read_bytes() if requirements.is_file() else b""
     key = hashlib.sha256(content + base_config_digest.encode() + venv.encode()).hexdigest()[:32]
     cache.mkdir(parents=True, exist_ok=True)
@@ -167,14 +167,14 @@ def deps_layer(project: Path, base_config_digest: str, cache: Path, venv: str, l
     with tempfile.TemporaryDirectory(prefix="ws-deps-") as staging:
         if content.strip():
             log("dependencies: installing requirements.txt with the workspace's Python")
-            find_links = ["--find-links", str(project / "wheels")] if (project / "wheels").is_dir() else []
+            find_links = ["--find-links", str(folder / "wheels")] if (folder / "wheels").is_dir() else []
             r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-compile", "--no-cache-dir",
                                 "--disable-pip-version-check", "--prefix", staging, *find_links,
                                 "-r", str(requirements)], capture_output=True, text=True)
             if r.returncode:
                 raise ImageBuildError(
                     "pip could not install requirements.txt; check the names and pinned versions, or put "
-                    "wheels in the project's wheels/ folder for offline builds:\n" + r.stderr.strip()[-1500:])
+                    "wheels in the algorithm folder's wheels/ folder for offline builds:\n" + r.stderr.strip()[-1500:])
         root = Path(staging)
         entries = [(f"{venv.strip('/')}/{p.relative_to(root).as_posix()}", p) for p in root.rglob("*")
                    if "__pycache__" not in p.parts and p.suffix != ".pyc"]
@@ -187,7 +187,7 @@ def deps_layer(project: Path, base_config_digest: str, cache: Path, venv: str, l
     return Layer(cached, layer.diff_id, layer.size)
 
 
-def image_config(base: dict, algorithm: dict, kind: str, device: str, project: Path, layers: list[Layer]) -> dict:
+def image_config(base: dict, algorithm: dict, kind: str, device: str, folder: Path, layers: list[Layer]) -> dict:
     config = json.loads(json.dumps(base))
     settings = config.setdefault("config", {})
     env = [e for e in settings.get("Env") or [] if e.split("=", 1)[0] not in (algorithm.get("env_vars") or {})]
@@ -200,7 +200,7 @@ def image_config(base: dict, algorithm: dict, kind: str, device: str, project: P
         LABEL_ALGORITHM: json.dumps(algorithm, ensure_ascii=False, sort_keys=True),
     })
     settings.update(Cmd=list(algorithm["command"]) + list(algorithm.get("args") or []), Entrypoint=None,
-                    Env=env, WorkingDir=f"/{CODE_ROOT}/{project.name}", User=WORKSPACE_USER, Labels=labels)
+                    Env=env, WorkingDir=f"/{CODE_ROOT}/{folder.name}", User=WORKSPACE_USER, Labels=labels)
     if kind == "predict":
         interface = algorithm["interface"]
         port = str(interface.get("port", DEFAULT_PORT))
@@ -251,16 +251,16 @@ def _replace(new: Path, target: Path) -> None:
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def build_image(project: str | Path, kind: str | None = None, device: str | None = None, name: str | None = None,
+def build_image(folder: str | Path, kind: str | None = None, device: str | None = None, name: str | None = None,
                 output_dir: str | Path | None = None, log: Callable[[str], None] = print,
                 algorithm: dict | None = None) -> Path:
     """Build ``<output_dir>/<kind>-<name>-<device>.tar`` from *project*; return its path.
 
     *algorithm* replaces the project's ``algorithm.yaml`` (a notebook brings its own).
     """
-    project = Path(project).resolve()
+    folder = Path(folder).resolve()
     try:
-        algorithm = algorithm or load_algorithm(project)
+        algorithm = algorithm or load_algorithm(folder)
     except AlgorithmError as e:
         raise ImageBuildError(str(e)) from None
     kind = kind or algorithm["kind"]
@@ -281,17 +281,17 @@ def build_image(project: str | Path, kind: str | None = None, device: str | None
     venv = next((e.split("=", 1)[1] for e in base_config["config"].get("Env", []) if e.startswith("VENV=")),
                 "/opt/venv")
 
-    output_dir = Path(output_dir or (project.parent.parent / "docker_image"))
+    output_dir = Path(output_dir or (folder.parent.parent / "docker_image"))
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / tar_name(kind, name, device)
     cache = Path.home() / ".cache" / "ws-build"
     partial = output_dir / f".{target.name}.partial"
     with tempfile.TemporaryDirectory(prefix="ws-build-") as tmp:
         try:
-            deps = deps_layer(project, base_digest, cache, venv, log)
-            log("project: packing the code layer")
-            code = code_layer(project, Path(tmp) / "code.tar")
-            config = json.dumps(image_config(base_config, algorithm, kind, device, project, [deps, code]),
+            deps = deps_layer(folder, base_digest, cache, venv, log)
+            log("code: packing the algorithm folder")
+            code = code_layer(folder, Path(tmp) / "code.tar")
+            config = json.dumps(image_config(base_config, algorithm, kind, device, folder, [deps, code]),
                                 sort_keys=True, separators=(",", ":")).encode()
             config_name = hashlib.sha256(config).hexdigest() + ".json"
             base_layers = [base_dir / layer for layer in base_manifest["Layers"]]

@@ -143,12 +143,12 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
 
 def sample_dataset(labels: dict) -> Path | None:
     """The templates' sample data for the image's purpose (text or image), if the templates are here."""
-    from .projectgen import ProjectError, templates_dir
+    from .scaffold import ScaffoldError, templates_dir
 
     try:
         purpose = bounded_json(labels.get(LABEL_ALGORITHM, "{}")).get("purpose", {}).get("first")
         variants = templates_dir() / "project" / "{{cookiecutter.project_slug}}" / "_variants"
-    except (ProjectError, ValueError, AttributeError):
+    except (ScaffoldError, ValueError, AttributeError):
         return None
     folder = {"text": "data-text", "image": "data-digits"}.get(purpose)
     return variants / folder if folder else None

@@ -31,7 +31,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, Integer, Unicode, default
 from traitlets.config import Configurable
 
-from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, BaseEnv, load_catalog
+from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, WorkspaceEnv, load_catalog
 from .contract import DATASET_DIR, WORKSPACE_ROOT
 from .projects import (
     InvalidChoice,
@@ -57,7 +57,7 @@ class Workspace:
     """What one spawn resolved to: the project, its env, dataset, mounts and limits."""
 
     project: Project
-    env: BaseEnv
+    env: WorkspaceEnv
     dataset: str | None
     mounts: list[Mount]
     mem_limit: str | None
@@ -183,17 +183,17 @@ class WorkspaceMixin(Configurable):
     def project(self) -> Project:
         return Project(self.data_path, self.user.name, self.name)
 
-    def catalog(self) -> dict[str, BaseEnv]:
+    def catalog(self) -> dict[str, WorkspaceEnv]:
         return load_catalog(self.catalog_dir)
 
-    def visible_envs(self) -> list[BaseEnv]:
+    def visible_envs(self) -> list[WorkspaceEnv]:
         """Envs offered on the form: GPU envs only where a GPU runtime exists."""
         envs = self.library_envs() if self.library_url else None
         if envs is None:
             envs = list(self.catalog().values())
         return [e for e in envs if not e.gpu or self.gpu_available]
 
-    def library_envs(self) -> list[BaseEnv] | None:
+    def library_envs(self) -> list[WorkspaceEnv] | None:
         """The online envs the library lets this user see; None (with a warning) if it is down."""
         import requests
 
@@ -214,7 +214,7 @@ class WorkspaceMixin(Configurable):
             elif item["image"]:  # an env someone registered: its owner is shown unless it is the user's own
                 by = "" if item["owner"] == self.user.name or item["visibility"] == "preset" else \
                     f", by {item['owner']}"
-                envs.append(BaseEnv(
+                envs.append(WorkspaceEnv(
                     id=item["name"], display_name=f"{item['name']} {item['version']}{by}",
                     framework=item["framework"], device=item["device"], description=item["description"],
                     image=item["image"], mem_limit=self.registered_env_limits.get("mem"),

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from workspace_hub.projectgen import SAMPLES, new_project, new_sample
+from workspace_hub.scaffold import SAMPLES, new_algorithm_folder, new_sample
 
 pytestmark = pytest.mark.docker
 
@@ -39,7 +39,7 @@ def test_the_project_passes_its_own_tests_in_its_env(engine, tmp_path, origin, w
         train, api = new_sample(what, output_dir=tmp_path)
         project, env = (train if kind == "train" else api), SAMPLES[what].env
     else:
-        project = new_project(kind, f"gen-{what}", "predict", what, output_dir=tmp_path)
+        project = new_algorithm_folder(kind, f"gen-{what}", "predict", what, output_dir=tmp_path)
         env = ENV_OF[what]
     r = run_project_tests(engine, project, env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]

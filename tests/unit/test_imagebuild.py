@@ -14,7 +14,7 @@ import pytest
 
 from harness.imagetars import make_layer
 from workspace_hub.imagebuild import ImageBuildError, build_image
-from workspace_hub.projectgen import new_project
+from workspace_hub.scaffold import new_algorithm_folder
 from workspace_hub.validate import check_tar
 
 
@@ -40,7 +40,7 @@ def base_export(tmp_path, monkeypatch):
 def project(tmp_path):
     """A baked train project in <root>/code/, with an empty requirements.txt (nothing to install)."""
     (tmp_path / "project" / "code").mkdir(parents=True)
-    path = new_project("train", "demo", "predict", "sklearn", output_dir=tmp_path / "project" / "code")
+    path = new_algorithm_folder("train", "demo", "predict", "sklearn", output_dir=tmp_path / "project" / "code")
     (path / "requirements.txt").write_text("")
     return path
 
@@ -73,7 +73,7 @@ def test_the_image_is_valid_and_carries_the_algorithm(base_export, project):
 
 def test_a_predict_image_declares_its_port_and_interface(base_export, tmp_path):
     (tmp_path / "p" / "code").mkdir(parents=True)
-    api = new_project("api", "demo", "classify", "pytorch", output_dir=tmp_path / "p" / "code")
+    api = new_algorithm_folder("api", "demo", "classify", "pytorch", output_dir=tmp_path / "p" / "code")
     (api / "requirements.txt").write_text("")
     config = members(build(api))["config"]["config"]
     assert config["ExposedPorts"] == {"8080/tcp": {}}

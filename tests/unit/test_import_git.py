@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from workspace_hub.projectgen import ProjectError, import_git
+from workspace_hub.scaffold import ScaffoldError, import_git
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_a_local_bare_repository_in_the_workspace_is_cloned(workspace):
 
 def test_ext_urls_are_refused_and_run_nothing(workspace, tmp_path):
     pwned = tmp_path / "pwned"
-    with pytest.raises(ProjectError, match="transport helpers such as ext:: run commands"):
+    with pytest.raises(ScaffoldError, match="transport helpers such as ext:: run commands"):
         import_git(f"ext::sh -c touch% {pwned}")
     assert not pwned.exists()
 
@@ -47,17 +47,17 @@ def test_ext_urls_are_refused_and_run_nothing(workspace, tmp_path):
     ("file:///etc", "outside the workspace"),
 ])
 def test_unsafe_urls_are_refused(workspace, url, message):
-    with pytest.raises(ProjectError, match=message):
+    with pytest.raises(ScaffoldError, match=message):
         import_git(url)
 
 
 def test_an_existing_target_is_refused(workspace):
     (workspace / "code" / "demo").mkdir()
-    with pytest.raises(ProjectError, match="already exists"):
+    with pytest.raises(ScaffoldError, match="already exists"):
         import_git(str(workspace / "repos" / "demo.git"))
 
 
 def test_a_repository_over_the_size_limit_is_refused_and_removed(workspace):
-    with pytest.raises(ProjectError, match="over the 10-byte import limit"):
+    with pytest.raises(ScaffoldError, match="over the 10-byte import limit"):
         import_git(str(workspace / "repos" / "demo.git"), limit=10)
     assert not (workspace / "code" / "demo").exists()

@@ -23,7 +23,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from harness.waiting import free_port, status_of, wait_until
 from workspace_hub.notebook import prepare
-from workspace_hub.projectgen import templates_dir
+from workspace_hub.scaffold import templates_dir
 
 MODEL = '''
 import os, pathlib, time

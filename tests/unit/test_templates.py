@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from workspace_hub.algorithm import check_algorithm
-from workspace_hub.projectgen import SAMPLES, templates_dir
+from workspace_hub.scaffold import SAMPLES, templates_dir
 
 TEMPLATE = str(templates_dir() / "project")
 COMBINATIONS = list(itertools.product(["train", "api"], ["sklearn", "pytorch", "keras"]))

@@ -1,4 +1,9 @@
-"""New projects from the cookiecutter template, and projects imported with git.
+"""New algorithm folders from the cookiecutter template, and code imported with git.
+
+Two words, used everywhere: a *project* is a workspace (a named server with
+``/project/code``, ``model``, ``docker_image``); an *algorithm folder* is one
+folder under ``/project/code`` with an ``algorithm.yaml``, which ``ws build``
+packs into an image tar.
 
 ``templates/project`` is one cookiecutter template with a ``kind`` (train or
 api) and a ``framework``; a sample is that template baked with a preset
@@ -22,8 +27,8 @@ DEFAULT_IMPORT_LIMIT = 1024**3
 SAFE_SCHEMES = {"https", "http", "ssh", "git", "file"}
 
 
-class ProjectError(WorkspaceHubError):
-    """A project cannot be made or imported; the message says why and what to do."""
+class ScaffoldError(WorkspaceHubError):
+    """An algorithm folder cannot be made or code imported; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def templates_dir() -> Path:
     for candidate in (os.environ.get("WSHUB_TEMPLATES_DIR"), REPO_ROOT / "templates", "/opt/workspace-hub/templates"):
         if candidate and (Path(candidate) / "project" / "cookiecutter.json").is_file():
             return Path(candidate)
-    raise ProjectError("the project templates are missing; set WSHUB_TEMPLATES_DIR to a templates/ folder")
+    raise ScaffoldError("the project templates are missing; set WSHUB_TEMPLATES_DIR to a templates/ folder")
 
 
 def workspace_root() -> Path:
@@ -57,14 +62,14 @@ def workspace_root() -> Path:
 
 
 def code_dir() -> Path:
-    """Where new projects go: /project/code in a workspace, else the current folder."""
+    """Where new algorithm folders go: /project/code in a workspace, else the current folder."""
     code = workspace_root() / "code"
     return code if code.is_dir() else Path.cwd()
 
 
-def new_project(kind: str, prefix: str, interface: str, framework: str, output_dir: Path | None = None,
-                slug: str | None = None) -> Path:
-    """Bake one project; the template's pre_gen hook refuses bad input with the rule."""
+def new_algorithm_folder(kind: str, prefix: str, interface: str, framework: str, output_dir: Path | None = None,
+                         slug: str | None = None) -> Path:
+    """Bake one algorithm folder; the template's pre_gen hook refuses bad input with the rule."""
     from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
     from cookiecutter.main import cookiecutter
 
@@ -77,27 +82,27 @@ def new_project(kind: str, prefix: str, interface: str, framework: str, output_d
         return Path(cookiecutter(str(templates_dir() / "project"), no_input=True, extra_context=context,
                                  output_dir=str(output_dir or code_dir())))
     except OutputDirExistsException as e:
-        raise ProjectError(f"{e}: choose another --name or prefix, or remove the folder") from None
+        raise ScaffoldError(f"{e}: choose another --name or prefix, or remove the folder") from None
     except FailedHookException:
-        raise ProjectError("the template refused this input (the rule is printed above)") from None
+        raise ScaffoldError("the template refused this input (the rule is printed above)") from None
     except CookiecutterException as e:
-        raise ProjectError(str(e)) from None
+        raise ScaffoldError(str(e)) from None
 
 
 def new_sample(sample: str, name: str | None = None, output_dir: Path | None = None) -> list[Path]:
-    """A sample's train and api projects: ``<name>-train-demo`` and ``<name>-api-demo``."""
+    """A sample's train and api algorithm folders: ``<name>-train-demo`` and ``<name>-api-demo``."""
     if sample not in SAMPLES:
-        raise ProjectError(f"unknown sample {sample!r}: choose one of {', '.join(SAMPLES)} (ws list samples)")
+        raise ScaffoldError(f"unknown sample {sample!r}: choose one of {', '.join(SAMPLES)} (ws list samples)")
     preset, prefix = SAMPLES[sample], name or sample
-    return [new_project(kind, prefix, preset.interface, preset.framework, output_dir,
-                        slug=f"{prefix}-{kind}-demo") for kind in ("train", "api")]
+    return [new_algorithm_folder(kind, prefix, preset.interface, preset.framework, output_dir,
+                                 slug=f"{prefix}-{kind}-demo") for kind in ("train", "api")]
 
 
 def _check_git_url(url: str) -> None:
     if url.startswith("-"):
-        raise ProjectError(f"{url!r} looks like an option, not a repository URL")
+        raise ScaffoldError(f"{url!r} looks like an option, not a repository URL")
     if "::" in url or url.startswith("ext:"):
-        raise ProjectError(f"{url!r}: transport helpers such as ext:: run commands and are refused; "
+        raise ScaffoldError(f"{url!r}: transport helpers such as ext:: run commands and are refused; "
                            "use an https://, ssh:// or git@host:path URL")
     parsed = urlparse(url)
     local = parsed.scheme in ("", "file") and not ("@" in url and ":" in url.split("@", 1)[1])
@@ -105,10 +110,10 @@ def _check_git_url(url: str) -> None:
         path = Path(parsed.path if parsed.scheme == "file" else url).resolve()
         root = workspace_root().resolve()
         if root not in (path, *path.parents):
-            raise ProjectError(f"{url!r} is a local path outside the workspace ({root}); "
+            raise ScaffoldError(f"{url!r} is a local path outside the workspace ({root}); "
                                "clone from a URL, or copy the repository into the workspace first")
     elif parsed.scheme and parsed.scheme not in SAFE_SCHEMES:
-        raise ProjectError(f"{url!r}: the {parsed.scheme}:// protocol is not allowed; "
+        raise ScaffoldError(f"{url!r}: the {parsed.scheme}:// protocol is not allowed; "
                            f"use one of {', '.join(sorted(SAFE_SCHEMES))}")
 
 
@@ -129,18 +134,18 @@ def import_git(url: str, branch: str | None = None, name: str | None = None,
     _check_git_url(url)
     name = name or Path(urlparse(url).path.rstrip("/")).name.removesuffix(".git") or "repository"
     if "/" in name or name.startswith("."):
-        raise ProjectError(f"--name {name!r}: use a plain folder name")
+        raise ScaffoldError(f"--name {name!r}: use a plain folder name")
     target = code_dir() / name
     if target.exists():
-        raise ProjectError(f"{target} already exists: pass --name for another folder, or remove it")
+        raise ScaffoldError(f"{target} already exists: pass --name for another folder, or remove it")
     limit = limit or int(os.environ.get("WSHUB_IMPORT_MAX_BYTES", DEFAULT_IMPORT_LIMIT))
     try:
         Repo.clone_from(url, target, depth=1, single_branch=True, **({"branch": branch} if branch else {}))
     except GitCommandError as e:
         shutil.rmtree(target, ignore_errors=True)
-        raise ProjectError(f"git clone failed: {e.stderr.strip() or e}") from None
+        raise ScaffoldError(f"git clone failed: {e.stderr.strip() or e}") from None
     if (size := _size(target)) > limit:
         shutil.rmtree(target, ignore_errors=True)
-        raise ProjectError(f"the repository is {size} bytes, over the {limit}-byte import limit "
+        raise ScaffoldError(f"the repository is {size} bytes, over the {limit}-byte import limit "
                            "(WSHUB_IMPORT_MAX_BYTES); keep data and models out of git")
     return target
