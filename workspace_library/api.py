@@ -18,17 +18,18 @@ import re
 from pathlib import Path
 
 import yaml
-from python_multipart.multipart import MultipartParser, parse_options_header
 from jupyterhub.services.auth import HubOAuthenticated
+from python_multipart.multipart import MultipartParser, parse_options_header
 from tornado import web
 
-from workspace_hub.algorithm import AlgorithmError, load_algorithm
-from workspace_hub.projects import InvalidChoice, Project, check_project_name, user_dir_name
 from workspace_hub.contract import TAR_NAME
+from workspace_hub.projects import InvalidChoice, Project, check_project_name
+
 from . import rules
+from .from_project import project_metadata, project_tars
 from .jobs import PLATFORM_NAMESPACES, platform_repository
-from .rules import LibraryError, Who
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
+from .rules import LibraryError, Who
 from .store import TooLarge
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -271,27 +272,6 @@ class EnvStatusHandler(StatusHandler):
     model = BaseEnv
 
 
-def stored_filename(item, role: str) -> str:
-    """The name the checks apply to a tar that came without one that follows the naming rule."""
-    return f"env-{item.name}.tar" if role == "env" else f"{role}-{item.name}-{item.device}.tar"
-
-
-def start_validation(handler, item, images: list[Image]) -> None:
-    """Attach stored *images* to *item* and hand it to a validation job."""
-    if item.status == Status.validating:
-        raise LibraryError(409, "validating", "Validation is running; wait for it to end.")
-    if item.was_online:
-        raise LibraryError(409, "immutable", f"{item.name} {item.version} has been online; its images are "
-                           "frozen. Publish a new version.")
-    for image in images:
-        for old in [i for i in item.images if i.role == image.role]:
-            item.images.remove(old)
-        item.images.append(image)
-    item.status, item.errors, item.progress = Status.validating, [], "queued"
-    handler.db.commit()
-    handler.service.jobs.submit(type(item), item.id)
-
-
 @web.stream_request_body
 class UploadHandler(ItemHandler):
     """POST multipart/form-data with one file part named ``train``, ``predict`` (algorithms) or ``env``."""
@@ -399,12 +379,12 @@ class UploadHandler(ItemHandler):
         item = rules.get_visible(self.db, self.model, self.item_id, self.who)
         images = [self.image_for(item, role, filename, digest, size)
                   for role, filename, digest, size in self.received]
-        start_validation(self, item, images)
+        rules.start_validation(self.db, self.service.jobs, item, images)
         self.send(item_json(item), 202)
 
     def image_for(self, item, role: str, filename: str, digest: str, size: int) -> Image:
         if role == "env" or not TAR_NAME.match(filename or ""):
-            filename = stored_filename(item, role)
+            filename = rules.stored_filename(item, role)
         return Image(role=role, filename=filename, sha256=digest, size=size, status=ImageStatus.pending)
 
 
@@ -443,7 +423,7 @@ class PullHandler(ItemHandler):
         except Exception as e:
             raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
         item = self.item(item_id)
-        start_validation(self, item, [Image(role=role, filename=stored_filename(item, role), sha256=digest,
+        rules.start_validation(self.db, self.service.jobs, item, [Image(role=role, filename=rules.stored_filename(item, role), sha256=digest,
                                             size=size)])
         self.send(item_json(item), 202)
 
@@ -490,8 +470,8 @@ class FromProjectHandler(BaseHandler):
             project = Project(Path(self.service.data_root).resolve(), who.name, check_project_name(str(data.get("project", ""))))
         except InvalidChoice as e:
             raise LibraryError(400, "invalid-field", f"project: {e}", "project") from None
-        tars = self.project_tars(project, data.get("name"))
-        fields = self.metadata(project, tars)
+        tars = project_tars(project, data.get("name"))
+        fields = project_metadata(project, tars)
         fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
         fields = rules.check_input("algorithm-create", fields)
         item = rules.create(self.db, Algorithm, who, fields, smoke=self.service.smoke_by_default)
@@ -509,55 +489,8 @@ class FromProjectHandler(BaseHandler):
             self.db.commit()
             raise LibraryError(400, "unreadable", f"could not read the image tar: {e}") from None
         item = self.db.get(Algorithm, item.id)
-        start_validation(self, item, images)
+        rules.start_validation(self.db, self.service.jobs, item, images)
         self.send(item_json(item), 202)
-
-    def project_tars(self, project: Project, name: str | None) -> dict[str, Path]:
-        """The ``{role: path}`` tars of one algorithm in the project's docker_image folder."""
-        folder = project.path / "docker_image"
-        user_root = (project.data_root / "users" / user_dir_name(project.user)).resolve()
-        if not folder.is_dir() or folder.is_symlink() or not folder.resolve().is_relative_to(user_root):
-            raise LibraryError(404, "no-project", f"You have no project {project.name!r} with a docker_image "
-                               "folder; run `ws build` in the project first.", "project")
-        found: dict[str, dict[str, Path]] = {}
-        for path in sorted(folder.iterdir()):
-            match = TAR_NAME.match(path.name)
-            if not match:
-                continue
-            if path.is_symlink() or not path.is_file():
-                raise LibraryError(400, "symlink", f"{path.name} is a link or not a file; the service only "
-                                   "reads regular files inside your project.", "project")
-            kind, tar_name, _ = match.groups()
-            found.setdefault(tar_name, {})[kind] = path
-        if name is not None:
-            if name not in found:
-                raise LibraryError(404, "no-image", f"no train-{name}-*.tar or predict-{name}-*.tar in "
-                                   f"{project.name}/docker_image; run `ws build`", "name")
-            return found[name]
-        if len(found) != 1:
-            names = ", ".join(sorted(found)) or "none"
-            raise LibraryError(400, "which-name", f"{project.name}/docker_image holds images of {names}; choose "
-                               "one with --name" if found else f"{project.name}/docker_image has no image "
-                               "tars; run `ws build` first", "name")
-        return next(iter(found.values()))
-
-    def metadata(self, project: Project, tars: dict[str, Path]) -> dict:
-        """Record fields from the matching ``algorithm.yaml`` files under ``code/`` (labels fill the rest)."""
-        name = TAR_NAME.match(next(iter(tars.values())).name).group(2)
-        fields = {"name": name}
-        code = project.path / "code"
-        for path in sorted(code.glob("*/algorithm.yaml")) + sorted(code.glob("algorithm.yaml")):
-            if path.is_symlink() or path.parent.is_symlink():
-                continue
-            try:
-                doc = load_algorithm(path.parent)
-            except AlgorithmError as e:
-                raise LibraryError(400, "algorithm-yaml", str(e).replace(str(project.path), project.name)) from None
-            if doc["name"] == name and doc["kind"] in tars:
-                own = rules.fields_from_algorithm_yaml(doc)
-                fields = {**own, **fields, **{k: own[k] for k in ("train", "predict") if k in own}}
-        fields.setdefault("version", "1.0")
-        return fields
 
 
 def _no_follow(path, flags):

@@ -27,11 +27,12 @@ from traitlets.config import Application
 
 from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
 from workspace_hub.files import write_private
+
 from . import api, pages, rules
 from .db import open_database
 from .jobs import Jobs, Serving
-from .rules import LibraryError
 from .models import BaseEnv, Status, Visibility
+from .rules import LibraryError
 from .store import TarStore
 
 SYSTEM_OWNER = "workspace-hub"

@@ -34,6 +34,7 @@ from workspace_hub.contract import LABEL_ALGORITHM
 from workspace_hub.executor import DockerExecutor, ProbeFailed, Replica
 from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import Problem, bounded_json, check_tar
+
 from . import rules
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TarStore

@@ -21,9 +21,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from workspace_hub.contract import DEFAULT_PORT
 from workspace_hub.errors import WorkspaceHubError
-from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
+
 from .models import Algorithm, BaseEnv, Image, Status, Visibility
 
 VERSION = SCHEMA["properties"]["version"]
@@ -269,3 +270,24 @@ def fields_from_algorithm_yaml(doc: dict) -> dict:
         fields["transfer_training"] = doc["transfer_training"]
     fields[doc["kind"]] = part_from_algorithm_yaml(doc)
     return fields
+
+
+def stored_filename(item, role: str) -> str:
+    """The name the checks apply to a tar that came without one that follows the naming rule."""
+    return f"env-{item.name}.tar" if role == "env" else f"{role}-{item.name}-{item.device}.tar"
+
+
+def start_validation(session: Session, jobs, item, images: list) -> None:
+    """Attach stored *images* to *item* and hand it to a validation job."""
+    if item.status == Status.validating:
+        raise LibraryError(409, "validating", "Validation is running; wait for it to end.")
+    if item.was_online:
+        raise LibraryError(409, "immutable", f"{item.name} {item.version} has been online; its images are "
+                           "frozen. Publish a new version.")
+    for image in images:
+        for old in [i for i in item.images if i.role == image.role]:
+            item.images.remove(old)
+        item.images.append(image)
+    item.status, item.errors, item.progress = Status.validating, [], "queued"
+    session.commit()
+    jobs.submit(type(item), item.id)
