@@ -423,8 +423,8 @@ class PullHandler(ItemHandler):
         except Exception as e:
             raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
         item = self.item(item_id)
-        rules.start_validation(self.db, self.service.jobs, item, [Image(role=role, filename=rules.stored_filename(item, role), sha256=digest,
-                                            size=size)])
+        image = Image(role=role, filename=rules.stored_filename(item, role), sha256=digest, size=size)
+        rules.start_validation(self.db, self.service.jobs, item, [image])
         self.send(item_json(item), 202)
 
 
