@@ -32,6 +32,14 @@ def postgres_url():
     return url
 
 
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from workspace_library.db import MIGRATIONS
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def library_url(url: str) -> str:
     return sqlalchemy.engine.make_url(url).set(database="library_it").render_as_string(hide_password=False)
 
@@ -55,7 +63,7 @@ def test_the_hub_and_its_library_run_on_postgres(engine, tmp_path, postgres_url,
         hub.stop()
     with sqlalchemy.create_engine(library_url(postgres_url)).connect() as db:
         assert db.execute(sqlalchemy.text("SELECT owner, name FROM algorithms")).all() == [("erin", "on-postgres")]
-        assert db.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert db.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
         envs = {row[0] for row in db.execute(sqlalchemy.text("SELECT name FROM base_envs"))}
     assert {"python", "pytorch", "tensorflow", "keras"} <= envs
     with sqlalchemy.create_engine(postgres_url).connect() as db:
