@@ -51,17 +51,23 @@ def profile(request) -> str:
     return request.param
 
 
-def make_spawner(kind, data_root, catalog_dir, name="demo", gpu=False, **traits):
+def make_spawner(kind, data_root, catalog_dir, name="demo", gpu=False, unbuilt=(), **traits):
     """A spawner of *kind* for user alice's project *name*, without a hub."""
     user = SimpleNamespace(name="alice", id=1, url="/user/alice/", escaped_name="alice")
     hub = SimpleNamespace(public_host="", url="http://127.0.0.1:8081/hub/", base_url="/hub/",
                           api_url="http://127.0.0.1:8081/hub/api")
     extra = {"_mock": True} if kind == "kubernetes" else {}
-    return SPAWNERS[kind](
+    spawner = SPAWNERS[kind](
         user=user, hub=hub, orm_spawner=SimpleNamespace(name=name, display_name=name, server=None),
         data_root=str(data_root), catalog_dir=str(catalog_dir),
         gpu_available=gpu, **traits, **extra,
     )
+
+    async def built(env):  # no engine in unit tests: every image counts as built unless a test says not
+        return env.id not in unbuilt
+
+    spawner.env_built = built
+    return spawner
 
 
 @pytest.fixture

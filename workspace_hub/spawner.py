@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import os
 import sys
 import time
@@ -28,7 +29,8 @@ from jupyterhub.utils import random_port
 from kubespawner import KubeSpawner
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Bool, Dict, Integer, Unicode, default
+from tornado.httputil import url_concat
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Configurable
 
 from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, WorkspaceEnv, load_catalog
@@ -64,20 +66,45 @@ class Workspace:
     cpu_limit: float | None
 
 
-def render_options_form(spawner: "WorkspaceMixin") -> str:
-    """The spawn form: base env and optional dataset (the name is the server name)."""
+@dataclass(frozen=True)
+class Offer:
+    """The base envs a user may pick (in a stable order), those shown but not built, and a notice."""
+
+    envs: list[WorkspaceEnv]
+    unbuilt: list[WorkspaceEnv]
+    notice: str | None = None
+
+
+def build_hint(env: WorkspaceEnv) -> str:
+    """How an admin makes *env* startable."""
+    if env.image.startswith(IMAGE_PREFIX) or env.image.startswith("sha256:"):
+        return f"an admin builds it with: ws envs build {env.id}"
+    return f"its image {env.image} is not in the engine; publish the env again"
+
+
+async def render_options_form(spawner: "WorkspaceMixin") -> str:
+    """The spawn form: base env and optional dataset (the name is the server name).
+
+    Envs whose image is not built are listed, disabled, with the command that builds them."""
     record = spawner.project.load_record() if spawner.name else None
     chosen_env = (record or {}).get("env") or spawner.default_env
+    offer = await spawner.offered_envs()
     envs = "".join(
         f'<option value="{html.escape(env.id)}"{" selected" if env.id == chosen_env else ""}>'
         f"{html.escape(env.display_name)} ({env.device})</option>"
-        for env in spawner.visible_envs()
+        for env in offer.envs
+    ) + "".join(
+        f'<option value="{html.escape(env.id)}" disabled>{html.escape(env.display_name)} ({env.device}), '
+        f"not built: {html.escape(build_hint(env))}</option>"
+        for env in offer.unbuilt
     )
     datasets = '<option value="">(no dataset)</option>' + "".join(
         f'<option value="{html.escape(d)}">{html.escape(d)}</option>'
         for d in list_datasets(spawner.data_path)
     )
-    return f"""
+    notice = f'<div class="alert alert-warning" id="ws-notice">{html.escape(offer.notice)}</div>' \
+        if offer.notice else ""
+    return f"""{notice}
 <div class="form-group mb-3">
   <label for="ws-env" class="form-label">Base environment</label>
   <select id="ws-env" name="env" class="form-select form-control">{envs}</select>
@@ -89,13 +116,13 @@ def render_options_form(spawner: "WorkspaceMixin") -> str:
 """
 
 
-def apply_workspace_options(spawner: "WorkspaceMixin", user_options: dict) -> None:
+async def apply_workspace_options(spawner: "WorkspaceMixin", user_options: dict) -> None:
     """``Spawner.apply_user_options`` hook: validate, then hand the result to the backend.
 
     An :class:`InvalidChoice` becomes HTTP 400 with its message, on the form and the API.
     """
     try:
-        workspace = spawner.resolve_workspace(user_options or {})
+        workspace = await spawner.resolve_workspace(user_options or {})
     except InvalidChoice as e:
         raise web.HTTPError(400, str(e), reason=str(e)) from None
     spawner.workspace = workspace
@@ -144,6 +171,9 @@ class WorkspaceMixin(Configurable):
         instead of the static catalog alone.  Empty: the static catalog only.""",
     )
 
+    library_timeout = Float(5, config=True, help="Seconds to wait for the library's env list before the "
+                                                 "form falls back to the static catalog (with a notice).")
+
     library_token = Unicode("", config=True, help="API token of the library, to ask it on a user's behalf.")
 
     registered_env_limits = Dict(
@@ -186,45 +216,57 @@ class WorkspaceMixin(Configurable):
     def catalog(self) -> dict[str, WorkspaceEnv]:
         return load_catalog(self.catalog_dir)
 
-    def visible_envs(self) -> list[WorkspaceEnv]:
-        """Envs offered on the form: GPU envs only where a GPU runtime exists."""
-        envs = self.library_envs() if self.library_url else None
+    async def offered_envs(self) -> Offer:
+        """The envs for this user: the library's online ones (or the catalog if it does not answer),
+        GPU envs only where a GPU runtime exists, split by whether their image is built."""
+        notice = None
+        envs = await self.library_envs() if self.library_url else None
         if envs is None:
             envs = list(self.catalog().values())
-        return [e for e in envs if not e.gpu or self.gpu_available]
+            if self.library_url:
+                notice = ("The library did not answer, so only the built-in environments are listed; "
+                          "environments registered in the library are missing until it is back.")
+        envs = [replace(e, image=pinned_image(self.data_path, e)) for e in envs if not e.gpu or self.gpu_available]
+        built = await asyncio.gather(*(self.env_built(e) for e in envs))
+        return Offer([e for e, ok in zip(envs, built) if ok], [e for e, ok in zip(envs, built) if not ok], notice)
 
-    def library_envs(self) -> list[WorkspaceEnv] | None:
-        """The online envs the library lets this user see; None (with a warning) if it is down."""
-        import requests
+    async def env_built(self, env: WorkspaceEnv) -> bool:
+        """Whether *env*'s image can start here.  Backends that can tell (Docker) override this."""
+        return True
 
+    async def library_envs(self) -> list[WorkspaceEnv] | None:
+        """The online envs the library lets this user see; None (with a warning) if it does not answer.
+
+        Asked with AsyncHTTPClient, never blocking the hub's loop; the library recognizes its own
+        token without asking the hub back, so the hub never waits on a service that waits on it."""
+        url = url_concat(f"{self.library_url}api/envs",
+                         {"for_user": self.user.name, "status": "online", "per_page": "100"})
         try:
-            r = requests.get(f"{self.library_url}api/envs", timeout=5,
-                             params={"for_user": self.user.name, "status": "online", "per_page": 100},
-                             headers={"Authorization": f"token {self.library_token}"})
-            r.raise_for_status()
-            items = r.json()["items"]
-        except (requests.RequestException, ValueError, KeyError) as e:
+            response = await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {self.library_token}"},
+                                                     request_timeout=self.library_timeout)
+            items = json.loads(response.body)["items"]
+        except (HTTPClientError, OSError, ValueError, KeyError) as e:
             self.log.warning("The library did not list envs (%s); offering the static catalog.", e)
             return None
         catalog = self.catalog()
-        envs = []
-        for item in items:
-            if item["name"] in catalog and item["visibility"] == "preset":
-                envs.append(catalog[item["name"]])
-            elif item["image"]:  # an env someone registered: its owner is shown unless it is the user's own
-                by = "" if item["owner"] == self.user.name or item["visibility"] == "preset" else \
-                    f", by {item['owner']}"
-                envs.append(WorkspaceEnv(
-                    id=item["name"], display_name=f"{item['name']} {item['version']}{by}",
-                    framework=item["framework"], device=item["device"], description=item["description"],
-                    image=item["image"], mem_limit=self.registered_env_limits.get("mem"),
-                    cpu_limit=self.registered_env_limits.get("cpu")))
-        return envs
+        presets = [catalog[i["name"]] for i in items if i["name"] in catalog and i["visibility"] == "preset"]
+        presets.sort(key=lambda env: list(catalog).index(env.id))  # the catalog's order, whatever the library says
+        registered = []
+        for item in sorted(items, key=lambda i: (i["owner"] != self.user.name, i["name"])):
+            if item["name"] in catalog or not item["image"]:
+                continue
+            by = "" if item["owner"] == self.user.name or item["visibility"] == "preset" else f", by {item['owner']}"
+            registered.append(WorkspaceEnv(
+                id=item["name"], display_name=f"{item['name']} {item['version']}{by}",
+                framework=item["framework"], device=item["device"], description=item["description"],
+                image=item["image"], mem_limit=self.registered_env_limits.get("mem"),
+                cpu_limit=self.registered_env_limits.get("cpu")))
+        return presets + registered
 
     def options_from_form(self, formdata):
         return {key: formdata.get(key, [""])[0].strip() for key in ("env", "dataset")}
 
-    def resolve_workspace(self, user_options: dict) -> Workspace:
+    async def resolve_workspace(self, user_options: dict) -> Workspace:
         """Check the spawn options against the rules; return the resolved workspace."""
         if not isinstance(user_options, dict):
             raise InvalidChoice("user_options must be a JSON object with 'env' and optional 'dataset'.")
@@ -235,7 +277,11 @@ class WorkspaceMixin(Configurable):
         project = Project(self.data_path, self.user.name, check_project_name(self.name))
         record = project.load_record() or {}
         env_id = user_options.get("env") or record.get("env") or self.default_env
-        envs = {e.id: e for e in self.visible_envs()}
+        offer = await self.offered_envs()
+        envs = {e.id: e for e in offer.envs}
+        unbuilt = {e.id: e for e in offer.unbuilt}
+        if env_id in unbuilt:
+            raise InvalidChoice(f"Base env {env_id!r} is not built on this hub: {build_hint(unbuilt[env_id])}.")
         if env_id not in envs:
             raise InvalidChoice(
                 f"Unknown base env {str(env_id)[:40]!r}: choose one of {', '.join(envs) or '(none built)'}."
@@ -249,9 +295,6 @@ class WorkspaceMixin(Configurable):
         if dataset is not None:
             check_dataset(self.data_path, str(dataset))
         env = envs[env_id]
-        pinned = pinned_image(self.data_path, env)
-        if pinned != env.image:
-            env = replace(env, image=pinned)
         limits = {**self.limit_overrides.get("*", {}), **self.limit_overrides.get(env.id, {})}
         mem, cpu = limits.get("mem", env.mem_limit), limits.get("cpu", env.cpu_limit)
         return Workspace(
@@ -374,6 +417,18 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
         ip, port = await super().start()
         await self.wait_until_answering(ip, port)
         return ip, port
+
+    async def env_built(self, env: WorkspaceEnv) -> bool:
+        """Whether the engine holds the env's image (platform images are never pulled)."""
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            await self.docker("inspect_image", env.image)
+        except ImageNotFound:
+            return False
+        except DockerException:  # the engine itself is unwell: the spawn will say so
+            return True
+        return True
 
     @default("gpu_available")
     def _default_gpu_available(self):

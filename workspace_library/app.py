@@ -167,6 +167,7 @@ class LibraryService(Application):
             [(prefix + path, handler) for path, handler in routes]
             + [(prefix + "static/(.*)", web.StaticFileHandler, {"path": str(pages.STATIC)})],
             hub_auth=hub_auth, service=self, service_name=self.service_name, service_prefix=prefix,
+            own_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
             cookie_secret=self.cookie_secret(), default_handler_class=api.NotFoundHandler, templates=pages.templates(),
         )
 

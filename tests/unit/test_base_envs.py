@@ -31,20 +31,20 @@ def test_the_catalog_has_cpu_envs_and_their_gpu_variants():
 @pytest.mark.parametrize("env_id", GPU_ENVS)
 async def test_gpu_envs_request_gpus_on_docker_and_kubernetes(data_root, env_id):
     docker = make_spawner("docker", data_root, DEFAULT_CATALOG_DIR, gpu=True)
-    apply_workspace_options(docker, {"env": env_id})
+    await apply_workspace_options(docker, {"env": env_id})
     [request] = docker.extra_host_config["device_requests"]
     assert (request["Count"], request["Capabilities"]) == (-1, [["gpu"]])
     kube = make_spawner("kubernetes", data_root, DEFAULT_CATALOG_DIR, gpu=True)
-    apply_workspace_options(kube, {"env": env_id})
+    await apply_workspace_options(kube, {"env": env_id})
     assert kube.extra_resource_limits == {"nvidia.com/gpu": "1"}
 
 
 @pytest.mark.parametrize("env_id", GPU_ENVS)
-def test_gpu_envs_are_hidden_and_refused_without_a_gpu_runtime(data_root, env_id):
+async def test_gpu_envs_are_hidden_and_refused_without_a_gpu_runtime(data_root, env_id):
     spawner = make_spawner("docker", data_root, DEFAULT_CATALOG_DIR, gpu=False)
-    assert f'value="{env_id}"' not in render_options_form(spawner)
+    assert f'value="{env_id}"' not in await render_options_form(spawner)
     with pytest.raises(web.HTTPError, match="Unknown base env"):
-        apply_workspace_options(spawner, {"env": env_id})
+        await apply_workspace_options(spawner, {"env": env_id})
 
 
 DOCKERFILES = sorted(DEFAULT_CATALOG_DIR.glob("*/Dockerfile"))

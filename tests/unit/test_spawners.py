@@ -7,14 +7,14 @@ from harness.waiting import free_port
 from workspace_hub.spawner import apply_workspace_options, render_options_form
 
 
-def test_options_form_offers_envs_and_datasets(spawner_for):
-    form = render_options_form(spawner_for("docker"))
+async def test_options_form_offers_envs_and_datasets(spawner_for):
+    form = await render_options_form(spawner_for("docker"))
     assert 'value="python"' in form and 'value="flowers"' in form
 
 
-def test_gpu_envs_are_hidden_without_a_gpu_runtime(spawner_for):
-    assert 'value="pytorch-gpu"' not in render_options_form(spawner_for("docker", gpu=False))
-    assert 'value="pytorch-gpu"' in render_options_form(spawner_for("docker", gpu=True))
+async def test_gpu_envs_are_hidden_without_a_gpu_runtime(spawner_for):
+    assert 'value="pytorch-gpu"' not in await render_options_form(spawner_for("docker", gpu=False))
+    assert 'value="pytorch-gpu"' in await render_options_form(spawner_for("docker", gpu=True))
 
 
 def test_options_from_form_reads_env_and_dataset(spawner_for):
@@ -38,32 +38,32 @@ def test_options_from_form_reads_env_and_dataset(spawner_for):
 async def test_bad_choices_are_http_400_with_the_rule(spawner_for, profile, options, name, message):
     spawner = spawner_for(profile, name=name)
     with pytest.raises(web.HTTPError) as e:
-        apply_workspace_options(spawner, options)
+        await apply_workspace_options(spawner, options)
     assert e.value.status_code == 400 and message in e.value.log_message
 
 
-def test_a_project_keeps_its_env(spawner_for, catalog_dir):
-    apply_workspace_options(spawner_for("docker"), {"env": "python"})
+async def test_a_project_keeps_its_env(spawner_for, catalog_dir):
+    await apply_workspace_options(spawner_for("docker"), {"env": "python"})
     with pytest.raises(web.HTTPError, match="already exists with base env 'python'"):
-        apply_workspace_options(spawner_for("docker", gpu=True), {"env": "pytorch-gpu"})
+        await apply_workspace_options(spawner_for("docker", gpu=True), {"env": "pytorch-gpu"})
 
 
-def test_a_restart_without_options_reuses_the_record(spawner_for):
-    apply_workspace_options(spawner_for("docker"), {"env": "python", "dataset": "flowers"})
+async def test_a_restart_without_options_reuses_the_record(spawner_for):
+    await apply_workspace_options(spawner_for("docker"), {"env": "python", "dataset": "flowers"})
     spawner = spawner_for("docker")
-    apply_workspace_options(spawner, {})
+    await apply_workspace_options(spawner, {})
     assert (spawner.workspace.env.id, spawner.workspace.dataset) == ("python", "flowers")
 
 
-def test_admin_limit_overrides_win_over_the_catalog(spawner_for):
+async def test_admin_limit_overrides_win_over_the_catalog(spawner_for):
     spawner = spawner_for("docker", limit_overrides={"*": {"cpu": 4}, "python": {"mem": "8G"}})
-    apply_workspace_options(spawner, {"env": "python"})
+    await apply_workspace_options(spawner, {"env": "python"})
     assert (spawner.mem_limit, spawner.cpu_limit) == (8 * 1024**3, 4.0)
 
 
-def test_workspace_env_vars(spawner_for):
+async def test_workspace_env_vars(spawner_for):
     spawner = spawner_for("local")
-    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    await apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
     env = spawner.get_env()
     assert (env["WORKSPACE_PROJECT"], env["WORKSPACE_ENV"], env["WORKSPACE_DATASET"]) == (
         "demo", "python", "flowers")
@@ -91,7 +91,7 @@ async def docker_create_kwargs(spawner):
 
 async def test_docker_create_kwargs(spawner_for, data_root):
     spawner = spawner_for("docker")
-    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    await apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
     kwargs = await docker_create_kwargs(spawner)
     host = kwargs["host_config"]
     assert kwargs["image"] == "workspace-hub/python:latest"
@@ -113,7 +113,7 @@ async def test_docker_create_kwargs(spawner_for, data_root):
 
 async def test_docker_gpu_env_requests_gpus(spawner_for):
     spawner = spawner_for("docker", gpu=True)
-    apply_workspace_options(spawner, {"env": "pytorch-gpu"})
+    await apply_workspace_options(spawner, {"env": "pytorch-gpu"})
     host = (await docker_create_kwargs(spawner))["host_config"]
     [request] = host["DeviceRequests"]
     assert (request["Count"], request["Capabilities"]) == (-1, [["gpu"]])
@@ -129,9 +129,9 @@ async def test_docker_server_listens_on_loopback_only(spawner_for):
 # Local ----------------------------------------------------------------------
 
 
-def test_local_profile_uses_the_same_layout(spawner_for, data_root):
+async def test_local_profile_uses_the_same_layout(spawner_for, data_root):
     spawner = spawner_for("local")
-    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    await apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
     root = data_root / "users/alice/demo"
     assert spawner.notebook_dir == str(root)
     assert (root / "help_doc").resolve() == (data_root / "help_doc").resolve()
@@ -152,7 +152,7 @@ async def rendered_pod(spawner) -> dict:
 
 async def test_kubernetes_pod_manifest(spawner_for):
     spawner = spawner_for("kubernetes")
-    apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
+    await apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
     pod = await rendered_pod(spawner)
     container = pod["spec"]["containers"][0]
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
@@ -177,7 +177,7 @@ async def test_kubernetes_pod_manifest(spawner_for):
 
 async def test_kubernetes_gpu_env_requests_a_gpu(spawner_for):
     spawner = spawner_for("kubernetes", gpu=True)
-    apply_workspace_options(spawner, {"env": "pytorch-gpu"})
+    await apply_workspace_options(spawner, {"env": "pytorch-gpu"})
     container = (await rendered_pod(spawner))["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
@@ -228,48 +228,116 @@ async def test_a_server_that_died_is_left_to_the_hub(spawner_for):
     await asyncio.wait_for(spawner.wait_until_answering("127.0.0.1", 9), timeout=30)
 
 
-def test_the_form_offers_presets_own_envs_and_public_envs_labelled_with_their_owner(spawner_for, monkeypatch):
-    """The library decides visibility; the form names whose env a public one is, and limits it."""
-    import requests
+@pytest.fixture
+def library():
+    """A stand-in library on loopback: serves ``listed`` for GET api/envs, after ``delay`` seconds."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    def item(name, owner, visibility):
-        return {"name": name, "version": "1.0", "owner": owner, "visibility": visibility, "framework": "python",
-                "device": "cpu", "description": "", "image": f"envs/k/{name}:1.0"}
+    state = {"listed": [], "delay": 0, "auth": []}
 
-    listed = [item("python", "workspace-hub", "preset"), item("mine", "alice", "private"),
-              item("theirs", "mallory", "public")]
+    class Envs(BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["auth"].append(self.headers.get("Authorization"))
+            time.sleep(state["delay"])
+            body = json.dumps({"items": state["listed"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
 
-    class Answer:
-        def raise_for_status(self):
+        def log_message(self, *args):
             pass
 
-        def json(self):
-            return {"items": listed}
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Envs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/services/library/"
+    yield state
+    server.shutdown()
 
-    monkeypatch.setattr(requests, "get", lambda *a, **kw: Answer())
-    spawner = spawner_for("docker", library_url="http://127.0.0.1:1/services/library/")
-    envs = {e.id: e for e in spawner.visible_envs()}
+
+def env_item(name, owner, visibility):
+    return {"name": name, "version": "1.0", "owner": owner, "visibility": visibility, "framework": "python",
+            "device": "cpu", "description": "", "image": f"envs/k/{name}:1.0"}
+
+
+async def test_the_form_offers_presets_own_envs_and_public_envs_labelled_with_their_owner(spawner_for, library):
+    """The library decides visibility; the form names whose env a public one is, and limits it."""
+    library["listed"] = [env_item("theirs", "mallory", "public"), env_item("mine", "alice", "private"),
+                         env_item("pytorch-gpu", "workspace-hub", "preset"),
+                         env_item("python", "workspace-hub", "preset")]
+    spawner = spawner_for("docker", gpu=True, library_url=library["url"], library_token="secret")
+    envs = {e.id: e for e in (await spawner.offered_envs()).envs}
+    assert library["auth"] == ["token secret"]
     assert envs["python"].image == "workspace-hub/python:latest"  # the catalog's own entry
     assert envs["mine"].display_name == "mine 1.0"
     assert envs["theirs"].display_name == "theirs 1.0, by mallory"
     assert (envs["theirs"].mem_limit, envs["theirs"].cpu_limit) == ("4G", 2.0)
+    # a stable order: the catalog's presets in catalog order, then the user's own envs, then others'
+    assert list(envs) == ["python", "pytorch-gpu", "mine", "theirs"]
+    library["listed"].reverse()
+    assert [e.id for e in (await spawner.offered_envs()).envs] == list(envs)
 
 
-def test_catalog_envs_start_the_image_id_recorded_at_build_time(spawner_for, data_root):
+async def test_a_library_that_does_not_answer_in_time_leaves_the_catalog_and_a_visible_notice(spawner_for, library):
+    library["delay"], library["listed"] = 2, [env_item("mine", "alice", "private")]
+    spawner = spawner_for("docker", library_url=library["url"], library_timeout=0.2)
+    form = await render_options_form(spawner)
+    assert 'id="ws-notice"' in form and "The library did not answer" in form
+    assert 'value="python"' in form and 'value="mine"' not in form
+
+
+async def test_an_env_that_is_not_built_is_shown_disabled_with_its_build_command(spawner_for):
+    spawner = spawner_for("docker", gpu=True, unbuilt=("pytorch-gpu",))
+    form = await render_options_form(spawner)
+    assert '<option value="pytorch-gpu" disabled>' in form and "ws envs build pytorch-gpu" in form
+    with pytest.raises(web.HTTPError) as e:
+        await apply_workspace_options(spawner, {"env": "pytorch-gpu"})
+    assert e.value.status_code == 400 and "not built on this hub" in e.value.log_message
+    assert "ws envs build pytorch-gpu" in e.value.log_message
+
+
+async def test_the_docker_spawner_asks_the_engine_whether_an_image_is_built(data_root, catalog_dir):
+    """The real check (the tests above stub it): inspect_image through DockerSpawner's thread pool."""
+    from docker.errors import ImageNotFound
+
+    from workspace_hub.catalog import load_catalog
+    from workspace_hub.spawner import DockerWorkspaceSpawner
+
+    asked = []
+
+    async def docker(method, *args):
+        asked.append((method, *args))
+        if args[0] == "workspace-hub/pytorch-gpu:latest":
+            raise ImageNotFound("no such image")
+        return {}
+
+    spawner = DockerWorkspaceSpawner.__new__(DockerWorkspaceSpawner)
+    spawner.docker = docker
+    catalog = load_catalog(catalog_dir)
+    assert await DockerWorkspaceSpawner.env_built(spawner, catalog["python"]) is True
+    assert await DockerWorkspaceSpawner.env_built(spawner, catalog["pytorch-gpu"]) is False
+    assert asked == [("inspect_image", "workspace-hub/python:latest"),
+                     ("inspect_image", "workspace-hub/pytorch-gpu:latest")]
+
+
+async def test_catalog_envs_start_the_image_id_recorded_at_build_time(spawner_for, data_root):
     """A tag can be moved; the ID that `ws envs build` recorded cannot."""
     image_id = "ab" * 32
     (data_root / "base-images" / "python").mkdir(parents=True)
     (data_root / "base-images" / "python" / "current").symlink_to(image_id)
     spawner = spawner_for("docker")
-    apply_workspace_options(spawner, {"env": "python"})
+    await apply_workspace_options(spawner, {"env": "python"})
     assert spawner.image == f"sha256:{image_id}" and spawner.pull_policy == "never"
 
 
 @pytest.mark.parametrize("options", [{"env": "python", "privileged": True}, {"volumes": {"/": "/host"}}])
-def test_unknown_spawn_options_are_a_400_that_names_the_key(spawner_for, options):
+async def test_unknown_spawn_options_are_a_400_that_names_the_key(spawner_for, options):
     spawner = spawner_for("docker")
     with pytest.raises(web.HTTPError) as e:
-        apply_workspace_options(spawner, options)
+        await apply_workspace_options(spawner, options)
     assert e.value.status_code == 400 and repr(sorted(set(options) - {"env"})[0]) in e.value.log_message
 
 
