@@ -484,7 +484,7 @@ class FromProjectHandler(BaseHandler):
         fields = project_metadata(project, tars)
         fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
         fields = rules.check_input("algorithm-create", fields)
-        item = rules.create(self.db, Algorithm, who, fields, smoke=self.service.smoke_by_default)
+        item, created = rules.create_or_reopen(self.db, who, fields, smoke=self.service.smoke_by_default)
         limit = self.service.upload_limit(self.db, who)
         self.release_db()
         try:
@@ -495,8 +495,9 @@ class FromProjectHandler(BaseHandler):
                 limit -= size
                 images.append(Image(role=role, filename=path.name, sha256=digest, size=size))
         except (OSError, TooLarge) as e:
-            self.db.delete(self.db.get(Algorithm, item.id))
-            self.db.commit()
+            if created:
+                self.db.delete(self.db.get(Algorithm, item.id))
+                self.db.commit()
             raise LibraryError(400, "unreadable", f"could not read the image tar: {e}") from None
         item = self.db.get(Algorithm, item.id)
         rules.start_validation(self.db, self.service.jobs, item, images)

@@ -187,6 +187,28 @@ def create(session: Session, model, who: Who, data: dict, smoke: bool = True):
     return item
 
 
+def create_or_reopen(session: Session, who: Who, data: dict, smoke: bool = True) -> tuple[Algorithm, bool]:
+    """The algorithm version *data* names: a new draft, or the caller's own version that was never online.
+
+    Publishing in two steps (the train project first, the api project later) adds the second image
+    to the same version; only a version that has been online is frozen (409).  Returns (item, created).
+    """
+    existing = session.scalars(select(Algorithm).where(Algorithm.owner == who.name, Algorithm.name == data["name"],
+                                                       Algorithm.version == data["version"])).first()
+    if existing is None:
+        return create(session, Algorithm, who, data, smoke=smoke), True
+    if existing.was_online:
+        raise LibraryError(409, "exists", f"{who.name}/{data['name']} version {data['version']} exists and has "
+                           "been online, so it is frozen; publish a new version.", "version")
+    if existing.status == Status.validating:
+        raise LibraryError(409, "validating", "Validation is running; wait for it to end.")
+    require_visibility_allowed(data.get("visibility"), who)
+    require_smoke_allowed(data, who)
+    apply_fields(existing, {k: v for k, v in data.items() if k not in ("name", "version")})
+    session.commit()
+    return existing, False
+
+
 def edit(session: Session, item, who: Who, data: dict):
     require_change(item, who)
     require_visibility_allowed(data.get("visibility"), who)

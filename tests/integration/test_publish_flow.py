@@ -55,18 +55,37 @@ def library(hub):
 def workspace(hub, library, container_of):
     hub.start_project(PUBLISHER, PROJECT, env="python")
     container = container_of(PUBLISHER, PROJECT)
-    sh(container, f"cd /project/code && ws new sample {NAME} && cd {NAME}-train-demo && make build_cpu "
-                  f"&& cd ../{NAME}-api-demo && make build")
+    sh(container, f"cd /project/code && ws new sample {NAME} && cd {NAME}-train-demo && make build_cpu")
     return container
 
 
+def engine_tags(engine) -> set[str]:
+    return {tag for image in engine.images.list() for tag in image.tags}
+
+
 @pytest.fixture(scope="module")
-def published(workspace, library):
-    """`ws publish` in the workspace: one command, no login, waits for the verdict."""
+def tags_before_publish(workspace, engine):
+    return engine_tags(engine)
+
+
+@pytest.fixture(scope="module")
+def published(workspace, library, tags_before_publish):
+    """The README's path, in two steps: `ws publish` the train folder, then build the api folder and
+    `ws publish` again, which adds its image to the same version.  No login: the workspace's token."""
+    first = sh(workspace, f"ws publish --name {NAME}")
+    assert "ready. Bring it online with: ws algorithms online" in first, first
+    algorithm_id = int(re.search(r"\(id (\d+)\)", first).group(1))
+    sh(workspace, f"cd /project/code/{NAME}-api-demo && make build")
     out = sh(workspace, f"ws publish --name {NAME}")
     assert "ready. Bring it online with: ws algorithms online" in out, out
-    algorithm_id = int(re.search(r"\(id (\d+)\)", out).group(1))
+    assert int(re.search(r"\(id (\d+)\)", out).group(1)) == algorithm_id
     return algorithm_id, out
+
+
+def test_publishing_leaves_only_the_images_the_library_keeps(published, tags_before_publish, library, engine):
+    algorithm_id, _ = published
+    kept = {i["tag"] for i in library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()["images"]}
+    assert engine_tags(engine) - tags_before_publish == kept
 
 
 def test_the_library_is_a_displayed_hub_service(hub, library):
@@ -107,7 +126,8 @@ def test_online_then_public_then_another_user_tests_it(published, workspace, lib
 
 def test_publishing_the_same_version_again_is_a_clear_409(published, workspace):
     out = sh(workspace, f"ws publish --name {NAME}", expect=1)
-    assert f"{PUBLISHER}/{NAME} version 1.0 exists; publish a new version. [exists, HTTP 409]" in out
+    assert f"{PUBLISHER}/{NAME} version 1.0 exists and has been online, so it is frozen; publish a new version. " \
+           "[exists, HTTP 409]" in out
 
 
 def test_the_service_reads_only_the_callers_own_project(published, workspace, library, hub):
