@@ -113,6 +113,17 @@ class HubProcess:
         wait_until(lambda: not ((s := self.server(user, name)) and (s["pending"] or s["ready"])),
                    what=f"{user}/{name} to stop")
 
+    def service_pid(self, module: str = "workspace_library") -> int | None:
+        """The pid of this hub's managed service running ``python -m <module>``, if it runs."""
+        for proc in Path("/proc").iterdir():
+            try:
+                if f"-m\0{module}".encode() in (proc / "cmdline").read_bytes() and \
+                        f"WSHUB_DATA_ROOT={self.data_root}".encode() in (proc / "environ").read_bytes():
+                    return int(proc.name)
+            except (OSError, ValueError):
+                continue
+        return None
+
     def user_token(self, user: str) -> str:
         r = _expect(self.api("POST", f"/users/{user}/tokens", json={"note": "automation"}), 201)
         return r.json()["token"]

@@ -93,11 +93,20 @@ def cmd_up(args) -> int:
 
 
 def run_forwarding_signals(cmd: list[str], env: dict) -> int:
-    """Run *cmd*; SIGTERM and SIGINT go to it, and ``ws up`` exits when it does, never leaving it orphaned."""
+    """Run *cmd*; SIGTERM and SIGINT go to it, and ``ws up`` exits when it does, never leaving it orphaned.
+
+    Exit status: 0 when a signal asked for the stop and the child stopped, else the child's own."""
     child = subprocess.Popen(cmd, env=env)
+    asked = []
+
+    def forward(number, _frame):
+        asked.append(number)
+        child.send_signal(number)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda number, _frame: child.send_signal(number))
-    return child.wait()
+        signal.signal(signum, forward)
+    status = child.wait()
+    return 0 if asked else status
 
 
 def cmd_status(args) -> int:

@@ -52,6 +52,7 @@ SANDBOX = dict(
     security_opt=["no-new-privileges"],
 )
 LABEL_RUN = "ai.workspace-hub.run"  # every container the executor starts carries it, with its purpose
+LABEL_OWNER = "ai.workspace-hub.owner"  # which process started it (the library, or `ws` on the host)
 
 
 class EngineUnavailable(WorkspaceHubError):
@@ -206,9 +207,10 @@ class Executor:
 class DockerExecutor(Executor):
     """The executor on the local Docker engine, through docker-py."""
 
-    def __init__(self, client=None, sandbox: dict | None = None):
+    def __init__(self, client=None, sandbox: dict | None = None, owner: str = "ws"):
         self._client = client
         self.sandbox = {**SANDBOX, **(sandbox or {})}
+        self.owner = owner
 
     @property
     def client(self):
@@ -230,8 +232,9 @@ class DockerExecutor(Executor):
 
     def _start(self, image: str, command, mounts: dict, environment: dict, purpose: str):
         """Create and start a sandboxed container; one that cannot start is removed, not left behind."""
-        container = self.client.containers.create(image, command, environment=environment, labels={LABEL_RUN: purpose},
-                                                  volumes=self._volumes(mounts), **self.sandbox)
+        container = self.client.containers.create(
+            image, command, environment=environment, labels={LABEL_RUN: purpose, LABEL_OWNER: self.owner},
+            volumes=self._volumes(mounts), **self.sandbox)
         try:
             container.start()
         except Exception:
@@ -250,6 +253,13 @@ class DockerExecutor(Executor):
         except Exception:
             container.remove(force=True)
             raise
+
+    def remove_leftovers(self) -> int:
+        """Remove every container this owner started (after a crash or at exit); return how many."""
+        containers = self.client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"})
+        for container in containers:
+            container.remove(force=True)
+        return len(containers)
 
     def discard(self, image_id: str) -> None:
         """Remove an image this executor loaded, unless something has tagged it meanwhile (never forced)."""

@@ -10,6 +10,7 @@ the data root.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from traitlets import Bool, Integer, Unicode, default
 from traitlets.config import Application
 
 from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
+from workspace_hub.executor import EngineUnavailable
 from workspace_hub.files import write_private
 
 from . import api, pages, rules
@@ -96,7 +98,9 @@ class LibraryService(Application):
         root = Path(self.data_root).resolve()
         self.sessions = open_database(self.db_url)
         self.store = TarStore(root / "library")
-        self.jobs = Jobs(self.sessions, self.store, registry=self.registry, workers=self.workers)
+        # the containers this library starts carry its data root's digest: another hub on the engine has its own
+        owner = "library-" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
+        self.jobs = Jobs(self.sessions, self.store, registry=self.registry, workers=self.workers, owner=owner)
         self.serving = Serving(self.jobs)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
@@ -173,6 +177,13 @@ class LibraryService(Application):
 
     def start(self) -> None:
         self.store.clean_incoming()
+        try:
+            removed = self.jobs.executor.remove_leftovers()
+        except EngineUnavailable as e:  # the library still serves; validation jobs will say so
+            self.log.warning("%s", e)
+        else:
+            if removed:
+                self.log.info("removed %d containers a previous run of the library left", removed)
         self.seed_presets()
         resumed = self.jobs.recover()
         if resumed:
@@ -180,7 +191,18 @@ class LibraryService(Application):
         try:
             asyncio.run(self._serve(HubOAuth.instance(cache_max_age=60)))  # the callback handler uses the instance
         finally:
-            self.serving.stop_all()
+            self.stop_now()
+
+    def stop_now(self) -> None:
+        """Exit at once, whatever jobs are running: their containers go, and their items are
+        resumed on the next start (:meth:`Jobs.recover`), so waiting for them buys nothing."""
+        self.serving.stop_all()
+        try:
+            self.jobs.executor.remove_leftovers()
+        except EngineUnavailable:
+            pass
+        logging.shutdown()
+        os._exit(0)
 
     def make_server(self, hub_auth) -> HTTPServer:
         """The HTTP server: small bodies only, until an upload handler has authenticated its sender."""
@@ -194,7 +216,7 @@ class LibraryService(Application):
         server.listen(int(port), host)
         self.log.info("library on %s", url.geturl())
         stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with SIGTERM
+        for signum in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with SIGINT, then SIGTERM
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await stop.wait()
         server.stop()

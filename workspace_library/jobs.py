@@ -68,12 +68,13 @@ def _problem(image: Image, problem: dict) -> dict:
 class Jobs:
     """Runs validation jobs and owns the engine connection."""
 
-    def __init__(self, sessions: sessionmaker, store: TarStore, registry: str = "", workers: int = 2):
+    def __init__(self, sessions: sessionmaker, store: TarStore, registry: str = "", workers: int = 2,
+                 owner: str = "library"):
         self.sessions = sessions
         self.store = store
         self.registry = registry.rstrip("/")
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="library-job")
-        self.executor = DockerExecutor()
+        self.executor = DockerExecutor(owner=owner)
 
     @property
     def engine(self):

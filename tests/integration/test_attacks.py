@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -152,16 +153,8 @@ def test_5_a_user_named_like_the_hub_service_cannot_list_for_others(hub, users):
 
 
 def service_rss_kib(hub) -> int:
-    from pathlib import Path
-
-    for proc in Path("/proc").iterdir():
-        try:
-            if b"workspace_library" in (proc / "cmdline").read_bytes():
-                status = (proc / "status").read_text()
-                return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
-        except (OSError, ValueError):
-            continue
-    raise AssertionError("the library is not running")
+    status = (Path("/proc") / str(hub.service_pid()) / "status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
 
 
 def test_6_an_anonymous_large_body_is_refused_without_growing_the_service(hub, users):

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import urllib.request
-from pathlib import Path
 
 import docker
 import pytest
@@ -169,29 +168,18 @@ def test_an_env_used_by_a_running_server_cannot_be_deleted(hub, library, workspa
         admin("POST", f"envs/{python['id']}/online")
 
 
-def service_pid(data_root: Path) -> int | None:
-    for proc in Path("/proc").iterdir():
-        try:
-            if b"workspace_library" in (proc / "cmdline").read_bytes() and \
-                    f"WSHUB_DATA_ROOT={data_root}".encode() in (proc / "environ").read_bytes():
-                return int(proc.name)
-        except (OSError, ValueError):
-            continue
-    return None
-
-
 def test_a_killed_service_leaves_nothing_stuck_in_validating(published, workspace, library, hub):
     sh(workspace, f"cd /project/code && sed -i 's/^version: .*/version: \"2.0\"/' {NAME}-*-demo/algorithm.yaml "
                   f"&& make -C {NAME}-train-demo build_cpu && make -C {NAME}-api-demo build")
     out = sh(workspace, f"ws publish --name {NAME} --no-wait")
     algorithm_id = int(re.search(r"\(id (\d+)\)", out).group(1))
-    pid = service_pid(hub.data_root)
+    pid = hub.service_pid()
     wait_until(lambda: library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()["progress"]
                not in ("queued", ""), interval=0.05, what="validation to start")
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: answers(library["base"] + "api/me"), timeout=120, interval=0.5,
                what="the hub restarting the library")  # the hub restarts its managed services
-    assert service_pid(hub.data_root) not in (None, pid)
+    assert hub.service_pid() not in (None, pid)
     item = wait_status(library[PUBLISHER], algorithm_id)
     assert item["status"] == "ready", item["errors"]
     assert list((hub.data_root / "library" / "incoming").iterdir()) == []
