@@ -63,10 +63,10 @@ def make_spawner(kind, data_root, catalog_dir, name="demo", gpu=False, unbuilt=(
         gpu_available=gpu, **traits, **extra,
     )
 
-    async def built(env):  # no engine in unit tests: every image counts as built unless a test says not
-        return env.id not in unbuilt
+    async def version(env):  # no engine in unit tests: every image counts as built unless a test says not
+        return None if env.id in unbuilt else ""
 
-    spawner.env_built = built
+    spawner.env_version = version
     return spawner
 
 

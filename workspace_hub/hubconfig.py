@@ -76,8 +76,10 @@ def configure(c, environ=os.environ) -> None:
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 20
-    # Projects are named servers: after login, land on the list of projects.
+    # Projects are named servers: after login, land on the Projects page (hub_config/templates/home.html,
+    # JupyterHub's home page extended through its own template mechanism).
     c.JupyterHub.default_url = "/hub/home"
+    c.JupyterHub.template_paths = [str(REPO_ROOT / "hub_config" / "templates")]
 
     c.JupyterHub.authenticator_class = "workspace_hub.auth.WorkspaceAuthenticator"
     # NativeAuthenticator lets in only the users an admin authorized.

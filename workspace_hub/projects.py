@@ -122,8 +122,9 @@ class Project:
         except FileNotFoundError:
             return None
 
-    def save_record(self, env: str, dataset: str | None) -> None:
-        self.record_path.write_text(json.dumps({"env": env, "dataset": dataset}, indent=2) + "\n")
+    def save_record(self, env: str, dataset: str | None, env_label: str = "") -> None:
+        record = {"env": env, "dataset": dataset, "env_label": env_label or env}
+        self.record_path.write_text(json.dumps(record, indent=2) + "\n")
 
     def create_dirs(self, uid: int, gid: int) -> None:
         """Create the project's folders owned by the workspace user (uid 1000 by default)."""

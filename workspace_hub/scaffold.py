@@ -121,6 +121,14 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def git_message(error) -> str:
+    """What git printed, without the quoting GitPython wraps around it (``  stderr: '...'``)."""
+    text = (error.stderr or "").strip()
+    if text.startswith("stderr: '") and text.endswith("'"):
+        text = text[len("stderr: '"):-1].strip()
+    return text or str(error)
+
+
 def import_git(url: str, branch: str | None = None, name: str | None = None,
                limit: int | None = None) -> Path:
     """Clone *url* with depth 1 into /project/code/<name> (outside a workspace: ./<name>).
@@ -143,7 +151,7 @@ def import_git(url: str, branch: str | None = None, name: str | None = None,
         Repo.clone_from(url, target, depth=1, single_branch=True, **({"branch": branch} if branch else {}))
     except GitCommandError as e:
         shutil.rmtree(target, ignore_errors=True)
-        raise ScaffoldError(f"git clone failed: {e.stderr.strip() or e}") from None
+        raise ScaffoldError(f"git clone failed: {git_message(e)}") from None
     if (size := _size(target)) > limit:
         shutil.rmtree(target, ignore_errors=True)
         raise ScaffoldError(f"the repository is {size} bytes, over the {limit}-byte import limit "

@@ -34,6 +34,7 @@ from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Configurable
 
 from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, WorkspaceEnv, load_catalog
+from .envbuild import LABEL_PREFIX as ENV_LABEL_PREFIX
 from .contract import DATASET_DIR, WORKSPACE_ROOT
 from .projects import (
     InvalidChoice,
@@ -227,12 +228,15 @@ class WorkspaceMixin(Configurable):
                 notice = ("The library did not answer, so only the built-in environments are listed; "
                           "environments registered in the library are missing until it is back.")
         envs = [replace(e, image=pinned_image(self.data_path, e)) for e in envs if not e.gpu or self.gpu_available]
-        built = await asyncio.gather(*(self.env_built(e) for e in envs))
-        return Offer([e for e, ok in zip(envs, built) if ok], [e for e, ok in zip(envs, built) if not ok], notice)
+        versions = await asyncio.gather(*(self.env_version(e) for e in envs))
+        offered = [replace(e, display_name=f"{e.display_name}, {v}") if v else e
+                   for e, v in zip(envs, versions) if v is not None]
+        return Offer(offered, [e for e, v in zip(envs, versions) if v is None], notice)
 
-    async def env_built(self, env: WorkspaceEnv) -> bool:
-        """Whether *env*'s image can start here.  Backends that can tell (Docker) override this."""
-        return True
+    async def env_version(self, env: WorkspaceEnv) -> str | None:
+        """The framework version *env*'s built image reports ("" when unknown), or None when its image
+        cannot start here.  Backends that can tell (Docker) override this; others assume it is built."""
+        return ""
 
     async def library_envs(self) -> list[WorkspaceEnv] | None:
         """The online envs the library lets this user see; None (with a warning) if it does not answer.
@@ -262,6 +266,14 @@ class WorkspaceMixin(Configurable):
                 image=item["image"], mem_limit=self.registered_env_limits.get("mem"),
                 cpu_limit=self.registered_env_limits.get("cpu")))
         return presets + registered
+
+    def dataset_choices(self) -> list[str]:
+        """The datasets a new project may mount (the projects page offers them)."""
+        return list_datasets(self.data_path)
+
+    def project_of(self, name: str) -> dict:
+        """What the projects page shows of the user's project *name*: its env and dataset, as recorded."""
+        return Project(self.data_path, self.user.name, name).load_record() or {}
 
     def options_from_form(self, formdata):
         return {key: formdata.get(key, [""])[0].strip() for key in ("env", "dataset")}
@@ -312,7 +324,7 @@ class WorkspaceMixin(Configurable):
         if moved:
             self.log.info("moved the folder of %s to %s (one folder per user)", self.user.name, moved)
         workspace.project.create_dirs(self.workspace_uid, self.workspace_gid)
-        workspace.project.save_record(workspace.env.id, workspace.dataset)
+        workspace.project.save_record(workspace.env.id, workspace.dataset, workspace.env.display_name)
 
     def _hub_has_user(self, name: str) -> bool:
         from jupyterhub import orm
@@ -418,17 +430,20 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
         await self.wait_until_answering(ip, port)
         return ip, port
 
-    async def env_built(self, env: WorkspaceEnv) -> bool:
-        """Whether the engine holds the env's image (platform images are never pulled)."""
+    async def env_version(self, env: WorkspaceEnv) -> str | None:
+        """None when the engine lacks the env's image (platform images are never pulled), else the
+        framework version `ws envs build` wrote on it ("" for images without that label)."""
         from docker.errors import DockerException, ImageNotFound
 
         try:
-            await self.docker("inspect_image", env.image)
+            image = await self.docker("inspect_image", env.image)
         except ImageNotFound:
-            return False
+            return None
         except DockerException:  # the engine itself is unwell: the spawn will say so
-            return True
-        return True
+            return ""
+        labels = ((image or {}).get("Config") or {}).get("Labels") or {}
+        version = labels.get(f"{ENV_LABEL_PREFIX}framework-version")
+        return f"{env.framework} {version}" if version else ""
 
     @default("gpu_available")
     def _default_gpu_available(self):

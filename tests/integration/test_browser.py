@@ -1,4 +1,4 @@
-"""In a real browser: log in, create a project from the spawn form, land in JupyterLab.
+"""In a real browser: log in, create a project on the Projects page, land in JupyterLab, stop and delete it.
 
 Debian's chromium, driven by Playwright through ``executable_path`` (Playwright
 never downloads a browser here).  Screenshots go to ``tests/artifacts/``.
@@ -11,19 +11,15 @@ from .conftest import login, shot
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
 def test_login_create_project_and_land_in_jupyterlab(hub, page):
+    """The Projects page: name, env and dataset in one step, then JupyterLab."""
     login(page, hub)
     page.goto(f"{hub.url}/hub/home")
-    page.fill(".new-server-name", "browser-demo")
-    shot(page, "02-home")
-    page.click(".new-server-btn")
-    # JupyterHub 6 creates the named server, reloads, and offers "start" in its row
-    page.click("#start-browser-demo")
-
-    page.wait_for_selector("#spawn_form select[name=env]")
-    page.select_option("select[name=env]", "python")
-    page.select_option("select[name=dataset]", "digits")
-    shot(page, "03-spawn-form")
-    page.click("#spawn_form button[type=submit]")
+    page.wait_for_selector("h1:has-text('Projects')")
+    page.fill("#new-project-name", "browser-demo")
+    page.select_option("#new-project-env", "python")
+    page.select_option("#new-project-dataset", "digits")
+    shot(page, "02-projects-new")
+    page.click("#new-project-create")
 
     page.wait_for_url("**/user/admin/browser-demo/lab**", timeout=120_000)
     page.wait_for_selector(".jp-LabShell", timeout=120_000)
@@ -31,6 +27,38 @@ def test_login_create_project_and_land_in_jupyterlab(hub, page):
     shot(page, "04-jupyterlab")
     names = page.locator(".jp-DirListing-itemName").all_inner_texts()
     assert {"code", "model", "docker_image", "dataset", "help_doc"} <= set(names)
+
+
+def test_the_projects_page_lists_env_dataset_and_status_and_stops_and_deletes(hub, page):
+    login(page, hub)
+    page.goto(f"{hub.url}/hub/home")
+    row = page.locator("tr[data-server-name='browser-demo']")
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1].startswith("Python") and cells[2] == "digits" and cells[3] == "running", cells
+    assert page.locator("#library-links a:has-text('Algorithms')").get_attribute("href") == "/services/library/"
+    assert page.locator("a.nav-link:has-text('Admin')").count() == 1  # admins still reach the stock admin page
+    shot(page, "02-projects")
+    row.locator(".stop-server").click()
+    page.wait_for_selector("tr[data-server-name='browser-demo'] .project-status:has-text('stopped')", timeout=60_000)
+    shot(page, "02-projects-stopped")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("tr[data-server-name='browser-demo'] .delete-server").click()
+    page.wait_for_selector("tr[data-server-name='browser-demo']", state="detached")
+    assert hub.server("admin", "browser-demo") is None
+
+
+def test_a_refused_new_project_shows_the_rule_not_a_500(hub, page):
+    login(page, hub)
+    page.goto(f"{hub.url}/hub/home")
+    page.fill("#new-project-name", "bad-choice")
+    page.evaluate("""() => {
+        const select = document.querySelector('#new-project-env');
+        select.add(new Option('cobol', 'cobol', true, true));
+    }""")
+    page.click("#new-project-create")
+    page.wait_for_selector("text=Unknown base env 'cobol'")
+    shot(page, "05-projects-refused")
 
 
 def test_a_bad_choice_is_shown_on_the_form_not_a_500(hub, page):

@@ -61,3 +61,12 @@ def test_a_repository_over_the_size_limit_is_refused_and_removed(workspace):
     with pytest.raises(ScaffoldError, match="over the 10-byte import limit"):
         import_git(str(workspace / "repos" / "demo.git"), limit=10)
     assert not (workspace / "code" / "demo").exists()
+
+
+def test_a_failed_clone_prints_gits_message_without_gitpythons_quotes():
+    from git.exc import GitCommandError
+
+    from workspace_hub.scaffold import git_message
+
+    error = GitCommandError(["git", "clone"], 128, b"fatal: repository 'x' does not exist\n")
+    assert git_message(error) == "fatal: repository 'x' does not exist"

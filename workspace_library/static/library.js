@@ -38,6 +38,13 @@
     return tr;
   }
 
+  function link(label, href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = label;
+    return a;
+  }
+
   function badge(status) {
     const span = document.createElement("span");
     span.className = "badge status-" + status;
@@ -53,7 +60,11 @@
       try {
         const data = await api("GET", kind + "?" + params);
         const body = $("#items tbody");
-        body.replaceChildren(...data.items.map((item) => row(columns(item), page.prefix + kind + "/" + item.id)));
+        body.replaceChildren(...data.items.map((item) => {
+          const href = page.prefix + kind + "/" + item.id;
+          const [name, ...rest] = columns(item);
+          return row([link(name, href), ...rest], href);
+        }));
         const pages = Math.max(1, Math.ceil(data.total / data.per_page));
         $("#page-info").textContent = `page ${data.page} of ${pages} (${data.total})`;
         $("#prev").disabled = data.page <= 1;
