@@ -124,6 +124,14 @@ class HubProcess:
                 continue
         return None
 
+    def login(self, username: str, password: str) -> requests.Session:
+        """A browser-like session (cookies, XSRF) after posting the login form; logged in if the password fits."""
+        session = requests.Session()
+        session.get(f"{self.url}/hub/login", timeout=30)
+        session.post(f"{self.url}/hub/login", timeout=30, data={
+            "username": username, "password": password, "_xsrf": session.cookies.get("_xsrf")})
+        return session
+
     def user_token(self, user: str) -> str:
         r = _expect(self.api("POST", f"/users/{user}/tokens", json={"note": "automation"}), 201)
         return r.json()["token"]

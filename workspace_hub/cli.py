@@ -286,7 +286,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--profile", choices=["docker", "local", "kubernetes"], default=os.environ.get("WSHUB_PROFILE", "docker"))
     up.add_argument("--port", type=int, default=int(os.environ.get("WSHUB_PORT", "8000")))
     up.add_argument("--data-root", help="workspace files and hub state (default ./data)")
-    up.add_argument("--envs", nargs="*", default=["python"], help="env images to build when missing")
+    up.add_argument("--envs", type=lambda text: [e for e in text.split(",") if e], default=["python"],
+                    help="env images to build when missing, e.g. python,pytorch (default: python)")
     _add_build_options(up)
     up.set_defaults(func=cmd_up)
 

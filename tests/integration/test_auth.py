@@ -27,13 +27,6 @@ def browser(hub) -> requests.Session:
     return session
 
 
-def login(hub, username: str, password: str) -> requests.Session:
-    session = browser(hub)
-    session.post(f"{hub.url}/hub/login", data={"username": username, "password": password,
-                                               "_xsrf": session.cookies.get("_xsrf")})
-    return session
-
-
 def logged_in(session, hub) -> bool:
     return session.get(f"{hub.url}/hub/home", allow_redirects=False).status_code == 200
 
@@ -44,19 +37,39 @@ def test_signup_then_admin_authorization_then_login(hub):
         "username": "gina", "signup_password": "a-long-passphrase-1",
         "signup_password_confirmation": "a-long-passphrase-1", "_xsrf": session.cookies.get("_xsrf")})
     assert "sent to the admin" in r.text
-    assert not logged_in(login(hub, "gina", "a-long-passphrase-1"), hub), "not authorized yet"
+    assert not logged_in(hub.login("gina", "a-long-passphrase-1"), hub), "not authorized yet"
 
-    admin = login(hub, "admin", hub.admin_password)
+    admin = hub.login("admin", hub.admin_password)
     assert logged_in(admin, hub)
     assert "gina" in admin.get(f"{hub.url}/hub/authorize").text
     admin.get(f"{hub.url}/hub/authorize/gina")
 
-    assert logged_in(login(hub, "gina", "a-long-passphrase-1"), hub)
+    assert logged_in(hub.login("gina", "a-long-passphrase-1"), hub)
 
 
 def test_a_wrong_password_does_not_log_in(hub):
-    assert not logged_in(login(hub, "admin", "wrong"), hub)
+    assert not logged_in(hub.login("admin", "wrong"), hub)
 
 
 def test_the_authorization_area_is_for_admins_only(hub):
     assert browser(hub).get(f"{hub.url}/hub/authorize").status_code == 403
+
+
+def test_a_short_password_is_refused_at_signup(hub):
+    session = browser(hub)
+    r = session.post(f"{hub.url}/hub/signup", data={
+        "username": "hank", "signup_password": "short7!", "signup_password_confirmation": "short7!",
+        "_xsrf": session.cookies.get("_xsrf")})
+    assert "at least 8" in r.text
+    assert "sent to the admin" not in r.text
+
+
+def test_repeated_failures_lock_the_account_even_against_the_right_password(hub):
+    session = browser(hub)
+    session.post(f"{hub.url}/hub/signup", data={
+        "username": "ivan", "signup_password": "a-long-passphrase-2",
+        "signup_password_confirmation": "a-long-passphrase-2", "_xsrf": session.cookies.get("_xsrf")})
+    hub.login("admin", hub.admin_password).get(f"{hub.url}/hub/authorize/ivan")
+    for _ in range(5):
+        assert not logged_in(hub.login("ivan", "not-his-password"), hub)
+    assert not logged_in(hub.login("ivan", "a-long-passphrase-2"), hub), "five failures must lock the account"

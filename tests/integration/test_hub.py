@@ -132,3 +132,36 @@ def test_each_env_opens_with_its_kernel(projects, env):
     lab = requests.get(f"{projects.url}/user/{USER}/{name}/lab", headers=headers, timeout=10)
     assert lab.status_code == 200 and "JupyterLab" in lab.text
     projects.stop_project(USER, name)
+
+
+def test_the_hub_keeps_answering_while_a_stopped_library_holds_a_spawn(projects):
+    """The spawn and the form ask the library without blocking the hub's loop, and fall back visibly.
+
+    The library is frozen with SIGSTOP; a spawn then waits on it (until the spawner's library
+    timeout), and meanwhile the hub's own API must keep answering (the hang guard on each request
+    is far below that timeout)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    hub = projects
+    pid = hub.service_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        outcome = {}
+        spawn = threading.Thread(target=lambda: outcome.update(r=hub.api(
+            "POST", f"/users/{USER}/servers/loop-check", json={"user_options": {"env": "cobol"}})))
+        spawn.start()
+        answered = 0
+        while spawn.is_alive():
+            assert requests.get(f"{hub.url}/hub/api/", timeout=1).ok
+            answered += 1
+            time.sleep(0.1)
+        assert answered >= 5, "the spawn never waited on the library"
+        assert outcome["r"].status_code == 400 and "Unknown base env 'cobol'" in outcome["r"].text
+        form = hub.login("admin", hub.admin_password).get(f"{hub.url}/hub/spawn/admin/loop-form", timeout=30)
+        assert form.status_code == 200 and "The library did not answer" in form.text
+        assert 'name="env"' in form.text and 'value="python"' in form.text
+    finally:
+        os.kill(pid, signal.SIGCONT)

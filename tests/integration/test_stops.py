@@ -42,7 +42,7 @@ def children(pid: int) -> list[int]:
 
 
 def test_sigterm_to_ws_up_stops_the_hub_and_ws_up_exits(tmp_path):
-    port = 18700
+    port = 18900
     env = {**os.environ, "WSHUB_ADMIN_PASSWORD": "admin-password-1", "WSHUB_HUB_PORT": str(port + 81)}
     log = open(ARTIFACTS / "ws-up.log", "wb")
     up = subprocess.Popen([sys.executable, "-m", "workspace_hub.cli", "up", "--profile", "local", "--port", str(port),

@@ -40,3 +40,10 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["envs", "frobnicate"])
     assert e.value.code == 2
+
+
+def test_ws_up_takes_a_comma_separated_list_of_envs_to_build():
+    from workspace_hub.cli import parser
+
+    assert parser().parse_args(["up", "--envs", "python,pytorch"]).envs == ["python", "pytorch"]
+    assert parser().parse_args(["up"]).envs == ["python"]
