@@ -49,12 +49,19 @@ def hub(engine, tmp_path_factory):
     if (REPO_ROOT / "data" / "base-images").is_dir():
         (data_root / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")
     hub = HubProcess(data_root, port=18000, log_path=ARTIFACTS / "hub.log")
+    before = library_tags(engine)
     hub.start()
     try:
         yield hub
     finally:
         hub.stop()
         remove_workspaces(engine)
+        for tag in library_tags(engine) - before:  # this hub's library is gone with its data root
+            engine.images.remove(tag)
+
+
+def library_tags(engine) -> set[str]:
+    return {tag for image in engine.images.list() for tag in image.tags if tag.startswith(("algorithms/", "envs/"))}
 
 
 @pytest.fixture

@@ -71,11 +71,10 @@ def tags_before_publish(workspace, engine):
 def published(workspace, library, tags_before_publish):
     """The README's path, in two steps: `ws publish` the train folder, then build the api folder and
     `ws publish` again, which adds its image to the same version.  No login: the workspace's token."""
-    first = sh(workspace, f"ws publish --name {NAME}")
+    first = sh(workspace, f"cd /project/code/{NAME}-train-demo && ws publish")  # the README's quick path
     assert "ready. Bring it online with: ws algorithms online" in first, first
     algorithm_id = int(re.search(r"\(id (\d+)\)", first).group(1))
-    sh(workspace, f"cd /project/code/{NAME}-api-demo && make build")
-    out = sh(workspace, f"ws publish --name {NAME}")
+    out = sh(workspace, f"cd /project/code/{NAME}-api-demo && make build && ws publish")
     assert "ready. Bring it online with: ws algorithms online" in out, out
     assert int(re.search(r"\(id (\d+)\)", out).group(1)) == algorithm_id
     return algorithm_id, out
