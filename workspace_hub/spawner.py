@@ -76,6 +76,14 @@ class Offer:
     notice: str | None = None
 
 
+def with_version(display_name: str, version: str) -> str:
+    """``PyTorch (CPU), torch 2.13.0``; the name alone when it already says the version (``Python 3.11``)."""
+    number = version.rsplit(" ", 1)[-1]
+    if not version or ".".join(number.split(".")[:2]) in display_name:
+        return display_name
+    return f"{display_name}, {version}"
+
+
 def build_hint(env: WorkspaceEnv) -> str:
     """How an admin makes *env* startable."""
     if env.image.startswith(IMAGE_PREFIX) or env.image.startswith("sha256:"):
@@ -229,8 +237,8 @@ class WorkspaceMixin(Configurable):
                           "environments registered in the library are missing until it is back.")
         envs = [replace(e, image=pinned_image(self.data_path, e)) for e in envs if not e.gpu or self.gpu_available]
         versions = await asyncio.gather(*(self.env_version(e) for e in envs))
-        offered = [replace(e, display_name=f"{e.display_name}, {v}") if v else e
-                   for e, v in zip(envs, versions) if v is not None]
+        offered = [replace(e, display_name=with_version(e.display_name, v)) for e, v in zip(envs, versions)
+                   if v is not None]
         return Offer(offered, [e for e, v in zip(envs, versions) if v is None], notice)
 
     async def env_version(self, env: WorkspaceEnv) -> str | None:

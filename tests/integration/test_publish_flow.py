@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from harness.library import Client
-from harness.waiting import answers, wait_until
+from harness.waiting import status_of, wait_until
 from workspace_hub.executor import LABEL_RUN
 
 pytestmark = pytest.mark.docker
@@ -176,8 +176,9 @@ def test_a_killed_service_leaves_nothing_stuck_in_validating(published, workspac
     wait_until(lambda: library[PUBLISHER]("GET", f"algorithms/{algorithm_id}").json()["progress"]
                not in ("queued", ""), interval=0.05, what="validation to start")
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: answers(library["base"] + "api/me"), timeout=120, interval=0.5,
-               what="the hub restarting the library")  # the hub restarts its managed services
+    # the hub restarts its managed services; until then its proxy answers 503 for the library
+    wait_until(lambda: status_of(library["base"] + "api/me") == 401, timeout=120, interval=0.5,
+               what="the hub restarting the library")
     assert hub.service_pid() not in (None, pid)
     item = wait_status(library[PUBLISHER], algorithm_id)
     assert item["status"] == "ready", item["errors"]

@@ -321,3 +321,14 @@ async def test_the_docker_spawner_asks_the_engine_whether_an_image_is_built(data
     assert await DockerWorkspaceSpawner.env_version(spawner, catalog["pytorch-gpu"]) is None
     assert asked == [("inspect_image", "workspace-hub/python:latest"),
                      ("inspect_image", "workspace-hub/pytorch-gpu:latest")]
+
+
+@pytest.mark.parametrize("name, version, shown", [
+    ("PyTorch (CPU)", "torch 2.13.0", "PyTorch (CPU), torch 2.13.0"),
+    ("Python 3.11", "python 3.11.2", "Python 3.11"),  # the name already says it
+    ("mine 1.0", "", "mine 1.0"),
+])
+def test_the_form_names_an_env_with_its_framework_version_once(name, version, shown):
+    from workspace_hub.spawner import with_version
+
+    assert with_version(name, version) == shown
