@@ -52,7 +52,7 @@ from .projects import (
 
 
 SPAWN_OPTIONS = {"env", "dataset"}
-PLATFORM_IMAGES = ("sha256:", IMAGE_PREFIX, "envs/")
+PLATFORM_IMAGES = ("sha256:", IMAGE_PREFIX, "envs/")  # never pulled
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def with_version(display_name: str, version: str) -> str:
 
 def build_hint(env: WorkspaceEnv) -> str:
     """How an admin makes *env* startable."""
-    if env.image.startswith(IMAGE_PREFIX) or env.image.startswith("sha256:"):
+    if env.image.startswith(IMAGE_PREFIX):
         return f"an admin builds it with: ws envs build {env.id}"
     return f"its image {env.image} is not in the engine; publish the env again"
 
@@ -235,7 +235,7 @@ class WorkspaceMixin(Configurable):
             if self.library_url:
                 notice = ("The library did not answer, so only the built-in environments are listed; "
                           "environments registered in the library are missing until it is back.")
-        envs = [replace(e, image=pinned_image(self.data_path, e)) for e in envs if not e.gpu or self.gpu_available]
+        envs = [e for e in envs if not e.gpu or self.gpu_available]
         versions = await asyncio.gather(*(self.env_version(e) for e in envs))
         offered = [replace(e, display_name=with_version(e.display_name, v)) for e, v in zip(envs, versions)
                    if v is not None]
@@ -465,9 +465,10 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
 
     def apply_workspace(self, workspace: Workspace) -> None:
         self.prepare_host_dirs(workspace)
-        self.image = workspace.env.image
-        # the platform's own images are built here, never pulled: a name on a registry cannot stand in
-        self.pull_policy = "never" if workspace.env.image.startswith(PLATFORM_IMAGES) else "ifnotpresent"
+        # a catalog env starts the image ID `ws envs build` recorded, whatever its tag says now; the
+        # platform's own images are built here, never pulled: a name on a registry cannot stand in
+        self.image = pinned_image(workspace.project.data_root, workspace.env)
+        self.pull_policy = "never" if self.image.startswith(PLATFORM_IMAGES) else "ifnotpresent"
         self.volumes = {
             str(workspace.project.data_root / m.source): {
                 "bind": m.target,

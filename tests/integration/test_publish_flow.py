@@ -232,7 +232,14 @@ def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, li
     assert server["ready"]
     container = container_of(PUBLISHER, "own-env")
     assert env["image"] in container.image.tags
+    # an env outside the catalog gets the registered-env limits, not whatever its owner wished
+    assert container.attrs["HostConfig"]["Memory"] == 4 * 1024**3
     hub.stop_project(PUBLISHER, "own-env")
+
+    # once public, others see it on their form, labelled with its owner (an admin opens quinn's form)
+    assert library[PUBLISHER]("PATCH", f"envs/{env['id']}", json={"visibility": "public"}).ok
+    form = hub.login("admin", hub.admin_password).get(f"{hub.url}/hub/spawn/{OTHER}/form-check", timeout=60)
+    assert form.status_code == 200 and f"pia-env 1.0, by {PUBLISHER}" in form.text
 
 
 def test_with_a_registry_configured_validated_images_are_pushed_there(registry, engine, tmp_path):
