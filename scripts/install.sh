@@ -27,7 +27,8 @@ stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras/
 if [[ ! -e "$stamp" ]]; then
   [[ -x .venv/bin/python ]] || python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[$extras]"
+  # setuptools prints a notice for every editable install of a flat layout; nothing in it applies here
+  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e ".[$extras]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 echo "ready: $(.venv/bin/ws --version 2>/dev/null || echo .venv/bin/ws)"
