@@ -180,8 +180,13 @@ class Replica:
             time.sleep(poll)
 
     def remove(self) -> None:
+        """Remove the container (gone already is fine) and let go of its namespace."""
+        import docker
+
         try:
             self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
         finally:
             if self._netns is not None:
                 os.close(self._netns)
