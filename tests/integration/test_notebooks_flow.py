@@ -16,10 +16,11 @@ import urllib.request
 import pytest
 
 from harness.library import Client
+from harness.waiting import free_port
 from workspace_hub.catalog import REPO_ROOT
 from workspace_hub.notebook import read_notebook
 
-from .test_workspace_flow import free_port, load, wait_for
+from .test_workspace_flow import load, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -120,8 +121,12 @@ def test_the_serving_notebook_answers_its_interface_and_survives_errors(hub, pre
         assert status == 200 and set(answer) == {"label", "probability"}
         assert answer["label"] == "3"
         assert post(port, b'{"img": "x"}')[0] == 400
+        # binascii.Error is a ValueError: the function's own way of saying the input is bad
         status, answer = post(port, b'{"image": "not base64!"}')
-        assert status == 500 and re.match(r"(binascii\.)?Error", answer["error"])
+        assert status == 400 and answer["error"]
+        # a PNG that is not one fails inside the model code: a 500 for that request, with its traceback logged
+        status, answer = post(port, json.dumps({"image": base64.b64encode(b"not a png").decode()}).encode())
+        assert status == 500 and re.match(r"(PIL\.)?UnidentifiedImageError", answer["error"]), answer
         assert post(port, good)[0] == 200
         logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True).stderr
         assert "Traceback" in logs

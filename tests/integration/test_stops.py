@@ -71,7 +71,7 @@ def test_the_library_exits_on_sigterm_and_the_hub_starts_it_again(engine, tmp_pa
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not alive(pid), 10, 0.05, "the library to exit on SIGTERM")  # a hang guard, not a timing
         wait_until(lambda: hub.service_pid() not in (None, pid), 60, 0.2, "the hub to start the library again")
-        wait_until(lambda: answers(f"{hub.url}/services/library/api/openapi.json"), 60, 0.2, "the library")
+        wait_until(lambda: status_of(f"{hub.url}/services/library/api/openapi.json") == 200, 60, 0.2, "the library")
     finally:
         hub.stop()
     assert hub.service_pid() is None, "the library outlived its hub"

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from harness.waiting import answers, free_port, wait_until
+from harness.waiting import free_port, status_of, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -28,7 +28,8 @@ def sh(container, script: str) -> str:
 
 
 def wait_for(url: str, timeout: float = 60) -> None:
-    wait_until(lambda: answers(url), timeout, 0.3, f"{url} to answer")
+    """Until *url* answers 200 (a predict server answers 503 while its model loads)."""
+    wait_until(lambda: status_of(url) == 200, timeout, 0.3, f"{url} to answer 200")
 
 
 def predict(port: int, interface: dict) -> dict:
