@@ -123,7 +123,6 @@ def in_network_namespace(netns_fd: int, fn: Callable[[], object]):
 class Response:
     status: int
     body: bytes
-    seconds: float
 
 
 class Replica:
@@ -142,12 +141,11 @@ class Replica:
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 timeout: float = 30) -> Response:
         def call():
-            started = time.perf_counter()
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
             try:
                 connection.request(method, path, body=body, headers=headers or {})
                 answer = connection.getresponse()
-                return Response(answer.status, answer.read(), time.perf_counter() - started)
+                return Response(answer.status, answer.read())
             finally:
                 connection.close()
 
