@@ -17,7 +17,7 @@ import yaml
 sys.modules.setdefault("rfc3987_syntax", None)
 from jsonschema import Draft202012Validator  # noqa: E402
 
-from .contract import IMAGE_NAME  # noqa: E402
+from .contract import DATASET_FORMATS, IMAGE_NAME  # noqa: E402
 from .errors import WorkspaceHubError  # noqa: E402
 
 PARAM_TYPES = ["String", "Integer", "Float", "Boolean"]
@@ -59,7 +59,7 @@ SCHEMA = {
         "env_vars": {"type": "object", "propertyNames": {"pattern": r"^[A-Z][A-Z0-9_]{0,63}$"},
                      "additionalProperties": ENV_VAR},
         "transfer_training": {"type": "boolean"},
-        "dataset_format": {"enum": ["dir", "json", "single_text"]},
+        "dataset_format": {"enum": list(DATASET_FORMATS)},
         "notebook": {"type": "string"},
         "interface": {
             "type": "object", "required": ["name", "method", "params"], "additionalProperties": False,

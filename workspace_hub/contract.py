@@ -36,5 +36,9 @@ MODEL_DIR = f"{WORKSPACE_ROOT}/model"
 DATASET_DIR = f"{WORKSPACE_ROOT}/dataset"
 BASE_IMAGE_MOUNT = "/opt/workspace-hub/base-image"  # the env's `docker save` folder, read by `ws build`
 
+# -- datasets (the handbook's section 10 defines each format) ----------------------------------
+DATASET_FORMATS = ("dir", "json", "single_text", "brat_ann")
+TEST_DATASET_DIR = f"{WORKSPACE_ROOT}/dataset_test"  # the independent test set, when a dataset has one
+
 # -- serving -----------------------------------------------------------------------------------
 DEFAULT_PORT = 8080

@@ -183,6 +183,8 @@ class ListHandler(BaseHandler):
     """GET: one page of what the caller can see.  POST: a new draft owned by the caller."""
 
     model = Algorithm
+    as_json = staticmethod(item_json)
+    filters = FILTERS[Algorithm]
 
     def caller(self) -> Who:
         who = self.who
@@ -197,7 +199,7 @@ class ListHandler(BaseHandler):
     def get(self):
         who = self.caller()
         filters = {}
-        for key, kind in FILTERS[self.model].items():
+        for key, kind in self.filters.items():
             value = self.get_query_argument(key, None)
             if value is None:
                 continue
@@ -220,7 +222,7 @@ class ListHandler(BaseHandler):
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
         result = rules.listing(self.db, self.model, who, filters, q, page, per_page, sort)
-        result["items"] = [item_json(i, detail=False) for i in result["items"]]
+        result["items"] = [self.as_json(i, detail=False) for i in result["items"]]
         self.send(result)
 
     def post(self):
@@ -231,16 +233,18 @@ class ListHandler(BaseHandler):
 
 class EnvListHandler(ListHandler):
     model = BaseEnv
+    filters = FILTERS[BaseEnv]
 
 
 class ItemHandler(BaseHandler):
     model = Algorithm
+    as_json = staticmethod(item_json)
 
     def item(self, item_id: str):
         return rules.get_visible(self.db, self.model, int(item_id), self.who)
 
     def get(self, item_id):
-        self.send(item_json(self.item(item_id)))
+        self.send(self.as_json(self.item(item_id)))
 
     def patch(self, item_id):
         item = self.item(item_id)
@@ -251,7 +255,7 @@ class ItemHandler(BaseHandler):
         item = self.item(item_id)
         rules.check_deletable(item, self.who)
         if isinstance(item, BaseEnv):
-            await self.service.run(self.service.check_env_unused, item)
+            await self.service.run(self.service.check_unused, item)
         else:
             await self.service.run(self.service.serving.stop, item)
         await self.service.run(self.service.jobs.forget, item)
@@ -275,7 +279,7 @@ class StatusHandler(ItemHandler):
         rules.set_online(self.db, item, self.who, action == "online")
         if action == "offline" and isinstance(item, Algorithm):
             self.service.serving.stop(item)
-        self.send(item_json(item))
+        self.send(self.as_json(item))
 
 
 class EnvStatusHandler(StatusHandler):

@@ -35,6 +35,9 @@ from .db import open_database
 from .jobs import Jobs, Serving
 from .models import BaseEnv, Status, Visibility
 from .rules import LibraryError
+from .datasets import api as dataset_api
+from .datasets.archive import Limits
+from .datasets.imports import Imports
 from .store import TarStore
 
 SYSTEM_OWNER = "workspace-hub"
@@ -79,6 +82,11 @@ class LibraryService(Application):
     def _default_registry(self):
         return os.environ.get("WSHUB_LIBRARY_REGISTRY", "")
 
+    dataset_max_bytes = Integer(50 * 1024**3, config=True,
+                                help="Most bytes one dataset archive may expand to (a zip bomb stops there).")
+    dataset_max_files = Integer(200_000, config=True, help="Most files one dataset archive may hold.")
+    dataset_max_ratio = Integer(200, config=True,
+                                help="Most bytes out per byte in when an archive expands (past its first 64 MiB).")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, config=True, help="Validation jobs that run at once.")
@@ -102,6 +110,9 @@ class LibraryService(Application):
         owner = "library-" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
         self.jobs = Jobs(self.sessions, self.store, registry=self.registry, workers=self.workers, owner=owner)
         self.serving = Serving(self.jobs)
+        limits = Limits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
+                        max_ratio=self.dataset_max_ratio)
+        self.imports = Imports(self.sessions, root / "library", limits)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
     def run(self, fn, *args):
@@ -120,19 +131,25 @@ class LibraryService(Application):
                                         was_online=True, errors=[], progress="", smoke=False))
             session.commit()
 
-    def check_env_unused(self, env: BaseEnv) -> None:
-        """Refuse to delete an env that a running (or starting) server uses; the hub knows which."""
+    def servers_using(self, option: str, value: str) -> list[str]:
+        """``user/server`` of each running (or starting) server whose spawn option *option* is *value*;
+        the hub knows which (blocking: call through :meth:`run`)."""
         hub_api = os.environ.get("JUPYTERHUB_API_URL")
         if not hub_api:
-            return
+            return []
         r = requests.get(f"{hub_api}/users", params={"state": "active"}, timeout=10,
                          headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"})
         r.raise_for_status()
-        users = [f"{u['name']}/{name}" for u in r.json() for name, s in (u.get("servers") or {}).items()
-                 if (s.get("user_options") or {}).get("env") == env.name]
+        return [f"{u['name']}/{name}" for u in r.json() for name, s in (u.get("servers") or {}).items()
+                if (s.get("user_options") or {}).get(option) == value]
+
+    def check_unused(self, item) -> None:
+        """Refuse to delete an env or dataset that a running (or starting) server uses."""
+        option, value = ("env", item.name) if isinstance(item, BaseEnv) else ("dataset", item.key)
+        users = self.servers_using(option, value)
         if users:
-            raise LibraryError(409, "in-use", f"{env.name} is used by running servers ({', '.join(users[:5])}); "
-                               "stop them first, or take the env offline so that no new server uses it.")
+            raise LibraryError(409, "in-use", f"{item.name} is used by running servers ({', '.join(users[:5])}); "
+                               f"stop them first, or take the {item.KIND} offline so that no new server uses it.")
 
     def upload_limit(self, session, who) -> int:
         """Bytes *who* may still send: the per-file limit, or what is left of their quota if less."""
@@ -164,6 +181,7 @@ class LibraryService(Application):
             (f"api/envs/{item}/(?P<action>online|offline)", api.EnvStatusHandler),
             (f"api/envs/{item}/images", api.EnvUploadHandler),
             (f"api/envs/{item}/pull", api.EnvPullHandler),
+            *dataset_api.ROUTES,
             ("oauth_callback", HubOAuthCallbackHandler),
             *pages.ROUTES,
         ]
@@ -188,6 +206,9 @@ class LibraryService(Application):
         resumed = self.jobs.recover()
         if resumed:
             self.log.info("resumed validation of %s after a restart", resumed)
+        resumed = self.imports.recover()
+        if resumed:
+            self.log.info("resumed the import of datasets %s after a restart", resumed)
         try:
             asyncio.run(self._serve(HubOAuth.instance(cache_max_age=60)))  # the callback handler uses the instance
         finally:

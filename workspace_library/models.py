@@ -1,4 +1,4 @@
-"""Tables of the library: algorithms, base environments and the image tars behind them.
+"""Tables of the library: algorithms, base environments, the image tars behind them, and datasets.
 
 An algorithm version is one row (``owner``, ``name``, ``version`` unique); a new
 version is a new row.  Its train and predict parts are JSON documents shaped
@@ -32,6 +32,7 @@ class Visibility(str, enum.Enum):
 
 class Status(str, enum.Enum):
     draft = "draft"
+    uploading = "uploading"  # datasets: created, archives arriving
     validating = "validating"
     ready = "ready"
     online = "online"
@@ -50,8 +51,8 @@ def _enum(cls):
     return Enum(cls, native_enum=False, length=16, validate_strings=True)
 
 
-class Item:
-    """Columns shared by algorithms and base environments."""
+class Record:
+    """Columns shared by every library record: identity, owner, visibility and status."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # never reused (ids are, by SQLite): names the item's engine tags and model folder
@@ -60,19 +61,25 @@ class Item:
     version: Mapped[str] = mapped_column(String(32))
     owner: Mapped[str] = mapped_column(String(255), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    framework: Mapped[str] = mapped_column(String(40), default="", index=True)
     visibility: Mapped[Visibility] = mapped_column(_enum(Visibility), default=Visibility.private, index=True)
     status: Mapped[Status] = mapped_column(_enum(Status), default=Status.draft, index=True)
     progress: Mapped[str] = mapped_column(String(200), default="")
     errors: Mapped[list] = mapped_column(JSON, default=list)
-    smoke: Mapped[bool] = mapped_column(Boolean, default=True)
     was_online: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
 
+class Item(Record):
+    """Columns shared by algorithms and base environments (the records built from image tars)."""
+
+    framework: Mapped[str] = mapped_column(String(40), default="", index=True)
+    smoke: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class Algorithm(Item, Base):
     __tablename__ = "algorithms"
+    KIND = "algorithm"
     __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_algorithm_version"),
                       UniqueConstraint("key", name="uq_algorithms_key"))
 
@@ -88,6 +95,7 @@ class Algorithm(Item, Base):
 
 class BaseEnv(Item, Base):
     __tablename__ = "base_envs"
+    KIND = "base env"
     __table_args__ = (UniqueConstraint("name", name="uq_base_env_name"),
                       UniqueConstraint("key", name="uq_base_envs_key"))
 
@@ -118,3 +126,24 @@ class Image(Base):
 
     algorithm: Mapped[Algorithm | None] = relationship(back_populates="images")
     env: Mapped[BaseEnv | None] = relationship(back_populates="images")
+
+
+class Dataset(Record, Base):
+    """One dataset version: its labels, the archives being uploaded, and once imported the manifest
+    of each split (train, and test in the independent mode) in the content-addressed store."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_dataset_version"),
+                      UniqueConstraint("key", name="uq_datasets_key"))
+    KIND = "dataset"
+
+    purpose_first: Mapped[str] = mapped_column(String(16), default="other", index=True)
+    purpose_second: Mapped[str] = mapped_column(String(40), default="other", index=True)
+    annotation: Mapped[str] = mapped_column(String(40), default="")
+    format: Mapped[str] = mapped_column(String(16), index=True)
+    test_mode: Mapped[str] = mapped_column(String(16), default="ratio")
+    # {split: {"size": declared bytes, "filename": ..., "sha256": set when complete}}
+    uploads: Mapped[dict] = mapped_column(JSON, default=dict)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # the archives' declared bytes (the quota counts)
+    manifests: Mapped[dict] = mapped_column(JSON, default=dict)  # {split: manifest digest}
+    report: Mapped[dict] = mapped_column(JSON, default=dict)  # {split: counts, samples, kind, files, bytes}

@@ -25,7 +25,7 @@ from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from workspace_hub.contract import DEFAULT_PORT
 from workspace_hub.errors import WorkspaceHubError
 
-from .models import Algorithm, BaseEnv, Image, Status, Visibility
+from .models import Algorithm, BaseEnv, Dataset, Image, Status, Visibility
 
 VERSION = SCHEMA["properties"]["version"]
 PURPOSE = SCHEMA["properties"]["purpose"]
@@ -104,9 +104,11 @@ class Who:
     kind: str = "user"
 
 
-def check_input(schema: str, data) -> dict:
-    """Return *data* if it satisfies the named schema, else raise a 400 naming the first bad field."""
-    errors = sorted(Draft202012Validator(SCHEMAS[schema]).iter_errors(data), key=lambda e: list(e.absolute_path))
+def check_input(schema: str | dict, data) -> dict:
+    """Return *data* if it satisfies the schema (or the one :data:`SCHEMAS` names), else raise a 400 naming
+    the first bad field."""
+    schema = SCHEMAS[schema] if isinstance(schema, str) else schema
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         field = _key(first.absolute_path)
@@ -129,8 +131,7 @@ def visible_to(model, who: Who):
 def get_visible(session: Session, model, item_id: int, who: Who):
     item = session.get(model, item_id)
     if item is None or not can_see(item, who):
-        what = "algorithm" if model is Algorithm else "base env"
-        raise LibraryError(404, "not-found", f"No {what} with id {item_id} is visible to you.")
+        raise LibraryError(404, "not-found", f"No {model.KIND} with id {item_id} is visible to you.")
     return item
 
 
@@ -168,22 +169,23 @@ def apply_fields(item, data: dict) -> None:
             setattr(item, key, value)
 
 
-def create(session: Session, model, who: Who, data: dict, smoke: bool = True):
-    """Insert a draft owned by *who*; a taken name (and version) is a 409, decided by the database."""
+def create(session: Session, model, who: Who, data: dict, **columns):
+    """Insert a draft (or *columns*' status) owned by *who*; a taken name (and version) is a 409, decided by
+    the database."""
     require_visibility_allowed(data.get("visibility"), who)
     require_smoke_allowed(data, who)
-    item = model(owner=who.name, status=Status.draft, errors=[], progress="", smoke=smoke)
+    item = model(owner=who.name, errors=[], progress="", **{"status": Status.draft, **columns})
     apply_fields(item, data)
     session.add(item)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        if model is Algorithm:
-            message = f"{who.name}/{data['name']} version {data['version']} exists; publish a new version."
-        else:
+        if model is BaseEnv:
             message = f"A base env named {data['name']!r} exists; choose another name or edit that one."
-        raise LibraryError(409, "exists", message, "version" if model is Algorithm else "name") from None
+        else:
+            message = f"{who.name}/{data['name']} version {data['version']} exists; create a new version."
+        raise LibraryError(409, "exists", message, "name" if model is BaseEnv else "version") from None
     return item
 
 
@@ -246,8 +248,8 @@ def check_deletable(item, who: Who) -> None:
 
 
 def bytes_used(session: Session, who: Who) -> int:
-    """Bytes of image tars the items of *who* hold (the per-user quota counts these)."""
-    total = 0
+    """Bytes of image tars and dataset archives the records of *who* hold (the per-user quota counts these)."""
+    total = session.scalar(select(func.coalesce(func.sum(Dataset.size), 0)).where(Dataset.owner == who.name)) or 0
     for model, key in ((Algorithm, Image.algorithm_id), (BaseEnv, Image.env_id)):
         total += session.scalar(select(func.coalesce(func.sum(Image.size), 0)).join(model, key == model.id)
                                 .where(model.owner == who.name)) or 0

@@ -1,4 +1,11 @@
-"""Image tars kept under the data root, content-addressed: ``<root>/sha256/<ab>/<digest>.tar``.
+"""The library's content-addressed store under ``<data root>/library/``.
+
+- :class:`TarStore`: image tars, ``sha256/<ab>/<digest>.tar``.
+- :class:`ObjectStore`: dataset (and later model) files, ``objects/<ab>/<digest>``, read-only, one copy
+  per content whoever uploads it; a manifest (itself an object) lists one version's names and digests,
+  and ``trees/<manifest digest>/`` is that version as a folder of hard links, mounted read-only.
+
+Image tars:
 
 A tar arrives in ``<root>/incoming/`` (upload, copy from a project, or
 ``docker save`` of a pulled image) while it is hashed, and moves to its digest
@@ -11,7 +18,9 @@ removed by :meth:`TarStore.remove_unreferenced`.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -89,3 +98,79 @@ class TarStore:
         for path in removed:
             path.unlink(missing_ok=True)
         return removed
+
+
+class ObjectStore:
+    """Files by digest, manifests, and trees of hard links built from a manifest.
+
+    A manifest is canonical JSON, ``{"files": [[name, sha256, size], ...]}`` sorted by name, so the
+    same content always has the same manifest digest and tree.  A new version that changes one file
+    adds that file's object and a new manifest, nothing else.  Trees are built in a temporary folder
+    and renamed into place, so a tree that exists is complete; hard links need no copy and no space.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        for folder in ("objects", "trees"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        return self.root / "objects" / digest[:2] / digest
+
+    def tree(self, manifest: str) -> Path:
+        return self.root / "trees" / manifest
+
+    def add(self, staged: Path, digest: str) -> bool:
+        """Move a staged file (already hashed) into the store; False when that content was stored."""
+        target = self.path(digest)
+        if target.exists():
+            staged.unlink(missing_ok=True)
+            return False
+        target.parent.mkdir(exist_ok=True)
+        os.chmod(staged, 0o444)
+        os.replace(staged, target)
+        return True
+
+    def add_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            part = target.with_name(f".{uuid.uuid4().hex}.part")
+            part.write_bytes(data)
+            self.add(part, digest)
+        return digest
+
+    def add_manifest(self, files: list[tuple[str, str, int]]) -> str:
+        document = {"files": sorted([name, digest, size] for name, digest, size in files)}
+        return self.add_bytes(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+
+    def manifest(self, digest: str) -> list[tuple[str, str, int]]:
+        return [tuple(f) for f in json.loads(self.path(digest).read_bytes())["files"]]
+
+    def build_tree(self, manifest: str) -> Path:
+        """The tree of *manifest*, built once (a second call finds it)."""
+        target = self.tree(manifest)
+        if target.is_dir():
+            return target
+        building = self.root / "trees" / f".building-{uuid.uuid4().hex}"
+        made = set()
+        for name, digest, _ in self.manifest(manifest):
+            path = building / name
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            os.link(self.path(digest), path)
+        building.mkdir(exist_ok=True)  # an empty split is an empty folder
+        try:
+            os.rename(building, target)
+        except OSError:  # built meanwhile by another job: keep that one
+            shutil.rmtree(building, ignore_errors=True)
+        return target
+
+    def clean_building(self) -> None:
+        for path in (self.root / "trees").glob(".building-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def stored_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.root / "objects").glob("*/*"))

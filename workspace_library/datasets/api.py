@@ -1,0 +1,358 @@
+"""The datasets' REST endpoints (``<prefix>api/datasets...``), in ``openapi.yaml`` with the others.
+
+Uploads are resumable with a small offset protocol shaped like tus's core:
+
+- ``POST api/datasets`` declares the archives' sizes (the quota counts them);
+- ``HEAD api/datasets/<id>/archives/<split>`` answers ``Upload-Offset`` (bytes received) and
+  ``Upload-Length``;
+- ``PATCH`` with ``Upload-Offset: <n>`` and ``Content-Type: application/offset+octet-stream`` appends
+  the body at *n* (a mismatch is a 409 that carries the right offset).  A dropped connection keeps
+  what arrived; the client asks HEAD and goes on.  When every archive is complete the import starts.
+
+Bytes are hashed as they arrive.  Only an authenticated owner may send a large
+body, and never more than the archive's declared remaining bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import zipfile
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .. import rules
+from ..api import BaseHandler, ItemHandler, ListHandler, _time
+from ..models import Dataset, Status, Visibility
+from ..rules import LibraryError
+from . import rules as dataset_rules
+from .formats import is_text
+
+FILTERS = {"owner": str, "status": Status, "visibility": Visibility, "format": str, "purpose_first": str,
+           "purpose_second": str, "name": str, "version": str, "test_mode": str}
+SPLIT = r"(?P<split>train|test)"
+OCTETS = "application/offset+octet-stream"
+IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif", b"BM": "image/bmp"}
+
+
+def mounts(dataset: Dataset) -> dict:
+    """Each split's read-only tree, relative to the data root (what a workspace or run mounts)."""
+    if dataset.status not in (Status.ready, Status.online, Status.offline):
+        return {}
+    return {split: f"library/trees/{digest}" for split, digest in dataset.manifests.items()}
+
+
+def dataset_json(dataset: Dataset, detail: bool = True, received: dict | None = None) -> dict:
+    data = {"id": dataset.id, "key": dataset.key, "name": dataset.name, "version": dataset.version,
+            "owner": dataset.owner, "description": dataset.description,
+            "purpose": {"first": dataset.purpose_first, "second": dataset.purpose_second},
+            "annotation": dataset.annotation, "format": dataset.format, "test_mode": dataset.test_mode,
+            "visibility": dataset.visibility.value, "status": dataset.status.value, "progress": dataset.progress,
+            "errors": dataset.errors, "was_online": dataset.was_online, "size": dataset.size,
+            "uploads": {split: {**u, **({"received": received[split]} if received else {})}
+                        for split, u in dataset.uploads.items()},
+            "mounts": mounts(dataset), "created": _time(dataset.created), "updated": _time(dataset.updated)}
+    if detail:
+        data["report"] = dataset.report
+        data["manifests"] = dataset.manifests
+    else:
+        data["counts"] = {split: sum((r.get("counts") or {}).values()) for split, r in dataset.report.items()}
+    return data
+
+
+class DatasetMixin:
+    model = Dataset
+
+    def as_json(self, dataset, detail: bool = True):
+        received = ({s: self.service.imports.offset(dataset, s) for s in dataset.uploads}
+                    if dataset.status == Status.uploading else None)
+        return dataset_json(dataset, detail, received)
+
+
+class DatasetListHandler(DatasetMixin, ListHandler):
+    filters = FILTERS
+
+    def post(self):
+        who = self.who
+        data = rules.check_input(dataset_rules.SCHEMAS["dataset-create"], self.json_body())
+        uploads = dataset_rules.check_archives(data)
+        size = sum(u["size"] for u in uploads.values())
+        limit = self.service.upload_limit(self.db, who)
+        if size > limit:
+            raise LibraryError(413, "too-large", f"the archives are {size} bytes; you may add {limit} more (the "
+                               "per-file limit or what is left of your quota)", "archives")
+        fields = {k: v for k, v in data.items() if k != "archives"}
+        dataset = rules.create(self.db, Dataset, who, fields, status=Status.uploading, uploads=uploads, size=size,
+                               manifests={}, report={})
+        self.send(self.as_json(dataset), 201)
+
+
+class DatasetItemHandler(DatasetMixin, ItemHandler):
+    def patch(self, item_id):
+        dataset = self.item(item_id)
+        rules.require_change(dataset, self.who)
+        data = rules.check_input(dataset_rules.SCHEMAS["dataset-edit"], self.json_body())
+        dataset_rules.check_edit(dataset, data)
+        if data.get("test_mode", dataset.test_mode) != dataset.test_mode:
+            raise LibraryError(409, "immutable", "the test-set mode is chosen when the dataset is created; create "
+                               "a new version", "test_mode")
+        self.send(self.as_json(rules.edit(self.db, dataset, self.who, data)))
+
+    async def delete(self, item_id):
+        dataset = self.item(item_id)
+        rules.check_deletable(dataset, self.who)
+        key = dataset.key
+        self.release_db()
+        await self.service.run(self.service.check_unused, dataset)
+        dataset = self.item(item_id)
+        if dataset.key != key:
+            raise LibraryError(409, "changed", "the dataset changed meanwhile; try again")
+        self.service.imports.discard(dataset)
+        self.db.delete(dataset)
+        self.db.commit()
+        self.set_status(204)
+        self.finish()
+
+
+class DatasetStatusHandler(DatasetMixin, ItemHandler):
+    """POST .../online or .../offline."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def post(self, item_id, action):
+        dataset = self.item(item_id)
+        rules.set_online(self.db, dataset, self.who, action == "online")
+        self.send(self.as_json(dataset))
+
+
+def _header_int(handler, name: str) -> int | None:
+    raw = handler.request.headers.get(name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"\d{1,15}", raw.strip()):
+        raise LibraryError(400, "invalid-header", f"{name} must be a whole number of bytes", name)
+    return int(raw)
+
+
+@web.stream_request_body
+class ArchiveHandler(DatasetMixin, ItemHandler):
+    """HEAD: how much of the archive arrived.  PATCH: append bytes at Upload-Offset."""
+
+    SUPPORTED_METHODS = ("HEAD", "PATCH")
+    file = digest = refusal = offset_hint = None
+    claimed = False
+
+    def write_error(self, status_code, **kwargs):
+        if self.offset_hint is not None:
+            self.set_header("Upload-Offset", str(self.offset_hint))
+        super().write_error(status_code, **kwargs)
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-store")
+
+    def head(self, item_id, split):
+        dataset = self.item(item_id)
+        if split not in dataset.uploads:
+            raise LibraryError(404, "not-found", f"{dataset.name} has no {split} archive")
+        self.set_header("Upload-Offset", str(self.service.imports.offset(dataset, split)))
+        self.set_header("Upload-Length", str(dataset.uploads[split]["size"]))
+        self.finish()
+
+    async def prepare(self):
+        if self.request.method != "PATCH":
+            return
+        try:
+            await self._prepare_patch()
+        except LibraryError as e:
+            self.refusal = e
+        finally:
+            self.release_db()
+
+    async def _prepare_patch(self):
+        who = self.who
+        split = self.path_kwargs["split"]
+        dataset = rules.get_visible(self.db, Dataset, int(self.path_kwargs["item_id"]), who)
+        rules.require_change(dataset, who)
+        if self.request.headers.get("Content-Type", "").split(";")[0].strip() != OCTETS:
+            raise LibraryError(415, "content-type", f"send the bytes as {OCTETS}")
+        offset = _header_int(self, "Upload-Offset")
+        if offset is None:
+            raise LibraryError(400, "invalid-header", "send Upload-Offset: the bytes already received (HEAD tells)",
+                               "Upload-Offset")
+        imports = self.service.imports
+        current = imports.offset(dataset, split) if split in dataset.uploads else 0
+        length = _header_int(self, "Upload-Length")
+        if offset not in (0, current):
+            self.offset_hint = current
+            raise LibraryError(409, "offset", f"{current} bytes of this archive have arrived; send from there",
+                               "Upload-Offset")
+        dataset_rules.start_upload(dataset, split, offset, length)
+        limit = self.service.upload_limit(self.db, who) + (dataset.size if not who.admin else 0)
+        if dataset.size > limit:
+            raise LibraryError(413, "too-large", f"the archives are {dataset.size} bytes; your quota leaves "
+                               f"{limit}", "Upload-Length")
+        remaining = dataset.uploads[split]["size"] - offset
+        sent = int(self.request.headers.get("Content-Length") or 0)
+        if sent > remaining:
+            raise LibraryError(413, "too-large", f"the body is {sent} bytes but only {remaining} remain of the "
+                               "declared archive; declare the new size with Upload-Length at offset 0",
+                               "Content-Length")
+        self.db.commit()
+        if not imports.claim(dataset.key, split):
+            raise LibraryError(409, "busy", "another request is uploading this archive; wait for it or let it "
+                               "time out")
+        self.claimed, self.key, self.split, self.dataset_id = True, dataset.key, split, dataset.id
+        self.file, self.digest = await self.service.run(imports.open_part, dataset, split, offset)
+        self.request.connection.set_max_body_size(remaining)
+
+    def data_received(self, chunk):
+        if self.file is not None:
+            self.digest.update(chunk)
+            self.file.write(chunk)
+
+    def _close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            self.service.imports.received(self.db.get(Dataset, self.dataset_id), self.split, self.digest)
+            self.release_db()
+        if self.claimed:
+            self.service.imports.release(self.key, self.split)
+            self.claimed = False
+
+    def on_connection_close(self):  # a dropped upload keeps what arrived
+        self._close()
+
+    def on_finish(self):
+        self._close()
+        super().on_finish()
+
+    def patch(self, item_id, split):
+        if self.refusal is not None:
+            raise self.refusal
+        self._close()
+        dataset = self.db.get(Dataset, self.dataset_id)
+        imports = self.service.imports
+        self.set_header("Upload-Offset", str(imports.offset(dataset, split)))
+        if dataset.status == Status.uploading and imports.complete(dataset):
+            dataset.status, dataset.progress = Status.validating, "queued"
+            self.db.commit()
+            imports.submit(dataset.id)
+        self.set_status(204)
+        self.finish()
+
+
+class _Pipe(io.RawIOBase):
+    """What :mod:`zipfile` writes in a thread arrives at the handler in order, with backpressure."""
+
+    abandoned = False  # set when the client went away: the writer stops at its next write
+
+    def __init__(self, loop, queue):
+        self.loop, self.queue = loop, queue
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if self.abandoned:
+            raise OSError("the client went away")
+        asyncio.run_coroutine_threadsafe(self.queue.put(bytes(data)), self.loop).result()
+        return len(data)
+
+
+class DownloadHandler(DatasetMixin, ItemHandler):
+    """GET ?split=train|test: the split as a zip, streamed as it is written."""
+
+    async def get(self, item_id):
+        dataset = self.item(item_id)
+        split = self.get_query_argument("split", "train")
+        if split not in dataset.manifests:
+            raise LibraryError(404, "not-found", f"{dataset.name} has no stored {split} split (status "
+                               f"{dataset.status.value})", "split")
+        objects = self.service.imports.objects
+        files = await self.service.run(objects.manifest, dataset.manifests[split])
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dataset.name}-{dataset.version}-{split}.zip")
+        self.release_db()
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        queue: asyncio.Queue = asyncio.Queue(maxsize=8)
+
+        def write_zip():
+            with io.BufferedWriter(pipe, 1 << 20) as out:
+                with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+                    for name, digest, size in files:
+                        with open(objects.path(digest), "rb") as src, archive.open(name, "w",
+                                                                                    force_zip64=True) as dst:
+                            while chunk := src.read(1 << 20):
+                                dst.write(chunk)
+
+        loop = asyncio.get_running_loop()
+        pipe = _Pipe(loop, queue)
+        writer = self.service.run(write_zip)
+        writer.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            while (chunk := await queue.get()) is not None:
+                self.write(chunk)
+                await self.flush()
+        except StreamClosedError:
+            pipe.abandoned = True
+            while not writer.done():  # let the writer's pending put through; its next write stops it
+                while not queue.empty():
+                    queue.get_nowait()
+                await asyncio.sleep(0.01)
+            return
+        await writer
+        self.finish()
+
+
+class FileHandler(DatasetMixin, ItemHandler):
+    """GET one file of a split (sample previews).  Only images the magic bytes prove are shown inline;
+    everything else is text/plain or a download, and a sandbox CSP keeps uploaded content inert."""
+
+    async def get(self, item_id, split, path):
+        dataset = self.item(item_id)
+        if split not in dataset.manifests:
+            raise LibraryError(404, "not-found", f"{dataset.name} has no stored {split} split")
+        objects = self.service.imports.objects
+        files = await self.service.run(objects.manifest, dataset.manifests[split])
+        found = next((f for f in files if f[0] == path), None)
+        if found is None:
+            raise LibraryError(404, "not-found", f"{path[:120]!r} is not a file of {dataset.name}")
+        data = await self.service.run(objects.path(found[1]).read_bytes)
+        kind = next((t for magic, t in IMAGE_TYPES.items() if data.startswith(magic)), None)
+        self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
+        if kind:
+            self.set_header("Content-Type", kind)
+        elif is_text(data[:512]):
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+        else:
+            self.set_header("Content-Type", "application/octet-stream")
+            self.set_header("Content-Disposition", "attachment")
+        self.finish(data)
+
+
+class UsersHandler(DatasetMixin, ItemHandler):
+    """GET: the running servers that mount this dataset (names for the owner and admins, a count for others)."""
+
+    async def get(self, item_id):
+        dataset = self.item(item_id)
+        mine = self.who.admin or dataset.owner == self.who.name
+        key = dataset.key
+        self.release_db()
+        servers = await self.service.run(self.service.servers_using, "dataset", key)
+        self.send({"count": len(servers), "servers": servers if mine else []})
+
+
+ITEM = r"(?P<item_id>\d{1,9})"
+ROUTES = [
+    ("api/datasets", DatasetListHandler),
+    (f"api/datasets/{ITEM}", DatasetItemHandler),
+    (f"api/datasets/{ITEM}/(?P<action>online|offline)", DatasetStatusHandler),
+    (f"api/datasets/{ITEM}/archives/{SPLIT}", ArchiveHandler),
+    (f"api/datasets/{ITEM}/download", DownloadHandler),
+    (f"api/datasets/{ITEM}/files/{SPLIT}/(?P<path>.+)", FileHandler),
+    (f"api/datasets/{ITEM}/users", UsersHandler),
+]
