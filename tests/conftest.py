@@ -12,7 +12,10 @@ import pytest
 # KubeSpawner loads a kube config on construction; this one points nowhere and is never used.
 os.environ.setdefault("KUBECONFIG", str(Path(__file__).with_name("kubeconfig.yaml")))
 
+from workspace_hub.projects import DatasetMount
 from workspace_hub.spawner import DockerWorkspaceSpawner, KubeWorkspaceSpawner, LocalWorkspaceSpawner
+
+FLOWERS = DatasetMount(key="flowers", label="flowers 1 (dir)", mounts={"train": "library/trees/f1"})
 
 SPAWNERS = {
     "docker": DockerWorkspaceSpawner,
@@ -39,9 +42,9 @@ def catalog_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def data_root(tmp_path) -> Path:
-    """A data root with one dataset, 'flowers'."""
+    """A data root with one dataset tree (the library's 'flowers', key ``flowers``)."""
     root = tmp_path / "data"
-    (root / "datasets" / "flowers").mkdir(parents=True)
+    (root / FLOWERS.mounts["train"]).mkdir(parents=True)
     (root / "help_doc").mkdir()
     return root
 
@@ -66,7 +69,11 @@ def make_spawner(kind, data_root, catalog_dir, name="demo", gpu=False, unbuilt=(
     async def version(env):  # no engine in unit tests: every image counts as built unless a test says not
         return None if env.id in unbuilt else ""
 
+    async def datasets():  # the library's answer for alice: one online dataset
+        return [FLOWERS]
+
     spawner.env_version = version
+    spawner.library_datasets = datasets
     return spawner
 
 

@@ -58,8 +58,13 @@ def configure(c, environ=os.environ) -> None:
     if profile not in PROFILES:
         raise SystemExit(f"WSHUB_PROFILE={profile!r} is unknown: use one of {', '.join(PROFILES)}.")
     data_root = Path(environ.get("WSHUB_DATA_ROOT", "data")).resolve()
-    (data_root / "datasets").mkdir(parents=True, exist_ok=True)
+    data_root.mkdir(parents=True, exist_ok=True)
     install_handbook(data_root)
+    legacy = sorted(p.name for p in (data_root / "datasets").glob("*") if p.is_dir())
+    if legacy:  # before the library held datasets, any folder here was one; they are no longer offered
+        print(f"Workspace Hub: {len(legacy)} folders in {data_root / 'datasets'} ({', '.join(legacy[:5])}) are not "
+              "offered any more; import each as a dataset: ws datasets upload <folder> --name <name> --format dir",
+              file=sys.stderr)
 
     if profile != "kubernetes":  # on Kubernetes, Zero to JupyterHub owns networking and the database
         port = int(environ.get("WSHUB_PORT", "8000"))

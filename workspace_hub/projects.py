@@ -5,7 +5,7 @@ A project is a JupyterHub named server.  Its files live on the host under
 
     <data_root>/
       help_doc/                       the handbook, mounted read-only
-      datasets/<dataset>/             mounted read-only when chosen
+      library/trees/<manifest>/       a dataset version (the library's), mounted read-only when chosen
       users/<user>/<project>/
         code/ model/ docker_image/    mounted read-write under /project
         .home/                        the persistent home (pip --user, settings)
@@ -26,17 +26,27 @@ from pathlib import Path
 
 from jupyterhub.slugs import is_valid_safe_slug, safe_slug
 
-from .contract import BASE_IMAGE_MOUNT, DATASET_DIR, WORKSPACE_ROOT
+from .contract import BASE_IMAGE_MOUNT, DATASET_DIR, TEST_DATASET_DIR, WORKSPACE_ROOT
 from .errors import WorkspaceHubError
 
 PROJECT_DIRS = ("code", "model", "docker_image")
 WORKSPACE_HOME = "/home/jovyan"
 MAX_NAME_LENGTH = 30
-DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DATASET_TARGETS = {"train": DATASET_DIR, "test": TEST_DATASET_DIR}
 
 
 class InvalidChoice(WorkspaceHubError, ValueError):
     """A spawn option that cannot be honoured; the message names the rule and the fix."""
+
+
+@dataclass(frozen=True)
+class DatasetMount:
+    """An online dataset version, as the library lists it: its key, a label, and each split's tree
+    (relative to the data root)."""
+
+    key: str
+    label: str
+    mounts: dict
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,9 @@ class Project:
         except FileNotFoundError:
             return None
 
-    def save_record(self, env: str, dataset: str | None, env_label: str = "") -> None:
-        record = {"env": env, "dataset": dataset, "env_label": env_label or env}
+    def save_record(self, env: str, dataset: DatasetMount | None, env_label: str = "") -> None:
+        record = {"env": env, "dataset": dataset.key if dataset else None,
+                  "dataset_label": dataset.label if dataset else None, "env_label": env_label or env}
         self.record_path.write_text(json.dumps(record, indent=2) + "\n")
 
     def create_dirs(self, uid: int, gid: int) -> None:
@@ -140,31 +151,6 @@ def _chown(path: Path, uid: int, gid: int) -> None:
     st = path.stat()
     if (st.st_uid, st.st_gid) != (uid, gid) and os.geteuid() == 0:
         os.chown(path, uid, gid)
-
-
-def list_datasets(data_root: Path) -> list[str]:
-    """Names of the dataset folders under ``<data_root>/datasets``."""
-    root = data_root / "datasets"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and DATASET_NAME.match(p.name))
-
-
-def check_dataset(data_root: Path, name: str) -> str:
-    """Return *name* if it names a dataset folder inside the data root, else raise."""
-    if not DATASET_NAME.match(name):
-        raise InvalidChoice(
-            f"Invalid dataset {name[:40]!r}: a dataset is the name of one folder under "
-            "datasets/, without '/' or '..'."
-        )
-    root = (data_root / "datasets").resolve()
-    path = (root / name).resolve()
-    if path.parent != root:
-        raise InvalidChoice(f"Dataset {name!r} is not allowed: it points outside the datasets folder.")
-    if not path.is_dir():
-        raise InvalidChoice(f"Dataset {name!r} does not exist. Choose one of: "
-                            f"{', '.join(list_datasets(data_root)) or '(none yet)'}.")
-    return name
 
 
 def base_image_export(data_root: Path, env_id: str) -> str | None:
@@ -188,7 +174,7 @@ def pinned_image(data_root: Path, env) -> str:
     return f"sha256:{image_id}" if re.fullmatch(r"[0-9a-f]{64}", image_id) else env.image
 
 
-def mount_plan(project: Project, dataset: str | None, base_image: str | None = None) -> list[Mount]:
+def mount_plan(project: Project, dataset: DatasetMount | None, base_image: str | None = None) -> list[Mount]:
     """The mounts of a workspace, in the order they are applied."""
     mounts = [Mount(f"{project.relative}/{d}", f"{WORKSPACE_ROOT}/{d}", False) for d in PROJECT_DIRS]
     mounts.append(Mount(f"{project.relative}/.home", WORKSPACE_HOME, False))
@@ -196,7 +182,8 @@ def mount_plan(project: Project, dataset: str | None, base_image: str | None = N
     if base_image:
         mounts.append(Mount(base_image, BASE_IMAGE_MOUNT, True))
     if dataset:
-        mounts.append(Mount(f"datasets/{dataset}", DATASET_DIR, True))
+        mounts += [Mount(dataset.mounts[split], target, True) for split, target in DATASET_TARGETS.items()
+                   if split in dataset.mounts]
     return mounts
 
 

@@ -37,13 +37,12 @@ from .catalog import DEFAULT_CATALOG_DIR, IMAGE_PREFIX, WorkspaceEnv, load_catal
 from .envbuild import LABEL_PREFIX as ENV_LABEL_PREFIX
 from .contract import DATASET_DIR, WORKSPACE_ROOT
 from .projects import (
+    DatasetMount,
     InvalidChoice,
     Mount,
     base_image_export,
     Project,
-    check_dataset,
     check_project_name,
-    list_datasets,
     migrate_user_dir,
     mount_plan,
     pinned_image,
@@ -61,7 +60,7 @@ class Workspace:
 
     project: Project
     env: WorkspaceEnv
-    dataset: str | None
+    dataset: DatasetMount | None
     mounts: list[Mount]
     mem_limit: str | None
     cpu_limit: float | None
@@ -74,6 +73,7 @@ class Offer:
     envs: list[WorkspaceEnv]
     unbuilt: list[WorkspaceEnv]
     notice: str | None = None
+    datasets: list[DatasetMount] = ()
 
 
 def with_version(display_name: str, version: str) -> str:
@@ -107,9 +107,11 @@ async def render_options_form(spawner: "WorkspaceMixin") -> str:
         f"not built: {html.escape(build_hint(env))}</option>"
         for env in offer.unbuilt
     )
+    chosen_dataset = (record or {}).get("dataset")
     datasets = '<option value="">(no dataset)</option>' + "".join(
-        f'<option value="{html.escape(d)}">{html.escape(d)}</option>'
-        for d in list_datasets(spawner.data_path)
+        f'<option value="{html.escape(d.key)}"{" selected" if d.key == chosen_dataset else ""}>'
+        f"{html.escape(d.label)}</option>"
+        for d in offer.datasets
     )
     notice = f'<div class="alert alert-warning" id="ws-notice">{html.escape(offer.notice)}</div>' \
         if offer.notice else ""
@@ -134,6 +136,11 @@ async def apply_workspace_options(spawner: "WorkspaceMixin", user_options: dict)
         workspace = await spawner.resolve_workspace(user_options or {})
     except InvalidChoice as e:
         raise web.HTTPError(400, str(e), reason=str(e)) from None
+    # what the server really uses, so the hub's server list (and the library's "in use") tells the truth
+    resolved = {"env": workspace.env.id, "dataset": workspace.dataset.key if workspace.dataset else ""}
+    spawner.user_options = resolved
+    if getattr(spawner.orm_spawner, "user_options", None) is not None:
+        spawner.orm_spawner.user_options = resolved
     spawner.workspace = workspace
     spawner.apply_workspace(workspace)
 
@@ -227,19 +234,20 @@ class WorkspaceMixin(Configurable):
 
     async def offered_envs(self) -> Offer:
         """The envs for this user: the library's online ones (or the catalog if it does not answer),
-        GPU envs only where a GPU runtime exists, split by whether their image is built."""
+        GPU envs only where a GPU runtime exists, split by whether their image is built; and the online
+        datasets the user may mount (none when the library does not answer)."""
         notice = None
-        envs = await self.library_envs() if self.library_url else None
+        envs, datasets = await asyncio.gather(self.library_envs(), self.library_datasets())
         if envs is None:
             envs = list(self.catalog().values())
             if self.library_url:
-                notice = ("The library did not answer, so only the built-in environments are listed; "
-                          "environments registered in the library are missing until it is back.")
+                notice = ("The library did not answer, so only the built-in environments are listed, and no "
+                          "datasets; what is registered in the library is missing until it is back.")
         envs = [e for e in envs if not e.gpu or self.gpu_available]
         versions = await asyncio.gather(*(self.env_version(e) for e in envs))
         offered = [replace(e, display_name=with_version(e.display_name, v)) for e, v in zip(envs, versions)
                    if v is not None]
-        return Offer(offered, [e for e, v in zip(envs, versions) if v is None], notice)
+        return Offer(offered, [e for e, v in zip(envs, versions) if v is None], notice, datasets or [])
 
     async def env_version(self, env: WorkspaceEnv) -> str | None:
         """The framework version *env*'s built image reports ("" when unknown), or None when its image
@@ -247,18 +255,9 @@ class WorkspaceMixin(Configurable):
         return ""
 
     async def library_envs(self) -> list[WorkspaceEnv] | None:
-        """The online envs the library lets this user see; None (with a warning) if it does not answer.
-
-        Asked with AsyncHTTPClient, never blocking the hub's loop; the library recognizes its own
-        token without asking the hub back, so the hub never waits on a service that waits on it."""
-        url = url_concat(f"{self.library_url}api/envs",
-                         {"for_user": self.user.name, "status": "online", "per_page": "100"})
-        try:
-            response = await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {self.library_token}"},
-                                                     request_timeout=self.library_timeout)
-            items = json.loads(response.body)["items"]
-        except (HTTPClientError, OSError, ValueError, KeyError) as e:
-            self.log.warning("The library did not list envs (%s); offering the static catalog.", e)
+        """The online envs the library lets this user see; None if it does not answer."""
+        items = await self.library_list("envs")
+        if items is None:
             return None
         catalog = self.catalog()
         presets = [catalog[i["name"]] for i in items if i["name"] in catalog and i["visibility"] == "preset"]
@@ -275,9 +274,33 @@ class WorkspaceMixin(Configurable):
                 cpu_limit=self.registered_env_limits.get("cpu")))
         return presets + registered
 
-    def dataset_choices(self) -> list[str]:
-        """The datasets a new project may mount (the projects page offers them)."""
-        return list_datasets(self.data_path)
+    async def library_datasets(self) -> list[DatasetMount] | None:
+        """The online dataset versions the library lets this user see, with their read-only trees."""
+        items = await self.library_list("datasets")
+        if items is None:
+            return None
+        items.sort(key=lambda i: (i["owner"] != self.user.name, i["name"], i["version"]))
+        return [DatasetMount(
+            key=i["key"], mounts=i["mounts"],
+            label=f"{i['name']} {i['version']} ({i['format']})"
+                  + ("" if i["owner"] == self.user.name or i["visibility"] == "preset" else f", by {i['owner']}"))
+            for i in items if i["mounts"].get("train")]
+
+    async def library_list(self, kind: str) -> list[dict] | None:
+        """The online *kind* (envs, datasets) this user may see; None (with a warning) if the library does not
+        answer.  Asked with AsyncHTTPClient, never blocking the hub's loop; the library recognizes its own
+        token without asking the hub back, so the hub never waits on a service that waits on it."""
+        if not self.library_url:
+            return None
+        url = url_concat(f"{self.library_url}api/{kind}",
+                         {"for_user": self.user.name, "status": "online", "per_page": "100"})
+        try:
+            response = await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {self.library_token}"},
+                                                     request_timeout=self.library_timeout)
+            return list(json.loads(response.body)["items"])
+        except (HTTPClientError, OSError, ValueError, KeyError, TypeError) as e:
+            self.log.warning("The library did not list %s (%s).", kind, e)
+            return None
 
     def project_of(self, name: str) -> dict:
         """What the projects page shows of the user's project *name*: its env and dataset, as recorded."""
@@ -311,9 +334,16 @@ class WorkspaceMixin(Configurable):
                 f"A project named {project.name!r} already exists with base env {record['env']!r}. "
                 f"Start it with that env, or choose another name for a new project."
             )
-        dataset = user_options.get("dataset", record.get("dataset")) or None
-        if dataset is not None:
-            check_dataset(self.data_path, str(dataset))
+        dataset = None
+        key = user_options.get("dataset", record.get("dataset")) or None
+        if key is not None:
+            datasets = {d.key: d for d in offer.datasets}
+            if key not in datasets:
+                raise InvalidChoice(
+                    f"Dataset {str(key)[:40]!r} is not an online dataset you may use"
+                    + (" (the project was made with it; it is offline or gone)" if key == record.get("dataset")
+                       else "") + ": choose one on the form, or start with no dataset (dataset '').")
+            dataset = datasets[key]
         env = envs[env_id]
         limits = {**self.limit_overrides.get("*", {}), **self.limit_overrides.get(env.id, {})}
         mem, cpu = limits.get("mem", env.mem_limit), limits.get("cpu", env.cpu_limit)
@@ -372,7 +402,7 @@ class WorkspaceMixin(Configurable):
             env.update(
                 WORKSPACE_PROJECT=workspace.project.name,
                 WORKSPACE_ENV=workspace.env.id,
-                WORKSPACE_DATASET=workspace.dataset or "",
+                WORKSPACE_DATASET=workspace.dataset.label if workspace.dataset else "",
                 WORKSPACE_ROOT=WORKSPACE_ROOT,
             )
         return env
@@ -500,7 +530,7 @@ class LocalWorkspaceSpawner(WorkspaceMixin, SimpleLocalProcessSpawner):
         self.prepare_host_dirs(workspace)
         root = workspace.project.path
         links = {m.target.rsplit("/", 1)[1]: m for m in workspace.mounts if m.read_only}
-        for name in ("help_doc", "dataset"):
+        for name in ("help_doc", "dataset", "dataset_test"):
             link = root / name
             if link.is_symlink():
                 link.unlink()

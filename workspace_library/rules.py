@@ -184,7 +184,8 @@ def create(session: Session, model, who: Who, data: dict, **columns):
         if model is BaseEnv:
             message = f"A base env named {data['name']!r} exists; choose another name or edit that one."
         else:
-            message = f"{who.name}/{data['name']} version {data['version']} exists; create a new version."
+            verb = "publish" if model is Algorithm else "upload"
+            message = f"{who.name}/{data['name']} version {data['version']} exists; {verb} a new version."
         raise LibraryError(409, "exists", message, "name" if model is BaseEnv else "version") from None
     return item
 

@@ -38,7 +38,7 @@ def test_embedded_defaults(tmp_path):
     assert c.JupyterHub.db_url == f"sqlite:///{data}/jupyterhub.sqlite"
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.allow_named_servers is True
-    assert (data / "help_doc" / "README.md").is_file() and (data / "datasets").is_dir()
+    assert (data / "help_doc" / "README.md").is_file()
     assert [s["name"] for s in c.JupyterHub.services] == ["idle-culler", "library"]
 
 

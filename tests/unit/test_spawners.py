@@ -28,8 +28,8 @@ def test_options_from_form_reads_env_and_dataset(spawner_for):
     [
         ({"env": "cobol"}, "demo", "Unknown base env 'cobol'"),
         ({"env": "pytorch-gpu"}, "demo", "Unknown base env"),
-        ({"env": "python", "dataset": "nope"}, "demo", "does not exist"),
-        ({"env": "python", "dataset": "../users"}, "demo", "Invalid dataset"),
+        ({"env": "python", "dataset": "nope"}, "demo", "not an online dataset you may use"),
+        ({"env": "python", "dataset": "../users"}, "demo", "not an online dataset you may use"),
         ({"env": "python"}, "Demo", "Invalid project name"),
         ({"env": "python"}, "", "needs a name"),
         (["env"], "demo", "must be a JSON object"),
@@ -52,7 +52,7 @@ async def test_a_restart_without_options_reuses_the_record(spawner_for):
     await apply_workspace_options(spawner_for("docker"), {"env": "python", "dataset": "flowers"})
     spawner = spawner_for("docker")
     await apply_workspace_options(spawner, {})
-    assert (spawner.workspace.env.id, spawner.workspace.dataset) == ("python", "flowers")
+    assert (spawner.workspace.env.id, spawner.workspace.dataset.key) == ("python", "flowers")
 
 
 async def test_admin_limit_overrides_win_over_the_catalog(spawner_for):
@@ -66,7 +66,7 @@ async def test_workspace_env_vars(spawner_for):
     await apply_workspace_options(spawner, {"env": "python", "dataset": "flowers"})
     env = spawner.get_env()
     assert (env["WORKSPACE_PROJECT"], env["WORKSPACE_ENV"], env["WORKSPACE_DATASET"]) == (
-        "demo", "python", "flowers")
+        "demo", "python", "flowers 1 (dir)")
 
 
 # Docker ---------------------------------------------------------------------
@@ -105,7 +105,7 @@ async def test_docker_create_kwargs(spawner_for, data_root):
         f"{data_root}/users/alice/demo/docker_image:/project/docker_image:rw",
         f"{data_root}/users/alice/demo/.home:/home/jovyan:rw",
         f"{data_root}/help_doc:/project/help_doc:ro",
-        f"{data_root}/datasets/flowers:/project/dataset:ro",
+        f"{data_root}/library/trees/f1:/project/dataset:ro",
     ])
     assert not any("docker.sock" in b for b in host["Binds"])
     assert "DeviceRequests" not in host
@@ -135,7 +135,7 @@ async def test_local_profile_uses_the_same_layout(spawner_for, data_root):
     root = data_root / "users/alice/demo"
     assert spawner.notebook_dir == str(root)
     assert (root / "help_doc").resolve() == (data_root / "help_doc").resolve()
-    assert (root / "dataset").resolve() == (data_root / "datasets/flowers").resolve()
+    assert (root / "dataset").resolve() == (data_root / "library/trees/f1").resolve()
     assert all((root / d).is_dir() for d in ("code", "model", "docker_image"))
 
 
@@ -159,7 +159,7 @@ async def test_kubernetes_pod_manifest(spawner_for):
     assert mounts["/project/code"] == {"name": "workspace-data", "mountPath": "/project/code",
                                        "subPath": "users/alice/demo/code", "readOnly": False}
     assert mounts["/project/help_doc"]["readOnly"] and mounts["/project/dataset"]["readOnly"]
-    assert mounts["/project/dataset"]["subPath"] == "datasets/flowers"
+    assert mounts["/project/dataset"]["subPath"] == "library/trees/f1"
     assert pod["spec"]["volumes"] == [
         {"name": "workspace-data", "persistentVolumeClaim": {"claimName": "workspace-data"}}]
     assert container["image"] == "workspace-hub/python:latest"
