@@ -36,6 +36,7 @@ from .jobs import Jobs, Serving
 from .models import BaseEnv, Status, Visibility
 from .rules import LibraryError
 from .datasets import api as dataset_api
+from .datasets import presets as dataset_presets
 from .datasets.archive import Limits
 from .datasets.imports import Imports
 from .store import TarStore
@@ -120,7 +121,8 @@ class LibraryService(Application):
         return asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     def seed_presets(self) -> None:
-        """Register the static catalog's envs as presets (once; admins edit them afterwards)."""
+        """Register the static catalog's envs, and the samples' datasets, as presets (once; admins edit them
+        afterwards)."""
         with self.sessions() as session:
             known = set(session.scalars(select(BaseEnv.name)))
             for env in load_catalog(self.catalog_dir).values():
@@ -130,6 +132,9 @@ class LibraryService(Application):
                                         visibility=Visibility.preset, status=Status.online, image=env.image,
                                         was_online=True, errors=[], progress="", smoke=False))
             session.commit()
+        seeded = dataset_presets.seed(self.sessions, self.imports, SYSTEM_OWNER)
+        if seeded:
+            self.log.info("importing the preset datasets %s", ", ".join(seeded))
 
     def servers_using(self, option: str, value: str) -> list[str]:
         """``user/server`` of each running (or starting) server whose spawn option *option* is *value*;

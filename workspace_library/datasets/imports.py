@@ -104,8 +104,9 @@ class Imports:
         shutil.rmtree(self.root / "uploads" / dataset.key, ignore_errors=True)
 
     # -- imports -------------------------------------------------------------------------------
-    def submit(self, dataset_id: int):
-        return self.pool.submit(self._run_logged, dataset_id)
+    def submit(self, dataset_id: int, online: bool = False):
+        """Import in the pool; *online* brings the dataset online once it is ready (presets)."""
+        return self.pool.submit(self._run_logged, dataset_id, online)
 
     def recover(self) -> list[int]:
         """After a restart: start again the imports a stop interrupted."""
@@ -119,9 +120,9 @@ class Imports:
             self.submit(dataset_id)
         return ids
 
-    def _run_logged(self, dataset_id: int) -> None:
+    def _run_logged(self, dataset_id: int, online: bool) -> None:
         try:
-            self._import(dataset_id)
+            self._import(dataset_id, online)
         except Exception as e:  # an import must end in a final state whatever happens
             log.exception("import of dataset %s crashed", dataset_id)
             self._finish(dataset_id, Status.failed, [{"code": "internal", "message": f"the import stopped: {e}",
@@ -145,7 +146,7 @@ class Imports:
             session.commit()
             self.discard(dataset)
 
-    def _import(self, dataset_id: int) -> None:
+    def _import(self, dataset_id: int, online: bool) -> None:
         with self.sessions() as session:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None or dataset.status != Status.validating:
@@ -182,4 +183,5 @@ class Imports:
                                                           in part["members"]])
             self.objects.build_tree(manifests[split])
         shutil.rmtree(staging, ignore_errors=True)
-        self._finish(dataset_id, Status.ready, [], manifests=manifests, report=report)
+        self._finish(dataset_id, Status.online if online else Status.ready, [], manifests=manifests, report=report,
+                     was_online=online)
