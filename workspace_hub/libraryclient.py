@@ -1,4 +1,4 @@
-"""A client of the library's REST API, for ``ws publish`` and ``ws algorithms``.
+"""A client of the library's REST API, for ``ws publish``, ``ws algorithms`` and ``ws datasets``.
 
 urllib (stdlib) keeps the workspace images free of HTTP dependencies.  Inside a
 workspace the hub sets ``WSHUB_LIBRARY_URL`` and ``JUPYTERHUB_API_TOKEN``, so
@@ -17,6 +17,8 @@ import urllib.request
 from .errors import WorkspaceHubError
 
 FINAL = {"ready", "online", "offline", "failed", "draft"}
+CHUNK = 8 << 20  # one PATCH of a dataset upload; a dropped one is sent again from the server's offset
+RETRIES = 5
 
 
 class LibraryClientError(WorkspaceHubError):
@@ -40,31 +42,26 @@ class LibraryClient:
             with urllib.request.urlopen(request, timeout=600) as r:
                 return json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
-            try:
-                error = json.loads(e.read())["error"]
-                message = f"{error['message']} [{error['code']}, HTTP {e.code}]"
-            except (ValueError, KeyError, TypeError):
-                message = f"HTTP {e.code} from {url}"
-            raise LibraryClientError(message) from None
+            raise self._error(e) from None
         except OSError as e:
             raise LibraryClientError(f"cannot reach the library at {self.url}: {e}") from None
 
-    def find(self, ref: str) -> dict:
-        """An algorithm by id, or by ``name`` / ``name:version`` (the newest visible one)."""
+    def find(self, ref: str, kind: str = "algorithms") -> dict:
+        """An item of *kind* by id, or by ``name`` / ``name:version`` (the newest visible one)."""
         if ref.isdigit():
-            return self.request("GET", f"algorithms/{ref}")
+            return self.request("GET", f"{kind}/{ref}")
         name, _, version = ref.partition(":")
         query = {"name": name, "sort": "-created", "per_page": 1, **({"version": version} if version else {})}
-        items = self.request("GET", "algorithms", query=query)["items"]
+        items = self.request("GET", kind, query=query)["items"]
         if not items:
-            raise LibraryClientError(f"no algorithm {ref!r} is visible to you (ws algorithms list)")
-        return self.request("GET", f"algorithms/{items[0]['id']}")
+            raise LibraryClientError(f"no {kind.rstrip('s')} {ref!r} is visible to you (ws {kind} list)")
+        return self.request("GET", f"{kind}/{items[0]['id']}")
 
-    def wait(self, algorithm_id: int, on_progress=None, timeout: float = 3600) -> dict:
+    def wait(self, item_id: int, on_progress=None, timeout: float = 3600, kind: str = "algorithms") -> dict:
         """Poll until validation ends; call *on_progress* with each new progress text."""
         deadline, last = time.monotonic() + timeout, None
         while True:
-            item = self.request("GET", f"algorithms/{algorithm_id}")
+            item = self.request("GET", f"{kind}/{item_id}")
             text = item["progress"] or item["status"]
             if on_progress and text != last:
                 on_progress(text)
@@ -72,3 +69,60 @@ class LibraryClient:
             if item["status"] in FINAL or time.monotonic() > deadline:
                 return item
             time.sleep(0.5)
+
+    def _raw(self, method: str, path: str, data: bytes | None = None, headers: dict | None = None):
+        request = urllib.request.Request(f"{self.url}api/{path}", data=data, method=method,
+                                         headers={"Authorization": f"token {self.token}", **(headers or {})})
+        return urllib.request.urlopen(request, timeout=600)
+
+    def upload(self, dataset_id: int, split: str, path, on_progress=None) -> None:
+        """Send an archive with the offset protocol, resuming from what the library has (after a dropped
+        connection, or a previous ``ws datasets upload`` that stopped)."""
+        size = os.path.getsize(path)
+        archive = f"datasets/{dataset_id}/archives/{split}"
+        failures = 0
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    with self._raw("HEAD", archive) as r:
+                        offset = int(r.headers["Upload-Offset"])
+                    if offset >= size:
+                        return
+                    f.seek(offset)
+                    chunk = f.read(CHUNK)
+                    with self._raw("PATCH", archive, chunk, {"Upload-Offset": str(offset),
+                                                             "Content-Type": "application/offset+octet-stream"}):
+                        pass
+                    failures = 0
+                    if on_progress:
+                        on_progress(offset + len(chunk), size)
+                except urllib.error.HTTPError as e:
+                    if e.code != 409 or failures >= RETRIES:  # 409: another offset; anything else is final
+                        raise self._error(e) from None
+                    failures += 1
+                except OSError as e:
+                    failures += 1
+                    if failures > RETRIES:
+                        raise LibraryClientError(f"the upload keeps failing ({e}); run the command again to "
+                                                 "resume it") from None
+                    time.sleep(min(2 ** failures, 30))
+
+    def download(self, path: str, dest) -> int:
+        """Stream GET *path* into the file *dest*; return the bytes written."""
+        written = 0
+        try:
+            with self._raw("GET", path) as r, open(dest, "wb") as out:
+                while chunk := r.read(1 << 20):
+                    out.write(chunk)
+                    written += len(chunk)
+        except urllib.error.HTTPError as e:
+            raise self._error(e) from None
+        return written
+
+    @staticmethod
+    def _error(e: urllib.error.HTTPError) -> LibraryClientError:
+        try:
+            error = json.loads(e.read())["error"]
+            return LibraryClientError(f"{error['message']} [{error['code']}, HTTP {e.code}]")
+        except (ValueError, KeyError, TypeError):
+            return LibraryClientError(f"HTTP {e.code} from {e.url}")
