@@ -13,7 +13,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tornado import web
 
+from workspace_hub.algorithm import SCHEMA
+from workspace_hub.contract import DATASET_FORMATS
+
 from .api import BaseHandler
+
+PURPOSES = SCHEMA["properties"]["purpose"]["properties"]["first"]["enum"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -35,7 +40,8 @@ class PageHandler(BaseHandler):
                 "view": self.template.removesuffix(".html"), **kwargs}
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         html = self.settings["templates"].get_template(self.template).render(
-            prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, **kwargs)
+            prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, formats=DATASET_FORMATS,
+            purposes=PURPOSES, **kwargs)
         self.finish(html)
 
 
@@ -48,6 +54,9 @@ ROUTES = [
     ("publish", page("publish.html")),
     (r"algorithms/(?P<item_id>\d{1,9})", page("algorithm.html")),
     (r"algorithms/(?P<item_id>\d{1,9})/edit", page("edit.html")),
+    ("datasets", page("datasets.html")),
+    ("datasets/new", page("dataset_new.html")),
+    (r"datasets/(?P<item_id>\d{1,9})", page("dataset.html")),
     ("envs", page("envs.html")),
     ("envs/new", page("env_new.html")),
     (r"envs/(?P<item_id>\d{1,9})", page("env.html")),

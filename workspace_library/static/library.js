@@ -276,5 +276,6 @@
     algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),
     publish: publishPage, edit: editPage, env_new: envNewPage,
   };
-  views[page.view]();
+  window.LibraryUI = { api, flash, row, link, badge, field, listPage, text };
+  if (views[page.view]) views[page.view]();
 })();
