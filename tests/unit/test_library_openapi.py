@@ -6,6 +6,7 @@ left out: every generated reference would make the engine try a registry.
 """
 
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,4 +34,5 @@ def test_no_generated_request_causes_a_server_error(db_url, tmp_path, quiet_acce
                             "--max-examples", "25", "--exclude-path-regex", "/pull$", "--seed", "1"],
                            capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-5000:]
-    assert "Tested: 19" in r.stdout and " passed" in r.stdout
+    tested = re.search(r"Tested: (\d+)", r.stdout)
+    assert tested and int(tested.group(1)) >= 27 and " passed" in r.stdout, r.stdout[-3000:]  # of 31 operations

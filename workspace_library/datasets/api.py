@@ -33,7 +33,7 @@ from .formats import is_text
 FILTERS = {"owner": str, "status": Status, "visibility": Visibility, "format": str, "purpose_first": str,
            "purpose_second": str, "name": str, "version": str, "test_mode": str}
 SPLIT = r"(?P<split>train|test)"
-OCTETS = "application/offset+octet-stream"
+OCTETS = ("application/offset+octet-stream", "application/octet-stream")
 IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif", b"BM": "image/bmp"}
 
 
@@ -176,8 +176,8 @@ class ArchiveHandler(DatasetMixin, ItemHandler):
         split = self.path_kwargs["split"]
         dataset = rules.get_visible(self.db, Dataset, int(self.path_kwargs["item_id"]), who)
         rules.require_change(dataset, who)
-        if self.request.headers.get("Content-Type", "").split(";")[0].strip() != OCTETS:
-            raise LibraryError(415, "content-type", f"send the bytes as {OCTETS}")
+        if self.request.headers.get("Content-Type", "").split(";")[0].strip() not in OCTETS:
+            raise LibraryError(415, "content-type", f"send the bytes as {OCTETS[0]}")
         offset = _header_int(self, "Upload-Offset")
         if offset is None:
             raise LibraryError(400, "invalid-header", "send Upload-Offset: the bytes already received (HEAD tells)",
@@ -266,6 +266,8 @@ class _Pipe(io.RawIOBase):
 class DownloadHandler(DatasetMixin, ItemHandler):
     """GET ?split=train|test: the split as a zip, streamed as it is written."""
 
+    SUPPORTED_METHODS = ("GET",)
+
     async def get(self, item_id):
         dataset = self.item(item_id)
         split = self.get_query_argument("split", "train")
@@ -312,6 +314,8 @@ class FileHandler(DatasetMixin, ItemHandler):
     """GET one file of a split (sample previews).  Only images the magic bytes prove are shown inline;
     everything else is text/plain or a download, and a sandbox CSP keeps uploaded content inert."""
 
+    SUPPORTED_METHODS = ("GET",)
+
     async def get(self, item_id, split, path):
         dataset = self.item(item_id)
         if split not in dataset.manifests:
@@ -336,6 +340,8 @@ class FileHandler(DatasetMixin, ItemHandler):
 
 class UsersHandler(DatasetMixin, ItemHandler):
     """GET: the running servers that mount this dataset (names for the owner and admins, a count for others)."""
+
+    SUPPORTED_METHODS = ("GET",)
 
     async def get(self, item_id):
         dataset = self.item(item_id)
