@@ -28,10 +28,27 @@ def zip_archive(path: Path, entries: list, compression=zipfile.ZIP_DEFLATED, enc
             info.create_system = 3
             info.external_attr = (mode[0] if mode else REG) << 16
             info.compress_type = compression
-            if name in encrypt:
-                info.flag_bits |= 0x1
             archive.writestr(info, data)
+    if encrypt:  # zipfile clears the flag when it writes: set bit 0 in the local and central headers
+        raw = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if i.filename in encrypt]
+        for info in infos:
+            raw[info.header_offset + 6] |= 0x1
+        for start in _central_entries(raw, {i.filename.encode() for i in infos}):
+            raw[start + 8] |= 0x1
+        path.write_bytes(bytes(raw))
     return path
+
+
+def _central_entries(raw: bytes, names: set) -> list[int]:
+    starts, at = [], raw.find(b"PK\x01\x02")
+    while at != -1:
+        length = struct.unpack_from("<H", raw, at + 28)[0]
+        if bytes(raw[at + 46:at + 46 + length]) in names:
+            starts.append(at)
+        at = raw.find(b"PK\x01\x02", at + 46)
+    return starts
 
 
 def zip_of_tree(path: Path, root: Path) -> Path:

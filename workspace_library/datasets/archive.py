@@ -39,6 +39,7 @@ import ctypes
 import hashlib
 import posixpath
 import re
+import stat
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -134,8 +135,9 @@ def normalise(raw, limits: Limits) -> str:
 
 
 def _zip_directory_check(path: Path) -> None:
-    """The zip's central directory, read by :mod:`zipfile`: libarchive turns ``\\`` into ``/`` and reads
-    some encryption flags only when it decrypts, so both are checked on the names as stored."""
+    """The zip's central directory, read by :mod:`zipfile`: libarchive turns ``\\`` into ``/``, reads some
+    encryption flags only when it decrypts, and reads a fifo as an empty file, so these are checked on the
+    entries as stored."""
     try:
         infos = zipfile.ZipFile(path).infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
@@ -144,6 +146,10 @@ def _zip_directory_check(path: Path) -> None:
         if "\\" in info.filename:
             raise Refused("archive-name", f"{info.filename[:120]!r} uses '\\' as a separator; pack it with '/'",
                           info.filename[:120])
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            raise Refused("archive-special", f"{info.filename[:120]!r} is a device, fifo or socket; archive "
+                          "regular files only", info.filename[:120])
         if info.flag_bits & 0x1:
             raise Refused("archive-encrypted", f"{info.filename[:120]!r} is encrypted; upload it without a "
                           "password", info.filename[:120])

@@ -50,6 +50,14 @@ def run(archives: dict[str, Path], staging: Path, fmt: str, limits: Limits) -> d
     return json.loads(child.stdout)
 
 
+def peak_rss_kib() -> int:
+    """This program's peak resident memory (VmHWM starts at exec; ru_maxrss would count the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--staging", type=Path, required=True)
@@ -72,7 +80,7 @@ def main(argv=None) -> None:
             entry["members"] = [[m.name, m.staged, m.size, m.sha256] for m in result.members]
             entry["report"] = report.as_dict()
         out["splits"][split] = entry
-    out["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["peak_rss_kib"] = peak_rss_kib()
     json.dump(out, sys.stdout)
 
 
