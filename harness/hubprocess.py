@@ -124,6 +124,15 @@ class HubProcess:
                 continue
         return None
 
+    def dataset_key(self, name: str, timeout: float = 120) -> str:
+        """The key of the online dataset *name*: a preset (news-texts, digits) the library imports when it
+        first starts, or one a test uploaded.  The key is what a spawn's ``dataset`` option names."""
+        def find():
+            r = self.session.get(f"{self.url}/services/library/api/datasets", timeout=30,
+                                 params={"name": name, "status": "online"})
+            return r.ok and r.json()["items"] and r.json()["items"][0]["key"]
+        return wait_until(find, timeout=timeout, what=f"dataset {name} to be online")
+
     def login(self, username: str, password: str) -> requests.Session:
         """A browser-like session (cookies, XSRF) after posting the login form; logged in if the password fits."""
         session = requests.Session()

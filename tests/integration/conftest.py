@@ -43,8 +43,6 @@ def hub(engine, tmp_path_factory):
     """A running hub with the docker profile; every workspace is removed afterwards."""
     data_root = tmp_path_factory.mktemp("hub") / "data"
     data_root.mkdir()
-    (data_root / "datasets" / "digits").mkdir(parents=True)
-    (data_root / "datasets" / "digits" / "labels.csv").write_text("image,label\n0.png,0\n")
     # the env exports `ws envs build` wrote for in-workspace image builds
     if (REPO_ROOT / "data" / "base-images").is_dir():
         (data_root / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")

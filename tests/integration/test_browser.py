@@ -17,7 +17,7 @@ def test_login_create_project_and_land_in_jupyterlab(hub, page):
     page.wait_for_selector("h1:has-text('Projects')")
     page.fill("#new-project-name", "browser-demo")
     page.select_option("#new-project-env", "python")
-    page.select_option("#new-project-dataset", "digits")
+    page.select_option("#new-project-dataset", label="digits 1 (dir)")
     shot(page, "02-projects-new")
     page.click("#new-project-create")
 
@@ -35,7 +35,7 @@ def test_the_projects_page_lists_env_dataset_and_status_and_stops_and_deletes(hu
     row = page.locator("tr[data-server-name='browser-demo']")
     row.wait_for()
     cells = row.locator("td").all_inner_texts()
-    assert cells[1].startswith("Python") and cells[2] == "digits" and cells[3] == "running", cells
+    assert cells[1].startswith("Python") and cells[2] == "digits 1 (dir)" and cells[3] == "running", cells
     assert page.locator("#library-links a:has-text('Algorithms')").get_attribute("href") == "/services/library/"
     assert page.locator("a.nav-link:has-text('Admin')").count() == 1  # admins still reach the stock admin page
     shot(page, "02-projects")

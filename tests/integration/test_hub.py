@@ -22,17 +22,17 @@ def sh(container, script: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def projects(hub):
-    """bob with two running projects: 'alpha' (no dataset) and 'beta' (dataset 'digits')."""
+    """bob with two running projects: 'alpha' (no dataset) and 'beta' (the preset dataset 'digits')."""
     assert hub.api("POST", f"/users/{USER}").status_code == 201
     hub.start_project(USER, "alpha", env="python")
-    hub.start_project(USER, "beta", env="python", dataset="digits")
+    hub.start_project(USER, "beta", env="python", dataset=hub.dataset_key("digits"))
     return hub
 
 
 def test_projects_are_named_servers(projects):
     servers = projects.api("GET", f"/users/{USER}").json()["servers"]
     assert {name for name, s in servers.items() if s["ready"]} == {"alpha", "beta"}
-    assert servers["beta"]["user_options"] == {"env": "python", "dataset": "digits"}
+    assert servers["beta"]["user_options"] == {"env": "python", "dataset": projects.dataset_key("digits")}
 
 
 def test_jupyter_api_through_the_proxy_lists_the_project(projects):
@@ -52,7 +52,7 @@ def test_read_only_mounts_refuse_writes(projects, container_of):
     for path in ("/project/help_doc/x", "/project/dataset/x"):
         code, out = sh(container, f"touch {path}")
         assert code != 0 and "Read-only file system" in out
-    assert sh(container, "cat /project/dataset/labels.csv")[1].startswith("image,label")
+    assert sh(container, "ls /project/dataset")[1].split() == [str(d) for d in range(10)]
     assert "handbook" in sh(container, "cat /project/help_doc/README.md")[1]
 
 
@@ -109,8 +109,8 @@ def test_hub_restart_keeps_servers_running(projects, container_of):
         ("Bad-Name", {"env": "python"}, "Invalid server_name"),
         ("a" * 31, {"env": "python"}, "Invalid server_name"),
         ("gamma", {"env": "cobol"}, "Unknown base env 'cobol'"),
-        ("gamma", {"env": "python", "dataset": "../users"}, "Invalid dataset"),
-        ("gamma", {"env": "python", "dataset": "missing"}, "does not exist"),
+        ("gamma", {"env": "python", "dataset": "../users"}, "not an online dataset you may use"),
+        ("gamma", {"env": "python", "dataset": "missing"}, "not an online dataset you may use"),
         ("alpha", {"env": "python"}, "already running"),
     ],
 )

@@ -65,6 +65,17 @@ def dataset_json(dataset: Dataset, detail: bool = True, received: dict | None = 
 class DatasetMixin:
     model = Dataset
 
+    async def manifest(self, dataset: Dataset, split: str) -> list:
+        """The split's files, read off the loop; a split that is not (or no longer) stored is a 404."""
+        if split not in dataset.manifests:
+            raise LibraryError(404, "not-found", f"{dataset.name} has no stored {split} split (status "
+                               f"{dataset.status.value})", "split")
+        try:
+            return await self.service.run(self.service.imports.objects.manifest, dataset.manifests[split])
+        except FileNotFoundError:
+            raise LibraryError(404, "content-missing", f"the stored files of {dataset.name} are missing; ask an "
+                               "admin to restore the data root, or upload the dataset again") from None
+
     def as_json(self, dataset, detail: bool = True):
         received = ({s: self.service.imports.offset(dataset, s) for s in dataset.uploads}
                     if dataset.status == Status.uploading else None)
@@ -271,11 +282,8 @@ class DownloadHandler(DatasetMixin, ItemHandler):
     async def get(self, item_id):
         dataset = self.item(item_id)
         split = self.get_query_argument("split", "train")
-        if split not in dataset.manifests:
-            raise LibraryError(404, "not-found", f"{dataset.name} has no stored {split} split (status "
-                               f"{dataset.status.value})", "split")
+        files = await self.manifest(dataset, split)
         objects = self.service.imports.objects
-        files = await self.service.run(objects.manifest, dataset.manifests[split])
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dataset.name}-{dataset.version}-{split}.zip")
         self.release_db()
         self.set_header("Content-Type", "application/zip")
@@ -318,10 +326,8 @@ class FileHandler(DatasetMixin, ItemHandler):
 
     async def get(self, item_id, split, path):
         dataset = self.item(item_id)
-        if split not in dataset.manifests:
-            raise LibraryError(404, "not-found", f"{dataset.name} has no stored {split} split")
+        files = await self.manifest(dataset, split)
         objects = self.service.imports.objects
-        files = await self.service.run(objects.manifest, dataset.manifests[split])
         found = next((f for f in files if f[0] == path), None)
         if found is None:
             raise LibraryError(404, "not-found", f"{path[:120]!r} is not a file of {dataset.name}")
