@@ -41,6 +41,7 @@ from docker.errors import APIError, ImageNotFound
 from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, WorkspaceEnv, load_catalog
 from .errors import WorkspaceHubError
 from .executor import engine
+from .projects import pinned_image
 
 OS_IMAGE = "workspace-hub/os:bookworm"
 OS_PACKAGES = ("python3", "python3-venv", "ca-certificates", "git", "make")
@@ -348,7 +349,11 @@ def build_envs(env_ids: list[str], options: BuildOptions, if_missing: bool, star
     client = engine(start=start_engine, log=log)
     builder = EnvBuilder(catalog, options, log=log)
     for env_id in env_ids or [e.id for e in catalog.values() if not e.gpu]:
-        if if_missing and image_exists(client, catalog[env_id].image):
+        # the image workspaces start is the one the export pins: a tag alone (another checkout rebuilt it,
+        # or the pinned image was pruned) still needs a build, or spawns would find no image
+        pinned = pinned_image(Path(options.data_root or os.environ.get("WSHUB_DATA_ROOT", "data")).resolve(),
+                              catalog[env_id])
+        if if_missing and image_exists(client, catalog[env_id].image) and image_exists(client, pinned):
             log(f"{env_id}: {catalog[env_id].image} exists")
             continue
         started = time.monotonic()

@@ -469,12 +469,12 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
         return ip, port
 
     async def env_version(self, env: WorkspaceEnv) -> str | None:
-        """None when the engine lacks the env's image (platform images are never pulled), else the
-        framework version `ws envs build` wrote on it ("" for images without that label)."""
+        """None when the engine lacks the image the env starts (its pinned ID, or its tag; platform images
+        are never pulled), else the framework version `ws envs build` wrote on it ("" without that label)."""
         from docker.errors import DockerException, ImageNotFound
 
         try:
-            image = await self.docker("inspect_image", env.image)
+            image = await self.docker("inspect_image", pinned_image(self.data_path, env))
         except ImageNotFound:
             return None
         except DockerException:  # the engine itself is unwell: the spawn will say so

@@ -316,11 +316,17 @@ async def test_the_docker_spawner_asks_the_engine_whether_an_image_is_built(data
 
     spawner = DockerWorkspaceSpawner.__new__(DockerWorkspaceSpawner)
     spawner.docker = docker
+    spawner.data_root = str(data_root)
     catalog = load_catalog(catalog_dir)
     assert await DockerWorkspaceSpawner.env_version(spawner, catalog["python"]) == "python 3.11.2"
     assert await DockerWorkspaceSpawner.env_version(spawner, catalog["pytorch-gpu"]) is None
+    # once `ws envs build` pinned an image ID, that ID is what starts, so that is what must exist
+    (data_root / "base-images" / "python").mkdir(parents=True)
+    (data_root / "base-images" / "python" / "current").symlink_to("ab" * 32)
+    await DockerWorkspaceSpawner.env_version(spawner, catalog["python"])
     assert asked == [("inspect_image", "workspace-hub/python:latest"),
-                     ("inspect_image", "workspace-hub/pytorch-gpu:latest")]
+                     ("inspect_image", "workspace-hub/pytorch-gpu:latest"),
+                     ("inspect_image", "sha256:" + "ab" * 32)]
 
 
 @pytest.mark.parametrize("name, version, shown", [

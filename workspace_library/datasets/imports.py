@@ -45,6 +45,7 @@ class Imports:
         self._hashes: dict[tuple[str, str], tuple[int, object]] = {}  # (key, split) -> (offset, sha256)
         self._receiving: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self.last_peak_rss_kib = 0  # the importer child's, for the logs and benchmarks/datasets.py
 
     # -- uploads -------------------------------------------------------------------------------
     def part(self, dataset: Dataset, split: str) -> Path:
@@ -157,6 +158,8 @@ class Imports:
         shutil.rmtree(staging, ignore_errors=True)
         self._progress(dataset_id, "extracting and checking")
         result = importer.run(archives, staging, fmt, self.limits)
+        self.last_peak_rss_kib = result.get("peak_rss_kib", 0)
+        log.info("dataset %s: the importer peaked at %d MiB", dataset_id, self.last_peak_rss_kib // 1024)
         if "crashed" in result:
             shutil.rmtree(staging, ignore_errors=True)
             return self._finish(dataset_id, Status.failed, [{"code": "import-crashed", "message": result["crashed"],

@@ -115,16 +115,20 @@
     const url = `${page.prefix}api/datasets/${dataset.id}/files/${split}/${name.split("/").map(encodeURIComponent).join("/")}`;
     const figure = document.createElement("figure");
     figure.className = "figure me-3";
+    // fetched with the XSRF header (the hub accepts a cookie only with it), then shown from a blob
+    const file = fetch(url, { credentials: "same-origin", headers: { "X-XSRFToken": page.xsrf } })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(r.statusText))));
     if (kind === "image") {
       const img = document.createElement("img");
       img.className = "sample-image figure-img";
-      img.src = url;
       img.alt = name;
+      file.then((blob) => { img.src = URL.createObjectURL(blob); }).catch(() => {});
       figure.appendChild(img);
     } else {
       const pre = document.createElement("pre");
       pre.className = "sample-text border p-2";
-      fetch(url, { credentials: "same-origin" }).then((r) => r.text()).then((t) => { pre.textContent = t.slice(0, 300); });
+      file.then((blob) => blob.text()).then((t) => { pre.textContent = t.slice(0, 300); })
+        .catch((e) => { pre.textContent = e.message; });
       figure.appendChild(pre);
     }
     const caption = document.createElement("figcaption");
