@@ -32,12 +32,13 @@ OCTETS = {"Content-Type": "application/offset+octet-stream"}
 
 
 def make_zip(path: Path, total: int, files: int = FILES) -> Path:
+    """*files* distinct text files (the dir format's text classes) of *total* bytes in all, stored."""
     size = total // files
-    block = os.urandom(1 << 20)
+    block = os.urandom(1 << 19).hex().encode()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for i in range(files):
             start = (i * 7919) % ((1 << 20) - size)
-            archive.writestr(f"class{i % 10}/{i}.bin", block[start:start + size] + i.to_bytes(4, "big"))
+            archive.writestr(f"class{i % 10}/{i}.txt", block[start:start + size - 8] + b"%08d" % i)
     return path
 
 
