@@ -242,8 +242,6 @@ def _single_text(members: list[Member], read: Read, report: Report) -> None:
     report.kind = "text"
 
 
-BRAT_ID = re.compile(r"^[TREAMN#*]\d*$")
-SPAN = re.compile(r"^(\d+) (\d+)$")
 
 
 def _brat(members: list[Member], read: Read, report: Report) -> None:
@@ -289,65 +287,102 @@ def _conf_types(raw: bytes) -> set[str]:
     return names
 
 
+# The common line, a one-fragment entity, is matched by one regex over the whole file (C speed); every other
+# line takes the general path.  Line numbers are counted only for the lines a problem names.
+T_LINE = re.compile(r"^(T\d+)\t([^\t :\r\n]+) (\d+) (\d+)\t([^\t\r\n]*)\r?$", re.M)
+OTHER_LINE = re.compile(r"^(?!T\d+\t[^\t :\r\n]+ \d+ \d+\t[^\t\r\n]*\r?$)(.*\S.*)$", re.M)
+
+
+def _spans(spec: str) -> list[tuple[int, int]] | None:
+    """``"0 5;9 12"`` as [(0, 5), (9, 12)], or None when it is not that shape."""
+    spans = []
+    for part in spec.split(";"):
+        start, _, end = part.partition(" ")
+        if not (start.isdigit() and end.isdigit()):
+            return None
+        spans.append((int(start), int(end)))
+    return spans
+
+
 def _brat_pair(name: str, text: str, ann: str, types: set | None, counts: Counter, report: Report) -> None:
-    ids = {}
-    refs = []
-    for number, line in enumerate(ann.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
+    ids = set()
+    refs = []  # (position, id)
+    size = len(text)
+    found = Counter()  # this pair's entities, added to *counts* at the end
+
+    def problem(code: str, position: int, message: str) -> None:
+        number = ann.count("\n", 0, position) + 1
+        report.problem(code, name, number, f"line {number}: {message}")
+
+    def entity(position: int, ident: str, label: str, spans: list, said: str) -> None:
+        if ident in ids:
+            return problem("brat-duplicate-id", position, f"{ident} is defined twice")
+        ids.add(ident)
+        if types is not None and label not in types:
+            problem("brat-type", position, f"{label} is not declared in annotation.conf")
+        if any(not 0 <= a <= b <= size for a, b in spans):
+            return problem("brat-range", position, f"{ident} has a span outside the text ({size} characters)")
+        there = " ".join(text[a:b] for a, b in spans)
+        if there != said:
+            return problem("brat-offset", position, f"{ident} says {said[:60]!r} but the text at those offsets is "
+                           f"{there[:60]!r}")
+        found[label] += 1
+
+    entities = T_LINE.findall(ann)
+    clean = True
+    for ident, label, start, end, said in entities:  # the fast pass: stop at the first doubt
+        a, b = int(start), int(end)
+        if ident in ids or (types is not None and label not in types) or not a <= b <= size or text[a:b] != said:
+            clean = False
+            break
+        ids.add(ident)
+        found[label] += 1
+    if not clean:  # the general path, with positions, finds and reports what is wrong
+        ids.clear()
+        found.clear()
+        for m in T_LINE.finditer(ann):
+            ident, label, start, end, said = m.groups()
+            entity(m.start(), ident, label, [(int(start), int(end))], said)
+    lines = ann.count("\n") + (not ann.endswith("\n"))
+    others = OTHER_LINE.finditer(ann) if len(entities) < lines else ()
+    for m in others:
+        position, fields = m.start(), m.group(1).rstrip("\r").split("\t")
         ident = fields[0]
-        if not BRAT_ID.match(ident) or len(fields) < 2:
-            report.problem("brat-syntax", name, number, f"line {number} does not start with an id (T1, R1, E1, A1, "
-                           "N1, #1) and a tab")
+        kind = ident[:1]
+        if len(fields) < 2 or not kind or kind not in "TREAMN#*" \
+                or not (ident[1:].isdigit() or (kind in "#*" and not ident[1:])):
+            problem("brat-syntax", position, "expected an id (T1, R1, E1, A1, N1, #1) and a tab")
             continue
-        kind = ident[0]
-        if kind != "*" and ident in ids:
-            report.problem("brat-duplicate-id", name, number, f"{ident} is defined twice")
-            continue
-        ids[ident] = kind
-        head = fields[1].split(" ")
-        label = head[0].split(":")[0]
-        if types is not None and kind in "TREAM" and label not in types and kind != "*":
-            report.problem("brat-type", name, number, f"{label} is not declared in annotation.conf")
+        label, _, rest = fields[1].partition(" ")
+        label = label.partition(":")[0]
         if kind == "T":
-            if len(fields) < 3:
-                report.problem("brat-syntax", name, number, f"T line {number} needs 'type start end' and the text")
-                continue
-            spans = [SPAN.match(s) for s in " ".join(head[1:]).split(";")]
-            if not head[1:] or not all(spans):
-                report.problem("brat-syntax", name, number, f"line {number}: spans must be 'start end' pairs "
-                               "separated by ';'")
-                continue
-            pieces = []
-            for s in spans:
-                start, end = int(s.group(1)), int(s.group(2))
-                if not 0 <= start <= end <= len(text):
-                    report.problem("brat-range", name, number, f"{ident} span {start}-{end} is outside the text "
-                                   f"({len(text)} characters)")
-                    break
-                pieces.append(text[start:end])
+            spans = _spans(rest) if len(fields) > 2 else None
+            if spans is None:
+                problem("brat-syntax", position, "an entity is 'T<n><TAB>type start end[;start end]<TAB>text'")
             else:
-                if " ".join(pieces) != fields[2]:
-                    report.problem("brat-offset", name, number, f"{ident} says {fields[2][:60]!r} but the text at "
-                                   f"those offsets is {' '.join(pieces)[:60]!r}")
-                    continue
-                counts[label] += 1
-        elif kind == "R":
-            refs += [(number, a.split(":", 1)[-1]) for a in head[1:]]
-        elif kind == "E":
-            refs += [(number, a.split(":", 1)[-1]) for a in head if ":" in a]
-        elif kind in "AMN#":
-            if len(head) < 2:
-                report.problem("brat-syntax", name, number, f"line {number} needs a target id")
+                entity(position, ident, label, spans, fields[2])
+            continue
+        if kind != "*":
+            if ident in ids:
+                problem("brat-duplicate-id", position, f"{ident} is defined twice")
                 continue
-            refs.append((number, head[1]))
-        elif kind == "*":
-            refs += [(number, a) for a in head[1:]]
-    for number, ref in refs:
+            ids.add(ident)
+        if types is not None and kind in "REAM" and label not in types:
+            problem("brat-type", position, f"{label} is not declared in annotation.conf")
+        if kind in "R*":
+            refs += [(position, a.rpartition(":")[2]) for a in rest.split()]
+        elif kind == "E":
+            refs += [(position, a.rpartition(":")[2]) for a in fields[1].split() if ":" in a]
+        else:  # A, M, N, #: a target id after the type
+            target = rest.split(" ", 1)[0]
+            if not target:
+                problem("brat-syntax", position, "an attribute, normalization or note names a target id")
+                continue
+            refs.append((position, target))
+    for position, ref in refs:
         if ref not in ids:
-            report.problem("brat-unknown-id", name, number, f"line {number} refers to {ref!r}, which is not defined")
+            problem("brat-unknown-id", position, f"{ref!r} is not defined")
+    counts.update(found)
 
 
 VALIDATORS = {"dir": _dir, "json": _json, "single_text": _single_text, "brat_ann": _brat}
