@@ -364,6 +364,68 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def print_run(run: dict) -> None:
+    reason = f" ({run['reason']})" if run["reason"] else ""
+    print(f"{run['id']}  {run['name']}  [{run['status']}{reason}]  {run['algorithm']['label']} on "
+          f"{run['dataset']['label']}  {json.dumps(run['hyperparameters'], ensure_ascii=False)}")
+    if run["message"]:
+        print(f"  {run['message']}")
+    if run["metrics"]:
+        print(f"  metrics: {json.dumps(run['metrics'], ensure_ascii=False)}")
+
+
+def _value(text: str):
+    """A --set value: JSON when it parses (5, 0.1, true), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_runs(args) -> int:
+    client = _library()
+    command = args.runs_command
+    if command == "list":
+        query = {"per_page": 100, **({"status": args.status} if args.status else {})}
+        for run in client.request("GET", "runs", query=query)["items"]:
+            print_run(run)
+        return 0
+    if command == "create":
+        settings = {}
+        for pair in args.set or []:
+            name, sep, value = pair.partition("=")
+            if not sep:
+                raise WorkspaceHubError(f"--set {pair!r}: write NAME=VALUE, such as EPOCHS=5")
+            settings[name] = _value(value)
+        resources = {k: v for k, v in (("mem_gb", args.mem), ("cpus", args.cpus)) if v is not None}
+        body = {"name": args.name, "algorithm": client.find(args.algorithm)["id"],
+                "dataset": client.find(args.dataset, kind="datasets")["id"], "hyperparameters": settings,
+                "resources": resources, "start": args.start,
+                **({"train_ratio": args.ratio} if args.ratio is not None else {}),
+                **({"max_runtime": args.max_runtime} if args.max_runtime else {})}
+        run = client.request("POST", "runs", body)
+    elif command in ("start", "stop"):
+        run = client.request("POST", f"runs/{args.id}/{command}")
+    elif command == "logs":
+        if not args.follow:
+            sys.stdout.write(client.request_text(f"runs/{args.id}/log"))
+            return 0
+        status = client.follow_log(args.id, print)
+        print(f"-- {status}", file=sys.stderr)
+        return 0 if status == "succeeded" else 1
+    else:
+        run = client.request("GET", f"runs/{args.id}")
+    if getattr(args, "json", False):
+        print(json.dumps(run, indent=2, ensure_ascii=False))
+    else:
+        print_run(run)
+    if getattr(args, "follow", False) and command in ("create", "start"):
+        status = client.follow_log(run["id"], print)
+        print(f"-- {status}", file=sys.stderr)
+        return 0 if status == "succeeded" else 1
+    return 0
+
+
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
     p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
@@ -483,6 +545,35 @@ def parser() -> argparse.ArgumentParser:
     upload.add_argument("--public", action="store_true", help="visible to every user (default: private)")
     upload.add_argument("--no-wait", action="store_true", help="return once the archives are sent")
     upload.set_defaults(func=cmd_datasets_upload)
+
+    runs = sub.add_parser("runs", help="training runs").add_subparsers(dest="runs_command", required=True)
+    runs_list = runs.add_parser("list", help="your runs")
+    runs_list.add_argument("--status")
+    runs_list.set_defaults(func=cmd_runs)
+    create = runs.add_parser("create", help="a run of an online algorithm on an online dataset")
+    create.add_argument("--name", required=True)
+    create.add_argument("--algorithm", required=True, help="an id, a name (newest version) or name:version")
+    create.add_argument("--dataset", required=True, help="an id, a name (newest version) or name:version")
+    create.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter (repeat)")
+    create.add_argument("--ratio", type=float, help="TRAIN_RATIO for a dataset without a test set (default 0.8)")
+    create.add_argument("--mem", type=float, help="memory in GB")
+    create.add_argument("--cpus", type=float)
+    create.add_argument("--max-runtime", type=int, help="seconds before the run is stopped")
+    create.add_argument("--start", action="store_true", help="queue it now (default: a draft)")
+    create.add_argument("-f", "--follow", action="store_true", help="with --start: print the log until it ends")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_runs)
+    for action, text in (("show", "one run"), ("start", "queue a draft"), ("stop", "stop a run")):
+        one = runs.add_parser(action, help=text)
+        one.add_argument("id", type=int)
+        one.add_argument("--json", action="store_true")
+        if action == "start":
+            one.add_argument("-f", "--follow", action="store_true", help="print the log until it ends")
+        one.set_defaults(func=cmd_runs)
+    logs = runs.add_parser("logs", help="a run's log")
+    logs.add_argument("id", type=int)
+    logs.add_argument("-f", "--follow", action="store_true", help="live, until the run ends (resumes if cut)")
+    logs.set_defaults(func=cmd_runs)
 
     envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)

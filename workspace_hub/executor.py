@@ -1,10 +1,11 @@
-"""The one execution layer: sandboxed containers for smoke runs and online tests.
+"""The one execution layer: sandboxed containers for smoke runs, training runs and online tests.
 
 Everything that runs a user's image goes through an :class:`Executor`, as every
 workspace goes through :class:`workspace_hub.spawner.WorkspaceMixin`:
 
 - :meth:`Executor.load` puts a checked image tar into the engine by digest;
-- :meth:`Executor.run_batch` runs a train image to its end (smoke runs);
+- :meth:`Executor.run_batch` runs a train image to its end (smoke runs, training runs, which carry
+  their record's key as a label so that a restarted library finds them with :meth:`DockerExecutor.find`);
 - :meth:`Executor.start_replica` starts a predict image and returns a
   :class:`Replica` that answers HTTP requests (smoke runs, online tests).
 
@@ -53,6 +54,8 @@ SANDBOX = dict(
 )
 LABEL_RUN = "ai.workspace-hub.run"  # every container the executor starts carries it, with its purpose
 LABEL_OWNER = "ai.workspace-hub.owner"  # which process started it (the library, or `ws` on the host)
+LABEL_KEY = "ai.workspace-hub.key"  # the record a long-lived container belongs to (a training run's key)
+KEPT = ("run",)  # purposes whose containers outlive a restart of their owner: it finds them again by label
 
 
 class EngineUnavailable(WorkspaceHubError):
@@ -198,8 +201,10 @@ class Executor:
         """Load the checked image tar at *path* (its :class:`~workspace_hub.validate.Report`); return its ID."""
         raise NotImplementedError
 
-    def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None):
-        """Start *image* once (its own command, or *command*) with *mounts* (``{host: (target, mode)}``)."""
+    def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None,
+                  key: str = "", limits: dict | None = None):
+        """Start *image* once (its own command, or *command*) with *mounts* (``{host: (target, mode)}``),
+        labelled with *key*, within *limits* (memory, CPUs) where they differ from the sandbox's."""
         raise NotImplementedError
 
     def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
@@ -233,11 +238,13 @@ class DockerExecutor(Executor):
     def _volumes(self, mounts: dict) -> dict:
         return {str(Path(host).resolve()): {"bind": target, "mode": mode} for host, (target, mode) in mounts.items()}
 
-    def _start(self, image: str, command, mounts: dict, environment: dict, purpose: str):
+    def _start(self, image: str, command, mounts: dict, environment: dict, purpose: str, key: str = "",
+               limits: dict | None = None):
         """Create and start a sandboxed container; one that cannot start is removed, not left behind."""
+        labels = {LABEL_RUN: purpose, LABEL_OWNER: self.owner, **({LABEL_KEY: key} if key else {})}
         container = self.client.containers.create(
-            image, command, environment=environment, labels={LABEL_RUN: purpose, LABEL_OWNER: self.owner},
-            volumes=self._volumes(mounts), **self.sandbox)
+            image, command, environment=environment, labels=labels, volumes=self._volumes(mounts),
+            **{**self.sandbox, **(limits or {})})
         try:
             container.start()
         except Exception:
@@ -245,8 +252,15 @@ class DockerExecutor(Executor):
             raise
         return container
 
-    def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None):
-        return self._start(image, command, mounts, environment, purpose)
+    def run_batch(self, image: str, mounts: dict, environment: dict, purpose: str, command: list | None = None,
+                  key: str = "", limits: dict | None = None):
+        return self._start(image, command, mounts, environment, purpose, key, limits)
+
+    def find(self, key: str):
+        """The container labelled with *key* by this owner (a run's, after a restart), or None."""
+        found = self.client.containers.list(all=True, filters={"label": [f"{LABEL_OWNER}={self.owner}",
+                                                                         f"{LABEL_KEY}={key}"]})
+        return found[0] if found else None
 
     def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
         environment = {"PORT": str(REPLICA_PORT), "HOST": "127.0.0.1", **environment}
@@ -258,8 +272,10 @@ class DockerExecutor(Executor):
             raise
 
     def remove_leftovers(self) -> int:
-        """Remove every container this owner started (after a crash or at exit); return how many."""
-        containers = self.client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"})
+        """Remove the containers this owner started (after a crash or at exit), except those of :data:`KEPT`
+        purposes, which their owner finds again; return how many."""
+        containers = [c for c in self.client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"})
+                      if c.labels.get(LABEL_RUN) not in KEPT]
         for container in containers:
             container.remove(force=True)
         return len(containers)

@@ -1,4 +1,4 @@
-"""A client of the library's REST API, for ``ws publish``, ``ws algorithms`` and ``ws datasets``.
+"""A client of the library's REST API, for ``ws publish``, ``ws algorithms``, ``ws datasets`` and ``ws runs``.
 
 urllib (stdlib) keeps the workspace images free of HTTP dependencies.  Inside a
 workspace the hub sets ``WSHUB_LIBRARY_URL`` and ``JUPYTERHUB_API_TOKEN``, so
@@ -70,6 +70,15 @@ class LibraryClient:
                 return item
             time.sleep(0.5)
 
+    def request_text(self, path: str) -> str:
+        try:
+            with self._raw("GET", path) as r:
+                return r.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as e:
+            raise self._error(e) from None
+        except OSError as e:
+            raise LibraryClientError(f"cannot reach the library at {self.url}: {e}") from None
+
     def _raw(self, method: str, path: str, data: bytes | None = None, headers: dict | None = None):
         request = urllib.request.Request(f"{self.url}api/{path}", data=data, method=method,
                                          headers={"Authorization": f"token {self.token}", **(headers or {})})
@@ -118,6 +127,35 @@ class LibraryClient:
         except urllib.error.HTTPError as e:
             raise self._error(e) from None
         return written
+
+    def follow_log(self, run_id: int, write, start: int = 0) -> str:
+        """Write the run's log lines as they arrive (server-sent events), resuming after a dropped
+        connection from the last line received; return the run's final status."""
+        number, failures = start, 0
+        while True:
+            try:
+                with self._raw("GET", f"runs/{run_id}/log?follow=1&from={number}",
+                               headers={"Accept": "text/event-stream"}) as r:
+                    event = {}
+                    for raw in r:
+                        line = raw.decode("utf-8", "replace").rstrip("\n")
+                        if line:
+                            key, _, value = line.partition(": ")
+                            event[key] = value
+                            continue
+                        if event.get("event") == "end":
+                            return event.get("data", "")
+                        if "data" in event:
+                            write(event["data"])
+                            number = int(event.get("id", number + 1))
+                        event, failures = {}, 0
+            except urllib.error.HTTPError as e:
+                raise self._error(e) from None
+            except OSError as e:
+                failures += 1
+                if failures > RETRIES:
+                    raise LibraryClientError(f"the log stream keeps failing ({e})") from None
+                time.sleep(min(2 ** failures, 30))
 
     @staticmethod
     def _error(e: urllib.error.HTTPError) -> LibraryClientError:

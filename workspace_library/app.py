@@ -23,7 +23,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from sqlalchemy import select
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
@@ -39,6 +39,9 @@ from .datasets import api as dataset_api
 from .datasets import presets as dataset_presets
 from .datasets.archive import Limits
 from .datasets.imports import Imports
+from .runs import api as run_api
+from .runs.queue import Runs
+from .runs.rules import Limits as RunLimits
 from .store import TarStore
 
 SYSTEM_OWNER = "workspace-hub"
@@ -88,6 +91,11 @@ class LibraryService(Application):
     dataset_max_files = Integer(200_000, config=True, help="Most files one dataset archive may hold.")
     dataset_max_ratio = Integer(200, config=True,
                                 help="Most bytes out per byte in when an archive expands (past its first 64 MiB).")
+    run_slots = Integer(2, config=True, help="Training runs that run at once on this engine.")
+    run_per_user = Integer(2, config=True, help="Training runs one user may have running at once.")
+    run_max_mem_gb = Float(8, config=True, help="Most memory a training run may ask for, in GB.")
+    run_max_cpus = Float(4, config=True, help="Most CPUs a training run may ask for.")
+    run_max_runtime = Integer(24 * 3600, config=True, help="Longest maximum runtime a run may set, in seconds.")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, config=True, help="Validation jobs that run at once.")
@@ -114,6 +122,8 @@ class LibraryService(Application):
         limits = Limits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits)
+        self.runs = Runs(self.sessions, root / "library" / "runs", root, self.jobs.executor, slots=self.run_slots,
+                         per_user=self.run_per_user)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
     def run(self, fn, *args):
@@ -156,6 +166,25 @@ class LibraryService(Application):
             raise LibraryError(409, "in-use", f"{item.name} is used by running servers ({', '.join(users[:5])}); "
                                f"stop them first, or take the {item.KIND} offline so that no new server uses it.")
 
+    def recover_runs(self) -> None:
+        """Find the runs a previous process left running, then start scheduling."""
+        try:
+            self.gpu = "nvidia" in (self.jobs.executor.client.info().get("Runtimes") or {})
+            found = self.runs.recover()
+        except EngineUnavailable as e:
+            self.log.warning("runs cannot be recovered: %s", e)
+        else:
+            if found["found"] or found["lost"]:
+                self.log.info("runs after a restart: watching %s again, queued %s again", found["found"],
+                              found["lost"])
+        self.runs.start()
+
+    def run_limits(self) -> RunLimits:
+        return RunLimits(max_mem_gb=self.run_max_mem_gb, max_cpus=self.run_max_cpus,
+                         max_runtime=self.run_max_runtime, gpu=self.gpu)
+
+    gpu = False  # whether the engine has a GPU runtime: asked once, when the service starts
+
     def upload_limit(self, session, who) -> int:
         """Bytes *who* may still send: the per-file limit, or what is left of their quota if less."""
         if who.admin:
@@ -187,6 +216,7 @@ class LibraryService(Application):
             (f"api/envs/{item}/images", api.EnvUploadHandler),
             (f"api/envs/{item}/pull", api.EnvPullHandler),
             *dataset_api.ROUTES,
+            *run_api.ROUTES,
             ("oauth_callback", HubOAuthCallbackHandler),
             *pages.ROUTES,
         ]
@@ -214,6 +244,7 @@ class LibraryService(Application):
         resumed = self.imports.recover()
         if resumed:
             self.log.info("resumed the import of datasets %s after a restart", resumed)
+        self.recover_runs()
         try:
             asyncio.run(self._serve(HubOAuth.instance(cache_max_age=60)))  # the callback handler uses the instance
         finally:

@@ -147,3 +147,53 @@ class Dataset(Record, Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)  # the archives' declared bytes (the quota counts)
     manifests: Mapped[dict] = mapped_column(JSON, default=dict)  # {split: manifest digest}
     report: Mapped[dict] = mapped_column(JSON, default=dict)  # {split: counts, samples, kind, files, bytes}
+
+
+class RunStatus(str, enum.Enum):
+    draft = "draft"
+    queued = "queued"
+    starting = "starting"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    stopping = "stopping"
+    stopped = "stopped"
+
+
+class Run(Base):
+    """One training run: an algorithm version's train image on a dataset version, with its settings, and
+    what happened (state, reason, the image and dataset digests it used, its metrics)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("key", name="uq_runs_key"),)
+    KIND = "run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)  # folder and container label
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), default=RunStatus.draft, index=True)
+    reason: Mapped[str] = mapped_column(String(16), default="")  # exit-code, oom, max-runtime, no-model, platform
+    message: Mapped[str] = mapped_column(Text, default="")
+    algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("algorithms.id", ondelete="SET NULL"),
+                                                     nullable=True, index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"),
+                                                   nullable=True, index=True)
+    algorithm_label: Mapped[str] = mapped_column(String(200), default="")
+    dataset_label: Mapped[str] = mapped_column(String(200), default="")
+    image: Mapped[str] = mapped_column(String(255), default="")  # the tag it started from
+    image_digest: Mapped[str] = mapped_column(String(80), default="")  # what it ran (set when it starts)
+    dataset_manifests: Mapped[dict] = mapped_column(JSON, default=dict)
+    hyperparameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    resources: Mapped[dict] = mapped_column(JSON, default=dict)  # device, mem_gb, cpus
+    max_runtime: Mapped[int] = mapped_column(Integer, default=3600)
+    train_ratio: Mapped[float | None] = mapped_column(JSON, nullable=True)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)  # the final metrics.json
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

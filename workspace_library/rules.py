@@ -44,6 +44,7 @@ PART = {
         "device": DEVICE,
         "port": {"type": "integer", "minimum": 1, "maximum": 65535},
         "interface": INTERFACE,
+        "dataset_format": SCHEMA["properties"]["dataset_format"],
     },
 }
 ALGORITHM_FIELDS = {
@@ -279,7 +280,7 @@ def listing(session: Session, model, who: Who, filters: dict, q: str | None, pag
 
 def part_from_algorithm_yaml(doc: dict) -> dict:
     """The train or predict part of a record, from an ``algorithm.yaml`` document (or image label)."""
-    part = {key: doc[key] for key in ("command", "args", "env_vars", "device") if key in doc}
+    part = {key: doc[key] for key in ("command", "args", "env_vars", "device", "dataset_format") if key in doc}
     if doc.get("kind") == "predict" and "interface" in doc:
         part["interface"] = doc["interface"]
         part["port"] = int(doc["interface"].get("port", DEFAULT_PORT))

@@ -17,7 +17,7 @@ WEIGHTS, META = "model.keras", "model.json"
 
 
 def fit(examples, settings: dict, pretrained: Path | None = None):
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(settings["SEED"])
     classes = sorted({label for _, label in examples})
     x = np.stack([a for a, _ in examples])
     y = np.array([classes.index(label) for _, label in examples])
@@ -29,7 +29,9 @@ def fit(examples, settings: dict, pretrained: Path | None = None):
                                 keras.layers.Dense(len(classes), activation="softmax")])
     net.compile(optimizer=keras.optimizers.Adam(settings["LEARNING_RATE"]),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    net.fit(x, y, epochs=settings["EPOCHS"], batch_size=settings["BATCH_SIZE"], verbose=2)
+    report = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: contract.metric(
+        epoch=epoch + 1, loss=round(float(logs["loss"]), 4), accuracy=round(float(logs["accuracy"]), 4)))
+    net.fit(x, y, epochs=settings["EPOCHS"], batch_size=settings["BATCH_SIZE"], verbose=2, callbacks=[report])
     return {"net": net, "classes": classes, "img_size": settings["IMG_SIZE"]}
 
 

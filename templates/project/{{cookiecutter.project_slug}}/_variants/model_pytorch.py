@@ -21,7 +21,7 @@ def network(inputs: int, classes: int) -> torch.nn.Module:
 
 
 def fit(examples, settings: dict, pretrained: Path | None = None):
-    torch.manual_seed(0)
+    torch.manual_seed(settings["SEED"])
     classes = sorted({label for _, label in examples})
     x = torch.tensor(np.stack([a for a, _ in examples]))
     y = torch.tensor([classes.index(label) for _, label in examples])
@@ -37,6 +37,7 @@ def fit(examples, settings: dict, pretrained: Path | None = None):
             loss.backward()
             optimizer.step()
         contract.log(f"epoch {epoch + 1}/{settings['EPOCHS']} loss {loss.item():.4f}")
+        contract.metric(epoch=epoch + 1, loss=round(loss.item(), 4))
     return {"net": net.eval(), "classes": classes, "img_size": settings["IMG_SIZE"]}
 
 

@@ -20,6 +20,7 @@ DEFAULTS = {
     "IMG_SIZE": 8,          # image side in pixels (image tasks)
     "DEVICE": "cpu",        # cpu or cuda
     "TRAIN_RATIO": 0.8,     # share used for training when no test split exists
+    "SEED": 0,              # the split's (and the model's) random seed; a training run records its own
 }
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,3 +87,8 @@ def write_metrics(metrics: dict) -> Path:
 
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+def metric(**values) -> None:
+    """One metric line, ``metric: epoch=1 loss=0.42``: the platform charts these while the run trains."""
+    print("metric: " + " ".join(f"{name}={value}" for name, value in values.items()), flush=True)

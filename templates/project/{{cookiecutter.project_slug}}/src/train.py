@@ -13,7 +13,7 @@ def main() -> None:
     settings = {name: contract.setting(name) for name in contract.DEFAULTS}
     contract.log(f"settings: {settings}")
     examples = model.load_examples(contract.dataset_dir(), settings)
-    train, test = contract.split(examples, settings["TRAIN_RATIO"])
+    train, test = contract.split(examples, settings["TRAIN_RATIO"], seed=settings["SEED"])
     contract.log(f"{len(train)} training and {len(test)} test examples")
     started = time.monotonic()
     trained = model.fit(train, settings, pretrained=contract.pretrained_model())

@@ -1,0 +1,150 @@
+"""The executor's Kubernetes backend: what a batch run (a training run) becomes on a cluster.
+
+:class:`KubernetesExecutor` renders the same request the Docker backend runs
+(image, mounts, environment, key, limits) as a ``batch/v1`` Job, and maps a
+Job and its pods back to the run states.  The pod is the Docker sandbox in
+Kubernetes terms: no service-account token, a read-only root filesystem, no
+capabilities, no privilege escalation, memory and CPU limits, ``/tmp`` an
+``emptyDir`` in memory, and every mount a ``subPath`` of the data volume, as
+:class:`workspace_hub.spawner.KubeWorkspaceSpawner` mounts a workspace.  A
+maximum runtime becomes ``activeDeadlineSeconds``; a GPU run requests
+``nvidia.com/gpu`` and selects GPU nodes.  Stop means deleting the Job with a
+grace period (:data:`STOP_GRACE`), and logs are persisted the way the Docker
+backend persists them: a watcher follows the pod's log into the run's file.
+
+Network isolation on a cluster is a NetworkPolicy that selects
+``ai.workspace-hub.run=run`` pods with no ingress and no egress rules; the
+site applies it once (``deploy/``), as it applies the hub's own policies.
+
+Multi-node training (one run across several pods) belongs to Kubeflow's
+TrainJob (``trainer.kubeflow.org/v1alpha1``) where its CRD is installed: the
+same pod template becomes the TrainJob's ``podTemplateOverrides`` and
+``numNodes`` sets the pod count.  That path is documented, not built.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .executor import LABEL_KEY, LABEL_OWNER, LABEL_RUN
+
+STOP_GRACE = 5
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class KubernetesExecutor:
+    """Renders batch runs as Jobs in *namespace*, with mounts as subPaths of the claim *data_claim*."""
+
+    def __init__(self, namespace: str, data_claim: str, data_root: Path, owner: str,
+                 gpu_node_selector: dict | None = None):
+        self.namespace = namespace
+        self.data_claim = data_claim
+        self.data_root = Path(data_root)
+        self.owner = owner
+        self.gpu_node_selector = gpu_node_selector or {"nvidia.com/gpu.present": "true"}
+
+    def job_name(self, key: str) -> str:
+        return f"run-{key}"[:63]
+
+    def labels(self, purpose: str, key: str) -> dict:
+        return {LABEL_RUN: purpose, LABEL_OWNER: _label_value(self.owner), LABEL_KEY: key}
+
+    def subpath(self, host: Path) -> str:
+        """A host path under the data root as a subPath of the data volume (nothing else may be mounted)."""
+        relative = Path(host).resolve().relative_to(self.data_root.resolve())
+        return relative.as_posix()
+
+    def render_batch(self, image: str, mounts: dict, environment: dict, purpose: str, key: str,
+                     limits: dict | None = None, deadline: int | None = None, gpu: bool = False) -> dict:
+        """The Job for one batch run; *mounts* as for the Docker backend (``{host: (target, mode)}``)."""
+        limits = limits or {}
+        memory = str(limits.get("mem_limit", "2g")).rstrip("gG") + "Gi"
+        cpus = f"{int(limits.get('nano_cpus', 2_000_000_000)) // 1_000_000}m"
+        resources = {"limits": {"memory": memory, "cpu": cpus}, "requests": {"memory": memory, "cpu": cpus}}
+        if gpu:
+            resources["limits"][GPU_RESOURCE] = 1
+        volume_mounts = [{"name": "data", "mountPath": target, "subPath": self.subpath(host),
+                          "readOnly": mode == "ro"} for host, (target, mode) in mounts.items()]
+        volume_mounts.append({"name": "tmp", "mountPath": "/tmp"})
+        labels = self.labels(purpose, key)
+        pod = {
+            "metadata": {"labels": labels},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "run",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "env": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
+                    "resources": resources,
+                    "volumeMounts": volume_mounts,
+                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]}},
+                }],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim}},
+                            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
+                **({"nodeSelector": dict(self.gpu_node_selector)} if gpu else {}),
+            },
+        }
+        spec = {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600, "template": pod}
+        if deadline:
+            spec["activeDeadlineSeconds"] = int(deadline)
+        return {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": self.job_name(key), "namespace": self.namespace, "labels": labels},
+                "spec": spec}
+
+    def delete_options(self) -> dict:
+        """How stop deletes a run's Job: its pods get :data:`STOP_GRACE` seconds, then go with it."""
+        return {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": STOP_GRACE,
+                "propagationPolicy": "Foreground"}
+
+
+def job_state(job, pods: list) -> tuple[str, str]:
+    """(status, reason) of a run from its Job and pods (the Kubernetes client's API objects).
+
+    Status is one of the run states (``starting``, ``running``, ``succeeded``, ``failed``); reason is
+    ``oom``, ``max-runtime``, ``exit-code`` or ``platform`` for a failure, else "".  Whether a
+    succeeded run wrote a model is the watcher's check, as on Docker.
+    """
+    for condition in (job.status.conditions or []) if job.status else []:
+        if condition.status != "True":
+            continue
+        if condition.type == "Complete":
+            return "succeeded", ""
+        if condition.type == "Failed":
+            if condition.reason == "DeadlineExceeded":
+                return "failed", "max-runtime"
+            terminated = _terminated(pods)
+            if terminated is not None and terminated.reason == "OOMKilled":
+                return "failed", "oom"
+            if terminated is not None and terminated.exit_code:
+                return "failed", "exit-code"
+            return "failed", "platform"
+    for pod in pods:
+        for status in (pod.status.container_statuses or []) if pod.status else []:
+            waiting = status.state.waiting if status.state else None
+            if waiting is not None and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                                                          "CreateContainerConfigError"):
+                return "failed", "platform"
+            if status.state and status.state.running is not None:
+                return "running", ""
+    return "starting", ""
+
+
+def _terminated(pods: list):
+    for pod in pods:
+        for status in (pod.status.container_statuses or []) if pod.status else []:
+            if status.state and status.state.terminated is not None:
+                return status.state.terminated
+    return None
+
+
+def _label_value(value: str) -> str:
+    """A label value: 63 characters of [A-Za-z0-9_.-], starting and ending alphanumeric."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", value)[:63].strip("-_.")
+    return cleaned or "library"

@@ -1,0 +1,279 @@
+"""The run queue: slots, a per-user cap, starting runs on the executor, watching them to their end.
+
+One scheduler thread starts queued runs, oldest first, while fewer than
+``slots`` run and their owner runs fewer than ``per_user``.  Each started run
+gets a watcher thread that appends the container's output to the run's log
+(:mod:`.logs`) as it arrives, enforces the maximum runtime, and decides the end:
+
+- ``succeeded``: exit 0 and a model (any file but the metrics files) in the model folder;
+- ``failed`` with a reason: ``oom`` (the engine says OOMKilled), ``max-runtime``,
+  ``exit-code``, ``no-model``, or ``platform`` (the engine failed us: the run goes back
+  to the queue, up to ``MAX_ATTEMPTS`` starts in all);
+- ``stopped``: a user stopped it (``docker stop`` with a grace period).
+
+Containers carry the run's key as a label and are not removed when the library
+stops.  After a restart (or ``kill -9``) :meth:`Runs.recover` finds each active
+run's container again: a watcher resumes after the log lines already written,
+so the log equals ``docker logs`` line for line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from workspace_hub.contract import DATASET_DIR, MODEL_DIR, TEST_DATASET_DIR
+from workspace_hub.executor import DockerExecutor
+from workspace_hub.validate import bounded_json
+
+from ..models import Run, RunStatus
+from .logs import RunFiles
+
+log = logging.getLogger("workspace_library")
+ACTIVE = (RunStatus.starting, RunStatus.running, RunStatus.stopping)
+MAX_ATTEMPTS = 3
+STOP_GRACE = 5
+METRICS_FILES = {"metrics.json", "metrics.jsonl"}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Runs:
+    def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
+                 slots: int = 2, per_user: int = 2, poll: float = 1.0):
+        self.sessions = sessions
+        self.root = root  # <data root>/library/runs
+        self.data_root = data_root
+        self.executor = executor
+        self.slots, self.per_user, self.poll = slots, per_user, poll
+        self._wake = threading.Event()
+        self._watching: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopped_by_user: set[int] = set()
+        self._timed_out: set[int] = set()
+
+    def files(self, run: Run) -> RunFiles:
+        return RunFiles(self.root / run.key)
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="run-scheduler", daemon=True).start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.poll)
+            self._wake.clear()
+            try:
+                self.schedule()
+            except Exception:  # the scheduler must outlive one bad pass
+                log.exception("the run scheduler failed a pass")
+
+    def schedule(self) -> list[int]:
+        """Start what the slots allow; return the ids started."""
+        started = []
+        with self._lock, self.sessions() as session:
+            active = session.execute(select(Run.owner, func.count()).where(Run.status.in_(ACTIVE))
+                                     .group_by(Run.owner)).all()
+            per_owner = {owner: n for owner, n in active}
+            running = sum(per_owner.values())
+            for run in session.scalars(select(Run).where(Run.status == RunStatus.queued)
+                                       .order_by(Run.queued_at, Run.id)):
+                if running >= self.slots:
+                    break
+                if per_owner.get(run.owner, 0) >= self.per_user:
+                    continue
+                run.status, run.attempts, run.message = RunStatus.starting, run.attempts + 1, ""
+                session.commit()
+                running += 1
+                per_owner[run.owner] = per_owner.get(run.owner, 0) + 1
+                started.append(run.id)
+        for run_id in started:
+            self._launch(run_id)
+        return started
+
+    def batch(self, run: Run) -> dict:
+        """What the executor runs for *run*: the same request for the Docker and Kubernetes backends."""
+        files = self.files(run)
+        mounts = {files.model: (MODEL_DIR, "rw")}
+        targets = {"train": DATASET_DIR, "test": TEST_DATASET_DIR}
+        for split, digest in run.dataset_manifests.items():
+            mounts[self.data_root / "library" / "trees" / digest] = (targets[split], "ro")
+        environment = {**{k: str(v) for k, v in run.hyperparameters.items()}, "SEED": str(run.seed)}
+        if run.train_ratio is not None:
+            environment["TRAIN_RATIO"] = str(run.train_ratio)
+        resources = run.resources or {}
+        limits = {"mem_limit": f"{resources.get('mem_gb', 2)}g",
+                  "nano_cpus": int(float(resources.get("cpus", 2)) * 1e9)}
+        return {"image": run.image, "mounts": mounts, "environment": environment, "purpose": "run",
+                "key": run.key, "limits": limits}
+
+    def _launch(self, run_id: int) -> None:
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            self.files(run).create()
+            batch = self.batch(run)
+        try:
+            container = self.executor.run_batch(**batch)
+        except Exception as e:  # the engine, not the user's image, failed: queue again or give up
+            return self._platform_failure(run_id, f"the run could not start: {e}")
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            run.status, run.started = RunStatus.running, now()
+            run.image_digest = container.image.id
+            session.commit()
+            started = run.started
+        self._watch(run_id, container, started, skip=0)
+
+    def _platform_failure(self, run_id: int, message: str) -> None:
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            if run.attempts < MAX_ATTEMPTS:
+                run.status, run.message = RunStatus.queued, f"{message}; retrying"
+            else:
+                run.status, run.reason, run.message, run.finished = RunStatus.failed, "platform", message, now()
+            session.commit()
+        self.wake()
+
+    # -- watching ------------------------------------------------------------------------------
+    def _watch(self, run_id: int, container, started: datetime, skip: int) -> None:
+        thread = threading.Thread(target=self._follow, args=(run_id, container, started, skip),
+                                  name=f"run-{run_id}", daemon=True)
+        self._watching[run_id] = thread
+        thread.start()
+
+    def _follow(self, run_id: int, container, started: datetime, skip: int) -> None:
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            files, max_runtime = self.files(run), run.max_runtime
+        elapsed = (now() - started.replace(tzinfo=started.tzinfo or timezone.utc)).total_seconds()
+        timer = threading.Timer(max(0.0, max_runtime - elapsed), self._time_out, args=(run_id, container))
+        timer.daemon = True
+        timer.start()
+        try:
+            self._copy_log(container, files, skip)
+            state = container.wait()
+            container.reload()
+            self._finish(run_id, container, files, state.get("StatusCode"))
+        except Exception as e:
+            log.exception("watching run %s failed", run_id)
+            self._platform_failure(run_id, f"the library lost the run's container: {e}")
+        finally:
+            timer.cancel()
+            self._watching.pop(run_id, None)
+            self.wake()
+
+    def _copy_log(self, container, files: RunFiles, skip: int) -> None:
+        """Append the container's output to the log, line by line, after the first *skip* lines."""
+        seen, pending = 0, b""
+        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            fresh = complete[max(0, skip - seen):]
+            first = seen + len(complete) - len(fresh)
+            seen += len(complete)
+            if fresh:
+                files.append([line.decode("utf-8", "replace") for line in fresh], first)
+        if pending and seen >= skip:
+            files.append([pending.decode("utf-8", "replace")], seen)
+
+    def _time_out(self, run_id: int, container) -> None:
+        self._timed_out.add(run_id)
+        try:
+            container.stop(timeout=STOP_GRACE)
+        except Exception:
+            pass
+
+    def _finish(self, run_id: int, container, files: RunFiles, exit_code: int | None) -> None:
+        state = container.attrs.get("State") or {}
+        model_files = [p for p in files.model.rglob("*") if p.is_file() and p.name not in METRICS_FILES] \
+            if files.model.is_dir() else []
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            run.exit_code, run.finished = exit_code, now()
+            run.metrics = _final_metrics(files.model / "metrics.json")
+            if run_id in self._stopped_by_user or run.status == RunStatus.stopping:
+                run.status, run.reason, run.message = RunStatus.stopped, "", "stopped by a user"
+            elif state.get("OOMKilled"):
+                run.status, run.reason = RunStatus.failed, "oom"
+                run.message = f"the run used more than its {run.resources.get('mem_gb', 2)} GB of memory"
+            elif run_id in self._timed_out:
+                run.status, run.reason = RunStatus.failed, "max-runtime"
+                run.message = f"the run passed its maximum runtime of {run.max_runtime} s and was stopped"
+            elif exit_code != 0:
+                run.status, run.reason, run.message = RunStatus.failed, "exit-code", f"the run exited {exit_code}"
+            elif not model_files:
+                run.status, run.reason = RunStatus.failed, "no-model"
+                run.message = f"the run exited 0 but wrote no model to {MODEL_DIR}"
+            else:
+                run.status, run.reason, run.message = RunStatus.succeeded, "", ""
+            session.commit()
+        self._stopped_by_user.discard(run_id)
+        self._timed_out.discard(run_id)
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
+
+    # -- control -------------------------------------------------------------------------------
+    def stop(self, run_id: int) -> None:
+        """Stop an active run (blocking: call off the loop); a queued run is stopped at once."""
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            if run.status == RunStatus.queued:
+                run.status, run.finished, run.message = RunStatus.stopped, now(), "stopped before it started"
+                session.commit()
+                return
+            run.status = RunStatus.stopping
+            session.commit()
+            key = run.key
+        self._stopped_by_user.add(run_id)
+        container = self.executor.find(key)
+        if container is not None:
+            container.stop(timeout=STOP_GRACE)
+            thread = self._watching.get(run_id)
+            if thread is not None:
+                thread.join(STOP_GRACE + 30)
+
+    def recover(self) -> dict[str, list[int]]:
+        """After a restart: watch again the runs whose containers exist; queue again (a platform failure)
+        those whose containers are gone."""
+        found, lost = [], []
+        with self.sessions() as session:
+            runs = [(r.id, r.key, r.started) for r in session.scalars(select(Run).where(Run.status.in_(ACTIVE)))]
+        for run_id, key, started in runs:
+            container = self.executor.find(key)
+            if container is None:
+                lost.append(run_id)
+                self._platform_failure(run_id, "the run's container was gone after a restart of the library")
+                continue
+            found.append(run_id)
+            with self.sessions() as session:
+                run = session.get(Run, run_id)
+                if run.status == RunStatus.starting:
+                    run.status, run.started = RunStatus.running, run.started or now()
+                    session.commit()
+                started = run.started
+                files = self.files(run)
+            self._watch(run_id, container, started, skip=files.lines())
+        return {"found": found, "lost": lost}
+
+
+def _final_metrics(path: Path) -> dict:
+    try:
+        if path.stat().st_size > 1 << 20:
+            return {}
+        metrics = bounded_json(path.read_text())
+        return metrics if isinstance(metrics, dict) else {}
+    except (OSError, ValueError):
+        return {}
+

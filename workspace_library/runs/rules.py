@@ -1,0 +1,165 @@
+"""Run rules, without HTTP: what a run may train, with which settings, and who sees and controls it.
+
+- A run trains an **online** algorithm version that has a validated train image, on an **online**
+  dataset version of a format the algorithm reads (its ``dataset_format``, when it declares one),
+  both visible to the caller.
+- Hyperparameters are the algorithm's ``env_vars`` (``algorithm.yaml``): each value is checked
+  against its type, range and choices before anything is queued; required ones must be given;
+  unknown names are refused.  Defaults fill the rest.
+- Resources stay within the admin's limits; GPU only where the engine has one.
+- Runs are private to their owner (and admins): to anyone else they do not exist.
+- ``draft -> queued -> starting -> running -> succeeded | failed``; ``stopping -> stopped``.
+  Only drafts and finished runs are edited or deleted; a rerun copies a run's settings.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from workspace_hub.algorithm import NAME
+
+from ..models import Algorithm, Dataset, Run, RunStatus, Status, now
+from ..rules import TEXT, LibraryError, Who, _schema, can_see
+from .queue import ACTIVE
+
+FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.stopped)
+RESOURCES = {"type": "object", "additionalProperties": False,
+             "properties": {"device": {"enum": ["cpu", "gpu"]}, "mem_gb": {"type": "number", "minimum": 0.25},
+                            "cpus": {"type": "number", "minimum": 0.1}}}
+FIELDS = {
+    "name": {"type": "string", "pattern": NAME},
+    "description": TEXT,
+    "algorithm": {"type": "integer", "minimum": 1},
+    "dataset": {"type": "integer", "minimum": 1},
+    "hyperparameters": {"type": "object", "maxProperties": 64},
+    "resources": RESOURCES,
+    "max_runtime": {"type": "integer", "minimum": 10},
+    "train_ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    "start": {"type": "boolean"},
+}
+SCHEMAS = {
+    "run-create": _schema(FIELDS, ["name", "algorithm", "dataset"]),
+    "run-edit": _schema({k: v for k, v in FIELDS.items() if k not in ("start",)}, []),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The admin's settings for one run."""
+
+    max_mem_gb: float = 8
+    max_cpus: float = 4
+    max_runtime: int = 24 * 3600
+    gpu: bool = False
+
+
+def get_visible(session: Session, run_id: int, who: Who) -> Run:
+    run = session.get(Run, run_id)
+    if run is None or not (who.admin or run.owner == who.name):
+        raise LibraryError(404, "not-found", f"No run with id {run_id} is visible to you.")
+    return run
+
+
+def check_hyperparameters(env_vars: dict, given: dict) -> dict:
+    """The values to pass, as strings by name; a 400 naming ``hyperparameters.<NAME>`` for the first bad one."""
+    unknown = sorted(set(given) - set(env_vars))
+    if unknown:
+        raise LibraryError(400, "invalid-field", f"{unknown[0]} is not a hyperparameter of this algorithm; it takes "
+                           f"{', '.join(sorted(env_vars)) or 'none'}", f"hyperparameters.{unknown[0]}")
+    values = {}
+    for name, spec in sorted(env_vars.items()):
+        field = f"hyperparameters.{name}"
+        if name not in given:
+            if spec.get("required"):
+                raise LibraryError(400, "invalid-field", f"{name} is required", field)
+            values[name] = _text(spec.get("default"))
+            continue
+        value, kind = given[name], spec.get("type", "String")
+        if kind == "Integer" and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise LibraryError(400, "invalid-field", f"{name} must be a whole number", field)
+        if kind == "Float" and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise LibraryError(400, "invalid-field", f"{name} must be a number", field)
+        if kind == "Boolean" and not isinstance(value, bool):
+            raise LibraryError(400, "invalid-field", f"{name} must be true or false", field)
+        if kind == "String" and not (isinstance(value, str) and len(value) <= 1000):
+            raise LibraryError(400, "invalid-field", f"{name} must be text of at most 1000 characters", field)
+        if "range" in spec and not spec["range"][0] <= value <= spec["range"][1]:
+            raise LibraryError(400, "invalid-field", f"{name} must be between {spec['range'][0]} and "
+                               f"{spec['range'][1]}", field)
+        if "choices" in spec and value not in spec["choices"]:
+            raise LibraryError(400, "invalid-field", f"{name} must be one of {', '.join(map(str, spec['choices']))}",
+                               field)
+        values[name] = _text(value)
+    return values
+
+
+def _text(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def check_resources(resources: dict, limits: Limits) -> dict:
+    resources = {"device": "cpu", "mem_gb": min(2, limits.max_mem_gb), "cpus": min(2, limits.max_cpus), **resources}
+    if resources["device"] == "gpu" and not limits.gpu:
+        raise LibraryError(400, "invalid-field", "this engine has no GPU; train on cpu", "resources.device")
+    if resources["mem_gb"] > limits.max_mem_gb:
+        raise LibraryError(400, "invalid-field", f"at most {limits.max_mem_gb} GB of memory per run (the admin's "
+                           "limit)", "resources.mem_gb")
+    if resources["cpus"] > limits.max_cpus:
+        raise LibraryError(400, "invalid-field", f"at most {limits.max_cpus} CPUs per run (the admin's limit)",
+                           "resources.cpus")
+    return resources
+
+
+def resolve(session: Session, who: Who, data: dict, limits: Limits) -> dict:
+    """The columns of a run from a request: the algorithm and dataset checked, settings filled in."""
+    algorithm = session.get(Algorithm, data["algorithm"])
+    if algorithm is None or not can_see(algorithm, who):
+        raise LibraryError(404, "not-found", f"No algorithm with id {data['algorithm']} is visible to you.",
+                           "algorithm")
+    train = [i for i in algorithm.images if i.role == "train" and i.tag]
+    if algorithm.status != Status.online or not train or not algorithm.train:
+        raise LibraryError(409, "algorithm-not-ready", f"{algorithm.name} {algorithm.version} is "
+                           f"{algorithm.status.value}{'' if train else ' and has no validated train image'}; train "
+                           "with an online algorithm that has one", "algorithm")
+    dataset = session.get(Dataset, data["dataset"])
+    if dataset is None or not can_see(dataset, who):
+        raise LibraryError(404, "not-found", f"No dataset with id {data['dataset']} is visible to you.", "dataset")
+    if dataset.status != Status.online:
+        raise LibraryError(409, "dataset-not-online", f"{dataset.name} {dataset.version} is {dataset.status.value}; "
+                           "bring it online first", "dataset")
+    wanted = (algorithm.train or {}).get("dataset_format")
+    if wanted and wanted != dataset.format:
+        raise LibraryError(409, "format-mismatch", f"{algorithm.name} reads {wanted} datasets; {dataset.name} is "
+                           f"{dataset.format}", "dataset")
+    max_runtime = data.get("max_runtime", min(3600, limits.max_runtime))
+    if max_runtime > limits.max_runtime:
+        raise LibraryError(400, "invalid-field", f"at most {limits.max_runtime} s per run (the admin's limit)",
+                           "max_runtime")
+    independent = dataset.test_mode == "independent"
+    return {
+        "name": data["name"], "description": data.get("description", ""), "algorithm_id": algorithm.id,
+        "dataset_id": dataset.id, "algorithm_label": f"{algorithm.owner}/{algorithm.name} {algorithm.version}",
+        "dataset_label": f"{dataset.owner}/{dataset.name} {dataset.version}", "image": train[0].tag,
+        "dataset_manifests": dict(dataset.manifests),
+        "hyperparameters": check_hyperparameters((algorithm.train or {}).get("env_vars") or {},
+                                                 data.get("hyperparameters") or {}),
+        "resources": check_resources(data.get("resources") or {}, limits), "max_runtime": max_runtime,
+        "train_ratio": None if independent else data.get("train_ratio", 0.8),
+        "seed": data.get("seed", random.randrange(2**31)),
+    }
+
+
+def require_idle(run: Run, action: str) -> None:
+    if run.status in ACTIVE or run.status == RunStatus.queued:
+        raise LibraryError(409, "active", f"run {run.name} is {run.status.value}; stop it before you {action} it")
+
+
+def queue(run: Run) -> None:
+    if run.status not in (RunStatus.draft,):
+        raise LibraryError(409, "status", f"run {run.name} is {run.status.value}; only a draft starts (rerun a "
+                           "finished run)")
+    run.status, run.queued_at = RunStatus.queued, now()
