@@ -41,7 +41,7 @@ class PageHandler(BaseHandler):
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         html = self.settings["templates"].get_template(self.template).render(
             prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, formats=DATASET_FORMATS,
-            purposes=PURPOSES, **kwargs)
+            purposes=PURPOSES, gpu=self.service.gpu, **kwargs)
         self.finish(html)
 
 
@@ -57,6 +57,9 @@ ROUTES = [
     ("datasets", page("datasets.html")),
     ("datasets/new", page("dataset_new.html")),
     (r"datasets/(?P<item_id>\d{1,9})", page("dataset.html")),
+    ("runs", page("runs.html")),
+    ("runs/new", page("run_new.html")),
+    (r"runs/(?P<item_id>\d{1,9})", page("run.html")),
     ("envs", page("envs.html")),
     ("envs/new", page("env_new.html")),
     (r"envs/(?P<item_id>\d{1,9})", page("env.html")),
