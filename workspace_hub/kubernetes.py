@@ -59,7 +59,7 @@ class KubernetesExecutor:
                      limits: dict | None = None, deadline: int | None = None, gpu: bool = False) -> dict:
         """The Job for one batch run; *mounts* as for the Docker backend (``{host: (target, mode)}``)."""
         limits = limits or {}
-        memory = str(limits.get("mem_limit", "2g")).rstrip("gG") + "Gi"
+        memory = str(limits.get("mem_limit", "2048m")).rstrip("mM") + "Mi"
         cpus = f"{int(limits.get('nano_cpus', 2_000_000_000)) // 1_000_000}m"
         resources = {"limits": {"memory": memory, "cpu": cpus}, "requests": {"memory": memory, "cpu": cpus}}
         if gpu:

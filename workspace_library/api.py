@@ -28,6 +28,7 @@ from workspace_hub.projects import InvalidChoice, Project, check_project_name
 
 from . import rules
 from .datasets import rules as dataset_schemas
+from .runs import rules as run_schemas
 from .from_project import project_metadata, project_tars
 from .jobs import PLATFORM_NAMESPACES, platform_repository
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
@@ -160,11 +161,12 @@ class OpenAPIHandler(BaseHandler):
     def get(self):
         document = yaml.safe_load(OPENAPI.read_text())
         # the request schemas are the ones the handlers validate with: one source of truth
-        schemas = {**rules.SCHEMAS, **dataset_schemas.SCHEMAS}
+        schemas = {**rules.SCHEMAS, **dataset_schemas.SCHEMAS, **run_schemas.SCHEMAS}
         document["components"]["schemas"].update(
             {name: schemas[key] for name, key in (("AlgorithmCreate", "algorithm-create"),
              ("AlgorithmEdit", "algorithm-edit"), ("EnvCreate", "env-create"), ("EnvEdit", "env-edit"),
-             ("DatasetCreate", "dataset-create"), ("DatasetEdit", "dataset-edit"))})
+             ("DatasetCreate", "dataset-create"), ("DatasetEdit", "dataset-edit"), ("RunCreate", "run-create"),
+             ("RunEdit", "run-edit"))})
         document["servers"] = [{"url": self.settings["service_prefix"].rstrip("/") + "/api"}]
         self.send(document)
 

@@ -112,7 +112,8 @@ class Runs:
         if run.train_ratio is not None:
             environment["TRAIN_RATIO"] = str(run.train_ratio)
         resources = run.resources or {}
-        limits = {"mem_limit": f"{resources.get('mem_gb', 2)}g",
+        memory = f"{int(float(resources.get('mem_gb', 2)) * 1024)}m"
+        limits = {"mem_limit": memory, "memswap_limit": memory,  # no swap: past the limit is an OOM, not a crawl
                   "nano_cpus": int(float(resources.get("cpus", 2)) * 1e9)}
         return {"image": run.image, "mounts": mounts, "environment": environment, "purpose": "run",
                 "key": run.key, "limits": limits}

@@ -1,0 +1,218 @@
+"""Training runs without an engine: hyperparameter rules, metric lines, the Kubernetes Job, the state mapping,
+and the authorization matrix of the run endpoints."""
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_asyncio.client import (
+    V1ContainerState,
+    V1ContainerStateRunning,
+    V1ContainerStateTerminated,
+    V1ContainerStateWaiting,
+    V1ContainerStatus,
+    V1Job,
+    V1JobCondition,
+    V1JobStatus,
+    V1Pod,
+    V1PodStatus,
+)
+
+from workspace_hub.kubernetes import KubernetesExecutor, job_state
+from workspace_library.models import Algorithm, Dataset, Image, ImageStatus, Run, RunStatus, Status, Visibility
+from workspace_library.rules import LibraryError
+from workspace_library.runs.logs import parse_metric
+from workspace_library.runs.queue import Runs
+from workspace_library.runs.rules import check_hyperparameters
+
+from .test_library_api import EXPECTED, ROLES, allowed, as_, db_url, library  # noqa: F401  (fixtures)
+
+GOLDEN = Path(__file__).with_name("golden")
+ENV_VARS = {"EPOCHS": {"type": "Integer", "default": 5, "range": [1, 100]},
+            "LEARNING_RATE": {"type": "Float", "default": 0.01, "range": [0, 1]},
+            "OPTIMIZER": {"type": "String", "default": "adam", "choices": ["adam", "sgd"]},
+            "AUGMENT": {"type": "Boolean", "default": False},
+            "TOKEN": {"type": "String", "default": "", "required": True}}
+
+
+def test_hyperparameters_are_filled_from_defaults_and_passed_as_text():
+    assert check_hyperparameters(ENV_VARS, {"TOKEN": "x", "EPOCHS": 3, "AUGMENT": True}) == {
+        "AUGMENT": "true", "EPOCHS": "3", "LEARNING_RATE": "0.01", "OPTIMIZER": "adam", "TOKEN": "x"}
+
+
+@pytest.mark.parametrize("given, field, words", [
+    ({}, "TOKEN", "is required"),
+    ({"TOKEN": "x", "EPOCHS": 0}, "EPOCHS", "between 1 and 100"),
+    ({"TOKEN": "x", "EPOCHS": 2.5}, "EPOCHS", "whole number"),
+    ({"TOKEN": "x", "EPOCHS": True}, "EPOCHS", "whole number"),
+    ({"TOKEN": "x", "LEARNING_RATE": "fast"}, "LEARNING_RATE", "a number"),
+    ({"TOKEN": "x", "OPTIMIZER": "rmsprop"}, "OPTIMIZER", "one of adam, sgd"),
+    ({"TOKEN": "x", "AUGMENT": "yes"}, "AUGMENT", "true or false"),
+    ({"TOKEN": "x", "PATH": "/etc"}, "PATH", "not a hyperparameter"),
+])
+def test_a_bad_hyperparameter_is_refused_with_its_name(given, field, words):
+    with pytest.raises(LibraryError) as e:
+        check_hyperparameters(ENV_VARS, given)
+    assert e.value.status == 400 and e.value.field == f"hyperparameters.{field}" and words in e.value.message
+
+
+@pytest.mark.parametrize("line, values", [
+    ("metric: epoch=1 loss=0.4213 accuracy=0.88", {"epoch": 1, "loss": 0.4213, "accuracy": 0.88}),
+    ("metric:  step=10 loss=1e-3", {"step": 10, "loss": 0.001}),
+    ("metric: loss=nan", None),
+    ("metric: epoch=1 loss=", None),
+    ("epoch 1 loss 0.4", None),
+    ("the metric: loss=0.4", None),
+])
+def test_metric_lines(line, values):
+    assert parse_metric(line) == values
+
+
+def run_row(**overrides) -> Run:
+    fields = dict(id=7, key="k" * 32, name="news", owner="olive", image="algorithms/abc/bayes:1.0-train",
+                  dataset_manifests={"train": "a" * 64}, hyperparameters={"EPOCHS": "5"},
+                  resources={"device": "cpu", "mem_gb": 3, "cpus": 1.5}, max_runtime=600, train_ratio=0.9, seed=42)
+    fields.update(overrides)
+    return Run(**fields)
+
+
+def render(tmp_path, run: Run) -> dict:
+    runs = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None)
+    batch = runs.batch(run)
+    executor = KubernetesExecutor("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
+    return executor.render_batch(**batch, deadline=run.max_runtime, gpu=run.resources["device"] == "gpu")
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_a_run_renders_a_job_that_kubernetes_accepts(tmp_path, device):
+    job = render(tmp_path, run_row(resources={"device": device, "mem_gb": 3, "cpus": 1.5}))
+    kubernetes_validate.validate(job, "1.30", strict=True)
+    expected = yaml.safe_load((GOLDEN / f"run-job-{device}.yaml").read_text())
+    assert job == expected
+
+
+def test_the_job_keeps_the_sandbox(tmp_path):
+    job = render(tmp_path, run_row())
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert job["spec"]["activeDeadlineSeconds"] == 600 and job["spec"]["backoffLimit"] == 0
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"] == {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                            "capabilities": {"drop": ["ALL"]}}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/project/dataset"] == {"name": "data", "mountPath": "/project/dataset",
+                                          "subPath": "library/trees/" + "a" * 64, "readOnly": True}
+    assert mounts["/project/model"]["subPath"] == f"library/runs/{'k' * 32}/model"
+    assert not mounts["/project/model"]["readOnly"]
+    assert {"name": "SEED", "value": "42"} in container["env"] and {"name": "TRAIN_RATIO", "value": "0.9"} in container["env"]
+
+
+def test_nothing_outside_the_data_root_can_be_mounted(tmp_path):
+    executor = KubernetesExecutor("ns", "claim", tmp_path / "data", owner="x")
+    with pytest.raises(ValueError):
+        executor.subpath(tmp_path / "elsewhere")
+
+
+def pod(state: V1ContainerState) -> V1Pod:
+    return V1Pod(status=V1PodStatus(container_statuses=[V1ContainerStatus(
+        name="run", image="i", image_id="", ready=False, restart_count=0, state=state)]))
+
+
+def job(*conditions) -> V1Job:
+    return V1Job(status=V1JobStatus(conditions=[V1JobCondition(type=t, status="True", reason=r)
+                                                for t, r in conditions]))
+
+
+@pytest.mark.parametrize("the_job, pods, expected", [
+    (job(), [], ("starting", "")),
+    (job(), [pod(V1ContainerState(waiting=V1ContainerStateWaiting(reason="ContainerCreating")))], ("starting", "")),
+    (job(), [pod(V1ContainerState(running=V1ContainerStateRunning()))], ("running", "")),
+    (job(("Complete", None)), [pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=0)))],
+     ("succeeded", "")),
+    (job(("Failed", "DeadlineExceeded")), [], ("failed", "max-runtime")),
+    (job(("Failed", "BackoffLimitExceeded")),
+     [pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=137, reason="OOMKilled")))],
+     ("failed", "oom")),
+    (job(("Failed", "BackoffLimitExceeded")),
+     [pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=3, reason="Error")))],
+     ("failed", "exit-code")),
+    (job(), [pod(V1ContainerState(waiting=V1ContainerStateWaiting(reason="ImagePullBackOff")))],
+     ("failed", "platform")),
+    (job(("Failed", "PodFailurePolicy")), [], ("failed", "platform")),
+])
+def test_job_and_pod_states_map_to_run_states(the_job, pods, expected):
+    assert job_state(the_job, pods) == expected
+
+
+# ---- the authorization matrix: every run endpoint x {anonymous, other user, owner, admin}
+
+def add_run(service, owner="olive", status=RunStatus.succeeded) -> int:
+    algorithm, dataset = online_algorithm_and_dataset(service)
+    with service.sessions() as db:
+        run = run_row(id=None, key=None, owner=owner, status=status, reason="", message="", algorithm_label="a",
+                      dataset_label="d", metrics={}, attempts=0, description="", algorithm_id=algorithm,
+                      dataset_id=dataset)
+        run.key = __import__("uuid").uuid4().hex
+        db.add(run)
+        db.commit()
+        return run.id
+
+
+def online_algorithm_and_dataset(service) -> tuple[int, int]:
+    with service.sessions() as db:
+        algorithm = Algorithm(name=f"a{__import__('uuid').uuid4().hex[:8]}", version="1", owner="olive",
+                              visibility=Visibility.public, status=Status.online, errors=[], progress="",
+                              train={"command": ["python3"], "env_vars": {"EPOCHS": {"type": "Integer",
+                                                                                      "default": 1}}})
+        algorithm.images.append(Image(role="train", filename="train-a-cpu.tar", sha256="0" * 64, size=1,
+                                      tag="algorithms/x/a:1-train", status=ImageStatus.valid))
+        dataset = Dataset(name="d", version=__import__("uuid").uuid4().hex[:8], owner="olive",
+                          visibility=Visibility.public, status=Status.online, errors=[], progress="", format="dir",
+                          test_mode="ratio", uploads={}, size=0, manifests={"train": "b" * 64}, report={})
+        db.add_all([algorithm, dataset])
+        db.commit()
+        return algorithm.id, dataset.id
+
+
+RUN_CALLS = [
+    ("GET", "", None), ("PATCH", "", {"description": "changed"}), ("DELETE", "", None),
+    ("POST", "/start", None), ("POST", "/stop", None), ("POST", "/rerun", None),
+    ("GET", "/metrics", None), ("GET", "/log", None),
+]
+
+
+@pytest.mark.parametrize("method,suffix,body", RUN_CALLS, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("role", ROLES)
+def test_run_authorization(library, as_, role, method, suffix, body):
+    service, _ = library
+    run = add_run(service, status=RunStatus.draft if suffix in ("", "/start") and method != "GET" else
+                  RunStatus.succeeded)
+    r = as_[role](method, f"runs/{run}{suffix}", **({"json": body} if body is not None else {}))
+    expected = EXPECTED["private"][role]  # runs are private to their owner and admins
+    if expected == "ok":
+        assert allowed(r.status_code), r.text
+    else:
+        assert r.status_code == expected, r.text
+        with service.sessions() as db:
+            assert db.get(Run, run) is not None and db.get(Run, run).description == ""
+
+
+def test_a_run_request_is_checked_before_anything_is_queued(library, as_):
+    service, _ = library
+    algorithm, dataset = online_algorithm_and_dataset(service)
+    owner = as_["owner"]
+    ok = owner("POST", "runs", json={"name": "r1", "algorithm": algorithm, "dataset": dataset, "start": True})
+    assert ok.status_code == 201 and ok.json()["status"] == "queued" and ok.json()["train_ratio"] == 0.8
+    refusals = [
+        ({"hyperparameters": {"EPOCHS": "five"}}, 400, "hyperparameters.EPOCHS"),
+        ({"resources": {"device": "gpu"}}, 400, "resources.device"),
+        ({"resources": {"mem_gb": 512}}, 400, "resources.mem_gb"),
+        ({"max_runtime": 10**7}, 400, "max_runtime"),
+        ({"algorithm": 999999}, 404, "algorithm"),
+    ]
+    for change, status, field in refusals:
+        r = owner("POST", "runs", json={"name": "r2", "algorithm": algorithm, "dataset": dataset, **change})
+        assert (r.status_code, r.json()["error"]["field"]) == (status, field), r.text
+    assert as_["other"]("GET", f"runs/{ok.json()['id']}").status_code == 404
+    assert ok.json()["id"] not in [r["id"] for r in as_["other"]("GET", "runs").json()["items"]]
