@@ -52,6 +52,7 @@ class HubProcess:
         self.process: subprocess.Popen | None = None
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"token {self.token}"
+        self._library_token = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,14 +125,22 @@ class HubProcess:
                 continue
         return None
 
-    def dataset_key(self, name: str, timeout: float = 120) -> str:
-        """The key of the online dataset *name*: a preset (news-texts, digits) the library imports when it
-        first starts, or one a test uploaded.  The key is what a spawn's ``dataset`` option names."""
+    def dataset(self, name: str, timeout: float = 120) -> dict:
+        """The online dataset *name*: a preset (news-texts, digits) the library imports when it first starts,
+        or one a test uploaded."""
+        if self._library_token is None:  # the hub's own service token has no access to the library
+            self._library_token = self.user_token("admin")
+
         def find():
-            r = self.session.get(f"{self.url}/services/library/api/datasets", timeout=30,
-                                 params={"name": name, "status": "online"})
-            return r.ok and r.json()["items"] and r.json()["items"][0]["key"]
+            r = requests.get(f"{self.url}/services/library/api/datasets", timeout=30,
+                             params={"name": name, "status": "online"},
+                             headers={"Authorization": f"token {self._library_token}"})
+            return r.ok and r.json()["items"] and r.json()["items"][0]
         return wait_until(find, timeout=timeout, what=f"dataset {name} to be online")
+
+    def dataset_key(self, name: str) -> str:
+        """What a spawn's ``dataset`` option names for the online dataset *name*."""
+        return self.dataset(name)["key"]
 
     def login(self, username: str, password: str) -> requests.Session:
         """A browser-like session (cookies, XSRF) after posting the login form; logged in if the password fits."""

@@ -29,6 +29,7 @@ from workspace_hub.projects import InvalidChoice, Project, check_project_name
 from . import rules
 from .datasets import rules as dataset_schemas
 from .runs import rules as run_schemas
+from .runs.rules import require_no_active_runs
 from .from_project import project_metadata, project_tars
 from .jobs import PLATFORM_NAMESPACES, platform_repository
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
@@ -259,6 +260,8 @@ class ItemHandler(BaseHandler):
     async def delete(self, item_id):
         item = self.item(item_id)
         rules.check_deletable(item, self.who)
+        if isinstance(item, Algorithm):
+            require_no_active_runs(self.db, item)
         if isinstance(item, BaseEnv):
             await self.service.run(self.service.check_unused, item)
         else:

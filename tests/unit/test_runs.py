@@ -108,6 +108,15 @@ def test_the_job_keeps_the_sandbox(tmp_path):
     assert {"name": "SEED", "value": "42"} in container["env"] and {"name": "TRAIN_RATIO", "value": "0.9"} in container["env"]
 
 
+def test_a_gpu_run_asks_docker_for_the_gpus(tmp_path):
+    runs = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None)
+    gpu = runs.batch(run_row(resources={"device": "gpu", "mem_gb": 3, "cpus": 1.5}))["limits"]
+    cpu = runs.batch(run_row())["limits"]
+    assert [dict(r) for r in gpu["device_requests"]] == [{"Driver": "", "Count": -1, "DeviceIDs": [],
+                                                          "Capabilities": [["gpu"]], "Options": {}}]
+    assert "device_requests" not in cpu and cpu["mem_limit"] == cpu["memswap_limit"] == "3072m"
+
+
 def test_nothing_outside_the_data_root_can_be_mounted(tmp_path):
     executor = KubernetesExecutor("ns", "claim", tmp_path / "data", owner="x")
     with pytest.raises(ValueError):

@@ -27,6 +27,7 @@ from .. import rules
 from ..api import BaseHandler, ItemHandler, ListHandler, _time
 from ..models import Dataset, Status, Visibility
 from ..rules import LibraryError
+from ..runs.rules import require_no_active_runs
 from . import rules as dataset_rules
 from .formats import is_text
 
@@ -114,6 +115,7 @@ class DatasetItemHandler(DatasetMixin, ItemHandler):
     async def delete(self, item_id):
         dataset = self.item(item_id)
         rules.check_deletable(dataset, self.who)
+        require_no_active_runs(self.db, dataset)
         key = dataset.key
         self.release_db()
         await self.service.run(self.service.check_unused, dataset)

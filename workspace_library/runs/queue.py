@@ -24,6 +24,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from docker.types import DeviceRequest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
@@ -115,6 +116,8 @@ class Runs:
         memory = f"{int(float(resources.get('mem_gb', 2)) * 1024)}m"
         limits = {"mem_limit": memory, "memswap_limit": memory,  # no swap: past the limit is an OOM, not a crawl
                   "nano_cpus": int(float(resources.get("cpus", 2)) * 1e9)}
+        if resources.get("device") == "gpu":  # only offered where the engine has the nvidia runtime
+            limits["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
         return {"image": run.image, "mounts": mounts, "environment": environment, "purpose": "run",
                 "key": run.key, "limits": limits}
 

@@ -1,0 +1,98 @@
+"""A new user trains the preset text classifier in the browser, without writing code, then again with `ws runs`.
+
+The admin publishes the bayes sample as a preset (built on the host with
+`ws build`, uploaded like any tar); nina signs up, is authorized, logs in, and
+goes through the wizard with the preset ``news-texts`` dataset.  She watches
+the log lines and the loss curve arrive, and gets a model.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness.library import Client
+from harness.waiting import wait_until
+from workspace_hub.catalog import REPO_ROOT
+
+from .conftest import shot
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser]
+USER, PASSWORD = "nina", "a-long-passphrase-9"
+WS = str(Path(sys.executable).with_name("ws"))
+
+
+@pytest.fixture(scope="module")
+def preset_classifier(hub, tmp_path_factory):
+    """The bayes sample's train image, published by the admin as a preset and online."""
+    work = tmp_path_factory.mktemp("sample")
+    subprocess.run([WS, "new", "sample", "text-classify-bayes", "--name", "news"], cwd=work, check=True)
+    folder = next(work.glob("news-train-*"))
+    env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(REPO_ROOT / "data" / "base-images" / "python" / "current")}
+    subprocess.run([WS, "build", str(folder), "--output-dir", str(work)], env=env, check=True, capture_output=True)
+    tar = next(work.glob("train-*.tar"))
+    admin = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
+    item = admin("POST", "algorithms", json={"name": "text-classify-bayes", "version": "1.0", "smoke": False,
+                                             "visibility": "preset"}).json()["id"]
+    with open(tar, "rb") as f:
+        assert admin("POST", f"algorithms/{item}/images", files={"train": (tar.name, f)}).status_code == 202
+    done = wait_until(lambda: (a := admin("GET", f"algorithms/{item}").json())["status"] != "validating" and a,
+                      timeout=600, what="validation")
+    assert done["status"] == "ready", done["errors"]
+    assert done["train"]["env_vars"]["EPOCHS"]
+    admin("POST", f"algorithms/{item}/online")
+    return item
+
+
+@pytest.fixture(scope="module")
+def nina(hub):
+    """A new user: signs up, is authorized by the admin."""
+    session = requests.Session()
+    session.get(f"{hub.url}/hub/signup", timeout=30)
+    session.post(f"{hub.url}/hub/signup", timeout=30, data={
+        "username": USER, "signup_password": PASSWORD, "signup_password_confirmation": PASSWORD,
+        "_xsrf": session.cookies.get("_xsrf")})
+    hub.login("admin", hub.admin_password).get(f"{hub.url}/hub/authorize/{USER}", timeout=30)
+    return USER
+
+
+def test_a_new_user_trains_the_preset_classifier_in_the_wizard(hub, page, preset_classifier, nina):
+    hub.dataset("news-texts")
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", USER)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/home")
+    page.goto(f"{hub.url}/services/library/runs/new")
+    page.select_option("#purpose", "text")
+    page.wait_for_selector("#algorithm option:has-text('text-classify-bayes 1.0 (preset')", state="attached")
+    page.wait_for_selector("#dataset option:has-text('news-texts 1')", state="attached")
+    page.select_option("#dataset", label="news-texts 1 (dir, workspace-hub)")
+    page.fill("#name", "my-first-run")
+    page.fill("#train-ratio", "0.9")
+    page.fill("#hp-EPOCHS", "6")
+    shot(page, "runs-01-wizard")
+    page.click("#start")
+    page.wait_for_url("**/services/library/runs/*")
+    page.wait_for_selector("#log:has-text('metric: epoch=1')")
+    page.wait_for_selector("svg.chart[data-metric='loss'] polyline")
+    page.wait_for_selector("#status:has-text('succeeded')", timeout=300_000)
+    page.wait_for_function("document.querySelectorAll(\"svg.chart[data-metric='loss'] circle\").length === 6")
+    assert "metric: epoch=6" in page.inner_text("#log")
+    assert "accuracy" in page.inner_text("#final")
+    shot(page, "runs-02-succeeded")
+
+
+def test_the_same_run_through_ws_runs(hub, preset_classifier, nina):
+    env = {**os.environ, "WSHUB_LIBRARY_URL": f"{hub.url}/services/library/",
+           "JUPYTERHUB_API_TOKEN": hub.user_token(USER)}
+    out = subprocess.run([WS, "runs", "create", "--name", "from-the-cli", "--algorithm", "text-classify-bayes",
+                          "--dataset", "news-texts", "--set", "EPOCHS=3", "--ratio", "0.8", "--start", "-f"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "metric: epoch=3" in out.stdout and "-- succeeded" in out.stderr
+    listing = subprocess.run([WS, "runs", "list"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "from-the-cli" in listing and "my-first-run" in listing
