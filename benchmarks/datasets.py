@@ -6,6 +6,8 @@
 2. Validation of 10,000 brat pairs, against merely reading the same files.
 3. A new version with one changed file: bytes the store grew by, against that
    file plus the new manifest.
+4. A spawn through a real hub with a 100,000-file dataset mounted, against the
+   same spawn without one (alternating, the median of each).
 
     .venv/bin/python benchmarks/datasets.py
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.library import Client, running_service  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
+from workspace_hub.catalog import REPO_ROOT  # noqa: E402
 from workspace_library.datasets.archive import Member  # noqa: E402
 from workspace_library.datasets.formats import validate  # noqa: E402
 
@@ -85,6 +89,42 @@ def brat_pairs(root: Path, n: int = 10_000) -> list[Member]:
     return members
 
 
+def spawn_with_dataset(work: Path, rounds: int = 5) -> str:
+    from harness.hubprocess import HubProcess
+
+    hub = HubProcess(work / "hub", port=19200, log_path=work / "hub.log")
+    (work / "hub").mkdir()
+    if (REPO_ROOT / "data" / "base-images").is_dir():
+        (work / "hub" / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")
+    hub.start()
+    try:
+        client = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
+        archive = make_zip(work / "many.zip", 100_000 * 64, files=100_000)
+        size = archive.stat().st_size
+        d = client("POST", "datasets", json={"name": "many", "version": "1", "format": "dir",
+                                             "archives": {"train": {"size": size}}}).json()
+        client("PATCH", f"datasets/{d['id']}/archives/train", data=archive.read_bytes(),
+               headers={**OCTETS, "Upload-Offset": "0"})
+        done = wait_until(lambda: (x := client("GET", f"datasets/{d['id']}").json())["status"] != "validating" and x,
+                          timeout=1800)
+        assert done["status"] == "ready", done["errors"][:3]
+        client("POST", f"datasets/{d['id']}/online")
+        hub.api("POST", "/users/bench")
+        timings = {"with": [], "without": []}
+        for i in range(rounds + 1):
+            for label, options in (("without", {}), ("with", {"dataset": done["key"]})):
+                started = time.perf_counter()
+                hub.start_project("bench", f"{label}-{i}", env="python", **options)
+                if i:  # the first round warms both up
+                    timings[label].append(time.perf_counter() - started)
+                hub.stop_project("bench", f"{label}-{i}", remove=True)
+    finally:
+        hub.stop()
+    w, wo = statistics.median(timings["with"]), statistics.median(timings["without"])
+    return (f"| spawn with a 100,000-file dataset, median of {rounds} | {w:.2f} s | the same spawn without one "
+            f"{wo:.2f} s | {w / wo:.2f}x | |")
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-datasets-", dir="/var/tmp"))
     rows = []
@@ -130,6 +170,7 @@ def main() -> None:
         assert not report.problems, report.problems[:3]
         rows.append(f"| validate 10,000 brat pairs | {ours:.2f} s | read the files {baseline:.2f} s "
                     f"| {ours / baseline:.2f}x | |")
+        rows.append(spawn_with_dataset(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| measurement | ours | baseline (same run) | ratio | note |\n| --- | --- | --- | --- | --- |")

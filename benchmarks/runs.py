@@ -39,10 +39,10 @@ SLEEPER = "import time\nwhile True:\n    time.sleep(0.1)\n"
 
 def bayes_image(work: Path) -> str:
     ws = str(Path(sys.executable).with_name("ws"))
-    subprocess.run([ws, "new", "sample", "text-classify-bayes", "--name", "bench"], cwd=work, check=True,
+    subprocess.run([ws, "new", "sample", "text-classify-bayes"], cwd=work, check=True,
                    capture_output=True)
     env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(REPO_ROOT / "data" / "base-images" / "python" / "current")}
-    subprocess.run([ws, "build", str(next(work.glob("bench-train-*"))), "--output-dir", str(work)], env=env,
+    subprocess.run([ws, "build", str(next(work.glob("*-train-*"))), "--output-dir", str(work)], env=env,
                    check=True, capture_output=True)
     tar = next(work.glob("train-*.tar"))
     [image] = docker.from_env().images.load(tar.read_bytes())

@@ -39,6 +39,9 @@ BASE_IMAGE_MOUNT = "/opt/workspace-hub/base-image"  # the env's `docker save` fo
 # -- datasets (the handbook's section 10 defines each format) ----------------------------------
 DATASET_FORMATS = ("dir", "json", "single_text", "brat_ann")
 TEST_DATASET_DIR = f"{WORKSPACE_ROOT}/dataset_test"  # the independent test set, when a dataset has one
+# Variables a training run sets itself (from the dataset's test-set mode, its recorded seed, a parent model):
+# an algorithm may declare them with defaults for local runs, but a run never takes them as hyperparameters.
+RUN_VARIABLES = ("TRAIN_RATIO", "SEED", "PRETRAINED_MODEL")
 
 # -- serving -----------------------------------------------------------------------------------
 DEFAULT_PORT = 8080

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tornado import web
 
 from workspace_hub.algorithm import SCHEMA
-from workspace_hub.contract import DATASET_FORMATS
+from workspace_hub.contract import DATASET_FORMATS, RUN_VARIABLES
 
 from .api import BaseHandler
 
@@ -37,7 +37,7 @@ class PageHandler(BaseHandler):
         prefix = self.settings["service_prefix"]
         page = {"prefix": prefix, "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes)
                 else self.xsrf_token, "user": who.name, "admin": who.admin,
-                "view": self.template.removesuffix(".html"), **kwargs}
+                "view": self.template.removesuffix(".html"), "run_variables": RUN_VARIABLES, **kwargs}
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         html = self.settings["templates"].get_template(self.template).render(
             prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, formats=DATASET_FORMATS,

@@ -7,6 +7,7 @@ the log lines and the loss curve arrive, and gets a model.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,8 @@ WS = str(Path(sys.executable).with_name("ws"))
 def preset_classifier(hub, tmp_path_factory):
     """The bayes sample's train image, published by the admin as a preset and online."""
     work = tmp_path_factory.mktemp("sample")
-    subprocess.run([WS, "new", "sample", "text-classify-bayes", "--name", "news"], cwd=work, check=True)
-    folder = next(work.glob("news-train-*"))
+    subprocess.run([WS, "new", "sample", "text-classify-bayes"], cwd=work, check=True)
+    folder = next(work.glob("*-train-*"))
     env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(REPO_ROOT / "data" / "base-images" / "python" / "current")}
     subprocess.run([WS, "build", str(folder), "--output-dir", str(work)], env=env, check=True, capture_output=True)
     tar = next(work.glob("train-*.tar"))
@@ -76,8 +77,14 @@ def test_a_new_user_trains_the_preset_classifier_in_the_wizard(hub, page, preset
     page.fill("#hp-EPOCHS", "6")
     shot(page, "runs-01-wizard")
     page.click("#start")
-    page.wait_for_url("**/services/library/runs/*")
-    page.wait_for_selector("#log:has-text('metric: epoch=1')")
+    page.wait_for_url(re.compile(r".*/services/library/runs/\d+$"))
+    run_id = page.url.rsplit("/", 1)[1]
+    client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
+    try:
+        page.wait_for_selector("#log:has-text('metric: epoch=1')")
+    except Exception:
+        shot(page, "runs-01-failed")
+        raise AssertionError(client("GET", f"runs/{run_id}").json()) from None
     page.wait_for_selector("svg.chart[data-metric='loss'] polyline")
     page.wait_for_selector("#status:has-text('succeeded')", timeout=300_000)
     page.wait_for_function("document.querySelectorAll(\"svg.chart[data-metric='loss'] circle\").length === 6")

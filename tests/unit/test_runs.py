@@ -33,7 +33,8 @@ ENV_VARS = {"EPOCHS": {"type": "Integer", "default": 5, "range": [1, 100]},
             "LEARNING_RATE": {"type": "Float", "default": 0.01, "range": [0, 1]},
             "OPTIMIZER": {"type": "String", "default": "adam", "choices": ["adam", "sgd"]},
             "AUGMENT": {"type": "Boolean", "default": False},
-            "TOKEN": {"type": "String", "default": "", "required": True}}
+            "TOKEN": {"type": "String", "default": "", "required": True},
+            "TRAIN_RATIO": {"type": "Float", "default": 0.8}}
 
 
 def test_hyperparameters_are_filled_from_defaults_and_passed_as_text():
@@ -50,6 +51,7 @@ def test_hyperparameters_are_filled_from_defaults_and_passed_as_text():
     ({"TOKEN": "x", "OPTIMIZER": "rmsprop"}, "OPTIMIZER", "one of adam, sgd"),
     ({"TOKEN": "x", "AUGMENT": "yes"}, "AUGMENT", "true or false"),
     ({"TOKEN": "x", "PATH": "/etc"}, "PATH", "not a hyperparameter"),
+    ({"TOKEN": "x", "TRAIN_RATIO": 0.5}, "TRAIN_RATIO", "set by the run"),
 ])
 def test_a_bad_hyperparameter_is_refused_with_its_name(given, field, words):
     with pytest.raises(LibraryError) as e:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from workspace_hub.algorithm import NAME
+from workspace_hub.contract import RUN_VARIABLES
 
 from ..models import Algorithm, Dataset, Run, RunStatus, Status, now
 from ..rules import TEXT, LibraryError, Who, _schema, can_see
@@ -66,6 +67,11 @@ def get_visible(session: Session, run_id: int, who: Who) -> Run:
 
 def check_hyperparameters(env_vars: dict, given: dict) -> dict:
     """The values to pass, as strings by name; a 400 naming ``hyperparameters.<NAME>`` for the first bad one."""
+    platform = sorted(set(given) & set(RUN_VARIABLES))
+    if platform:
+        raise LibraryError(400, "invalid-field", f"{platform[0]} is set by the run (train_ratio, seed), not as a "
+                           "hyperparameter", f"hyperparameters.{platform[0]}")
+    env_vars = {name: spec for name, spec in env_vars.items() if name not in RUN_VARIABLES}
     unknown = sorted(set(given) - set(env_vars))
     if unknown:
         raise LibraryError(400, "invalid-field", f"{unknown[0]} is not a hyperparameter of this algorithm; it takes "

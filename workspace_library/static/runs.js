@@ -172,7 +172,8 @@
     async function chooseAlgorithm() {
       const algorithm = algorithms.find((a) => String(a.id) === $("#algorithm").value);
       const envVars = (algorithm && algorithm.train.env_vars) || {};
-      $("#hyperparameters").replaceChildren(...Object.entries(envVars).map(([n, s]) => hyperparameterField(n, s)));
+      $("#hyperparameters").replaceChildren(...Object.entries(envVars)
+        .filter(([n]) => !page.run_variables.includes(n)).map(([n, s]) => hyperparameterField(n, s)));
       const params = new URLSearchParams({ status: "online", per_page: 100 });
       const format = algorithm && algorithm.train.dataset_format;
       if (format) params.set("format", format);
