@@ -87,5 +87,6 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        service.runs.close()
         service.jobs.pool.shutdown(wait=True)
         service.sessions.kw["bind"].dispose()

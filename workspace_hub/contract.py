@@ -42,6 +42,7 @@ TEST_DATASET_DIR = f"{WORKSPACE_ROOT}/dataset_test"  # the independent test set,
 # Variables a training run sets itself (from the dataset's test-set mode, its recorded seed, a parent model):
 # an algorithm may declare them with defaults for local runs, but a run never takes them as hyperparameters.
 RUN_VARIABLES = ("TRAIN_RATIO", "SEED", "PRETRAINED_MODEL")
+PRETRAINED_DIR = f"{WORKSPACE_ROOT}/pretrained"  # transfer training: the parent model, read-only ($PRETRAINED_MODEL)
 
 # -- serving -----------------------------------------------------------------------------------
 DEFAULT_PORT = 8080

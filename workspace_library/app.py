@@ -123,7 +123,7 @@ class LibraryService(Application):
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits)
         self.runs = Runs(self.sessions, root / "library" / "runs", root, self.jobs.executor, slots=self.run_slots,
-                         per_user=self.run_per_user)
+                         per_user=self.run_per_user, objects=self.imports.objects)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
     def run(self, fn, *args):

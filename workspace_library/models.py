@@ -182,6 +182,8 @@ class Run(Base):
                                                    nullable=True, index=True)
     algorithm_label: Mapped[str] = mapped_column(String(200), default="")
     dataset_label: Mapped[str] = mapped_column(String(200), default="")
+    parent_model_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # transfer training's start
+    parent_manifest: Mapped[str] = mapped_column(String(64), default="")  # mounted at PRETRAINED_DIR
     image: Mapped[str] = mapped_column(String(255), default="")  # the tag it started from
     image_digest: Mapped[str] = mapped_column(String(80), default="")  # what it ran (set when it starts)
     dataset_manifests: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -197,3 +199,55 @@ class Run(Base):
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Model(Record, Base):
+    """One model version: files in the content-addressed store (a manifest), its metrics, and where it came
+    from (the run, algorithm version, dataset version and settings that trained it, and its parent model when
+    it was trained from one).  Versions are immutable; a new training is a new version."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("owner", "name", "version", name="uq_model_version"),
+                      UniqueConstraint("key", name="uq_models_key"))
+    KIND = "model"
+
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True)
+    algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("algorithms.id", ondelete="SET NULL"),
+                                                     nullable=True, index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), nullable=True)
+    manifest: Mapped[str] = mapped_column(String(64), default="")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    lineage: Mapped[dict] = mapped_column(JSON, default=dict)  # labels and settings, kept if the rows go
+    shared_with: Mapped[list] = mapped_column(JSON, default=list)  # users who see it although it is private
+
+
+class ModelAlias(Base):
+    """An alias (``production``) of one model name, pointing at one of its versions; every move is an event."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("owner", "name", "alias", name="uq_model_alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(63))
+    alias: Mapped[str] = mapped_column(String(40))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    set_by: Mapped[str] = mapped_column(String(255))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class ModelAliasEvent(Base):
+    """The history of an alias: which version held it, from when, set (or removed) by whom."""
+
+    __tablename__ = "model_alias_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    alias: Mapped[str] = mapped_column(String(40))
+    version: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: the alias was removed
+    by: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

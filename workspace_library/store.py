@@ -141,6 +141,21 @@ class ObjectStore:
             self.add(part, digest)
         return digest
 
+    def add_stream(self, source) -> tuple[str, int]:
+        """Copy an open binary file into the store while hashing it; return (digest, size)."""
+        digest, size = hashlib.sha256(), 0
+        part = self.root / "objects" / f".{uuid.uuid4().hex}.part"
+        try:
+            with open(part, "wb") as out:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            self.add(part, digest.hexdigest())
+        finally:
+            part.unlink(missing_ok=True)
+        return digest.hexdigest(), size
+
     def add_manifest(self, files: list[tuple[str, str, int]]) -> str:
         document = {"files": sorted([name, digest, size] for name, digest, size in files)}
         return self.add_bytes(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())

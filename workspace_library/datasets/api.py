@@ -15,18 +15,15 @@ body, and never more than the archive's declared remaining bytes.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import re
-import zipfile
 
 from tornado import web
-from tornado.iostream import StreamClosedError
 
 from .. import rules
 from ..api import BaseHandler, ItemHandler, ListHandler, _time
 from ..models import Dataset, Status, Visibility
 from ..rules import LibraryError
+from ..streaming import send_archive
 from ..runs.rules import require_no_active_runs
 from . import rules as dataset_rules
 from .formats import is_text
@@ -258,24 +255,6 @@ class ArchiveHandler(DatasetMixin, ItemHandler):
         self.finish()
 
 
-class _Pipe(io.RawIOBase):
-    """What :mod:`zipfile` writes in a thread arrives at the handler in order, with backpressure."""
-
-    abandoned = False  # set when the client went away: the writer stops at its next write
-
-    def __init__(self, loop, queue):
-        self.loop, self.queue = loop, queue
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        if self.abandoned:
-            raise OSError("the client went away")
-        asyncio.run_coroutine_threadsafe(self.queue.put(bytes(data)), self.loop).result()
-        return len(data)
-
-
 class DownloadHandler(DatasetMixin, ItemHandler):
     """GET ?split=train|test: the split as a zip, streamed as it is written."""
 
@@ -288,36 +267,7 @@ class DownloadHandler(DatasetMixin, ItemHandler):
         objects = self.service.imports.objects
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dataset.name}-{dataset.version}-{split}.zip")
         self.release_db()
-        self.set_header("Content-Type", "application/zip")
-        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
-        queue: asyncio.Queue = asyncio.Queue(maxsize=8)
-
-        def write_zip():
-            with io.BufferedWriter(pipe, 1 << 20) as out:
-                with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
-                    for name, digest, size in files:
-                        with open(objects.path(digest), "rb") as src, archive.open(name, "w",
-                                                                                    force_zip64=True) as dst:
-                            while chunk := src.read(1 << 20):
-                                dst.write(chunk)
-
-        loop = asyncio.get_running_loop()
-        pipe = _Pipe(loop, queue)
-        writer = self.service.run(write_zip)
-        writer.add_done_callback(lambda _: queue.put_nowait(None))
-        try:
-            while (chunk := await queue.get()) is not None:
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            pipe.abandoned = True
-            while not writer.done():  # let the writer's pending put through; its next write stops it
-                while not queue.empty():
-                    queue.get_nowait()
-                await asyncio.sleep(0.01)
-            return
-        await writer
-        self.finish()
+        await send_archive(self, files, objects.path, filename)
 
 
 class FileHandler(DatasetMixin, ItemHandler):

@@ -5,7 +5,8 @@ One scheduler thread starts queued runs, oldest first, while fewer than
 gets a watcher thread that appends the container's output to the run's log
 (:mod:`.logs`) as it arrives, enforces the maximum runtime, and decides the end:
 
-- ``succeeded``: exit 0 and a model (any file but the metrics files) in the model folder;
+- ``succeeded``: exit 0 and a model (any file but the metrics files) in the model folder, which is
+  registered as the next version of a model named after the run (:mod:`..registry`);
 - ``failed`` with a reason: ``oom`` (the engine says OOMKilled), ``max-runtime``,
   ``exit-code``, ``no-model``, or ``platform`` (the engine failed us: the run goes back
   to the queue, up to ``MAX_ATTEMPTS`` starts in all);
@@ -28,11 +29,14 @@ from docker.types import DeviceRequest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from workspace_hub.contract import DATASET_DIR, MODEL_DIR, TEST_DATASET_DIR
+from workspace_hub.contract import DATASET_DIR, MODEL_DIR, PRETRAINED_DIR, TEST_DATASET_DIR
 from workspace_hub.executor import DockerExecutor
 from workspace_hub.validate import bounded_json
 
 from ..models import Run, RunStatus
+from ..registry.rules import register
+from ..rules import LibraryError
+from ..store import ObjectStore
 from .logs import RunFiles
 
 log = logging.getLogger("workspace_library")
@@ -48,13 +52,15 @@ def now() -> datetime:
 
 class Runs:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
-                 slots: int = 2, per_user: int = 2, poll: float = 1.0):
+                 slots: int = 2, per_user: int = 2, poll: float = 1.0, objects: ObjectStore | None = None):
         self.sessions = sessions
+        self.objects = objects  # where a succeeded run's model is registered
         self.root = root  # <data root>/library/runs
         self.data_root = data_root
         self.executor = executor
         self.slots, self.per_user, self.poll = slots, per_user, poll
         self._wake = threading.Event()
+        self._closed = threading.Event()
         self._watching: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopped_by_user: set[int] = set()
@@ -70,9 +76,16 @@ class Runs:
     def wake(self) -> None:
         self._wake.set()
 
+    def close(self) -> None:
+        """Stop scheduling (runs already started keep running; a new service finds them)."""
+        self._closed.set()
+        self._wake.set()
+
     def _loop(self) -> None:
-        while True:
+        while not self._closed.is_set():
             self._wake.wait(self.poll)
+            if self._closed.is_set():
+                return
             self._wake.clear()
             try:
                 self.schedule()
@@ -110,6 +123,9 @@ class Runs:
         for split, digest in run.dataset_manifests.items():
             mounts[self.data_root / "library" / "trees" / digest] = (targets[split], "ro")
         environment = {**{k: str(v) for k, v in run.hyperparameters.items()}, "SEED": str(run.seed)}
+        if run.parent_manifest:  # transfer training
+            mounts[self.data_root / "library" / "trees" / run.parent_manifest] = (PRETRAINED_DIR, "ro")
+            environment["PRETRAINED_MODEL"] = PRETRAINED_DIR
         if run.train_ratio is not None:
             environment["TRAIN_RATIO"] = str(run.train_ratio)
         resources = run.resources or {}
@@ -220,6 +236,11 @@ class Runs:
                 run.message = f"the run exited 0 but wrote no model to {MODEL_DIR}"
             else:
                 run.status, run.reason, run.message = RunStatus.succeeded, "", ""
+                try:
+                    model = register(session, self.objects, run, files.model)
+                    run.message = f"registered as model {model.name} {model.version}"
+                except LibraryError as e:
+                    run.message = f"the model was not registered: {e.message}"
             session.commit()
         self._stopped_by_user.discard(run_id)
         self._timed_out.discard(run_id)

@@ -33,6 +33,8 @@ def upgrade() -> None:
                   index=True),
         sa.Column("algorithm_label", sa.String(length=200), nullable=False),
         sa.Column("dataset_label", sa.String(length=200), nullable=False),
+        sa.Column("parent_model_id", sa.Integer(), nullable=True),
+        sa.Column("parent_manifest", sa.String(length=64), nullable=False),
         sa.Column("image", sa.String(length=255), nullable=False),
         sa.Column("image_digest", sa.String(length=80), nullable=False),
         sa.Column("dataset_manifests", sa.JSON(), nullable=False),

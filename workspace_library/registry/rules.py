@@ -1,0 +1,158 @@
+"""Model rules, without HTTP: registration from runs, visibility and sharing, aliases, deletion.
+
+- A succeeded run registers its model: the regular files of its model folder go into the
+  content-addressed store (links, fifos and devices a run wrote there are skipped, never
+  followed), under the run's name, as the next version.  Versions are immutable.
+- Visibility: private, public or preset (admins), plus sharing a private model with one user,
+  which copies nothing.  Others see neither a private model nor its files.
+- Aliases (``production``) point at one version of a model name; every move is kept.
+- Deleting a version frees exactly the stored objects no other model or dataset uses; a dry
+  run lists them.  An aliased version is deleted with its aliases, and the history says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from sqlalchemy import Text, cast, or_, select
+from sqlalchemy.orm import Session
+
+from workspace_hub.smoke import MAX_MODEL_BYTES, MAX_MODEL_FILES
+
+from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, Run, Status, Visibility
+from ..rules import TEXT, VISIBILITY, LibraryError, Who, _schema
+from ..store import ObjectStore
+
+ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+SCHEMAS = {
+    "model-edit": _schema({"description": TEXT, "visibility": VISIBILITY}, []),
+    "model-share": _schema({"user": {"type": "string", "minLength": 1, "maxLength": 255}}, ["user"]),
+}
+
+
+def can_see(model: Model, who: Who) -> bool:
+    return who.admin or model.visibility != Visibility.private or model.owner == who.name or \
+        who.name in (model.shared_with or [])
+
+
+def visible_to(who: Who):
+    if who.admin:
+        return True
+    # a JSON list is matched as text: exact names are quoted in it ("alice"), so "al" never matches "alice"
+    return or_(Model.visibility != Visibility.private, Model.owner == who.name,
+               cast(Model.shared_with, Text).contains(json.dumps(who.name)))
+
+
+def get_visible(session: Session, model_id: int, who: Who) -> Model:
+    model = session.get(Model, model_id)
+    if model is None or not can_see(model, who):
+        raise LibraryError(404, "not-found", f"No model with id {model_id} is visible to you.")
+    return model
+
+
+def model_files(folder: Path) -> list[tuple[str, Path]]:
+    """The regular files under *folder*, by relative name; links and special files are left out."""
+    out, total = [], 0
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        for name in files:
+            path = Path(root) / name
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            total += info.st_size
+            if len(out) >= MAX_MODEL_FILES or total > MAX_MODEL_BYTES:
+                raise LibraryError(413, "model-too-large", f"the model passes {MAX_MODEL_FILES} files or "
+                                   f"{MAX_MODEL_BYTES} bytes")
+            out.append((path.relative_to(folder).as_posix(), path))
+    return sorted(out)
+
+
+def register(session: Session, objects: ObjectStore, run: Run, folder: Path) -> Model:
+    """The model a succeeded run wrote, as the next version of the run's name (blocking: file copies)."""
+    entries = []
+    for name, path in model_files(folder):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as source:
+            digest, size = objects.add_stream(source)
+        entries.append((name, digest, size))
+    manifest = objects.add_manifest(entries)
+    objects.build_tree(manifest)  # what a transfer-training run mounts
+    versions = [int(v) for v in session.scalars(select(Model.version).where(
+        Model.owner == run.owner, Model.name == run.name)) if v.isdigit()]
+    model = Model(name=run.name, version=str(max(versions, default=0) + 1), owner=run.owner,
+                  description=run.description, visibility=Visibility.private, status=Status.ready, progress="",
+                  errors=[], run_id=run.id, algorithm_id=run.algorithm_id, dataset_id=run.dataset_id,
+                  parent_id=run.parent_model_id, manifest=manifest,
+                  size=sum(e[2] for e in entries), files=len(entries), metrics=run.metrics or {},
+                  lineage={"run": {"id": run.id, "name": run.name}, "algorithm": run.algorithm_label,
+                           "dataset": run.dataset_label, "hyperparameters": run.hyperparameters,
+                           "train_ratio": run.train_ratio, "seed": run.seed, "image_digest": run.image_digest,
+                           "dataset_manifests": run.dataset_manifests, "parent": run.parent_model_id},
+                  shared_with=[])
+    session.add(model)
+    session.flush()
+    return model
+
+
+def require_owner(model: Model, who: Who) -> None:
+    if not who.admin and (model.owner != who.name or model.visibility == Visibility.preset):
+        raise LibraryError(403, "not-owner", f"{model.name} {model.version} belongs to {model.owner}; only its "
+                           "owner (or an admin, for presets) changes it")
+
+
+def set_alias(session: Session, model: Model, alias: str, who: Who) -> None:
+    require_owner(model, who)
+    if not ALIAS.match(alias):
+        raise LibraryError(400, "invalid-field", "an alias is 1-40 lowercase letters, digits, '-' and '_', "
+                           "starting with a letter, such as production", "alias")
+    current = session.scalars(select(ModelAlias).where(ModelAlias.owner == model.owner, ModelAlias.name == model.name,
+                                                       ModelAlias.alias == alias)).first()
+    if current is None:
+        session.add(ModelAlias(owner=model.owner, name=model.name, alias=alias, model_id=model.id, set_by=who.name))
+    else:
+        current.model_id, current.set_by = model.id, who.name
+    session.add(ModelAliasEvent(owner=model.owner, name=model.name, alias=alias, version=model.version, by=who.name))
+    session.commit()
+
+
+def remove_alias(session: Session, model: Model, alias: str, who: Who) -> None:
+    require_owner(model, who)
+    current = session.scalars(select(ModelAlias).where(ModelAlias.owner == model.owner, ModelAlias.name == model.name,
+                                                       ModelAlias.alias == alias, ModelAlias.model_id == model.id)).first()
+    if current is None:
+        raise LibraryError(404, "not-found", f"{model.name} {model.version} has no alias {alias!r}")
+    session.delete(current)
+    session.add(ModelAliasEvent(owner=model.owner, name=model.name, alias=alias, version=None, by=who.name))
+    session.commit()
+
+
+def unreferenced(session: Session, objects: ObjectStore, model: Model) -> list[str]:
+    """The objects deleting *model* frees: its manifest and files that no other model or dataset references."""
+    mine = {model.manifest} | {digest for _, digest, _ in objects.manifest(model.manifest)}
+    others = set()
+    for manifest in session.scalars(select(Model.manifest).where(Model.id != model.id, Model.manifest != "")):
+        others.add(manifest)
+        others.update(digest for _, digest, _ in objects.manifest(manifest))
+    for manifests in session.scalars(select(Dataset.manifests)):
+        for manifest in (manifests or {}).values():
+            others.add(manifest)
+            others.update(digest for _, digest, _ in objects.manifest(manifest))
+    return sorted(mine - others)
+
+
+def delete(session: Session, objects: ObjectStore, model: Model, who: Who) -> list[str]:
+    """Delete a version and the objects only it used; the aliases it held are removed, in their history."""
+    require_owner(model, who)
+    freed = unreferenced(session, objects, model)
+    for alias in session.scalars(select(ModelAlias).where(ModelAlias.model_id == model.id)):
+        session.add(ModelAliasEvent(owner=model.owner, name=model.name, alias=alias.alias, version=None, by=who.name))
+    session.delete(model)
+    session.commit()
+    for digest in freed:
+        objects.path(digest).unlink(missing_ok=True)
+    return freed
