@@ -108,6 +108,7 @@ def spawn_with_dataset(work: Path, rounds: int = 5) -> str:
         done = wait_until(lambda: (x := client("GET", f"datasets/{d['id']}").json())["status"] != "validating" and x,
                           timeout=1800)
         assert done["status"] == "ready", done["errors"][:3]
+        client("PATCH", f"datasets/{d['id']}", json={"visibility": "public"})
         client("POST", f"datasets/{d['id']}/online")
         hub.api("POST", "/users/bench")
         timings = {"with": [], "without": []}

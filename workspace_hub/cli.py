@@ -426,6 +426,45 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def print_model(model: dict) -> None:
+    aliases = f"  aliases: {', '.join(model['aliases'])}" if model["aliases"] else ""
+    print(f"{model['id']}  {model['owner']}/{model['name']} {model['version']}  {model['visibility']}  "
+          f"{model['files']} files, {model['size']} bytes{aliases}")
+    lineage = model.get("lineage") or {}
+    if lineage:
+        print(f"  from run {lineage.get('run', {}).get('id')}: {lineage.get('algorithm')} on {lineage.get('dataset')}"
+              + (f", transfer from model {lineage['parent']}" if lineage.get("parent") else ""))
+    if model["metrics"]:
+        print(f"  metrics: {json.dumps(model['metrics'], ensure_ascii=False)}")
+
+
+def cmd_models(args) -> int:
+    client = _library()
+    command = args.models_command
+    if command == "list":
+        for model in client.request("GET", "models", query={"per_page": 100})["items"]:
+            print_model(model)
+        return 0
+    model = client.find(args.ref, kind="models")
+    if command == "download":
+        dest = args.output or f"{model['name']}-{model['version']}.{args.format}"
+        written = client.download(f"models/{model['id']}/download?format={args.format}", dest)
+        print(f"{dest}: {written} bytes")
+        return 0
+    if command == "alias":
+        method = "DELETE" if args.remove else "PUT"
+        model = client.request(method, f"models/{model['id']}/aliases/{args.alias}")
+    elif command == "share":
+        model = client.request("POST", f"models/{model['id']}/share", {"user": args.user})
+    if getattr(args, "json", False):
+        print(json.dumps(model, indent=2, ensure_ascii=False))
+    else:
+        print_model(model)
+        for event in model.get("alias_history", [])[:10] if command == "show" else []:
+            print(f"  {event['at']}  {event['alias']} -> {event['version'] or '(removed)'}  by {event['by']}")
+    return 0
+
+
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
     p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
@@ -574,6 +613,23 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("id", type=int)
     logs.add_argument("-f", "--follow", action="store_true", help="live, until the run ends (resumes if cut)")
     logs.set_defaults(func=cmd_runs)
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(dest="models_command",
+                                                                                 required=True)
+    models.add_parser("list", help="models you can see").set_defaults(func=cmd_models)
+    show = models.add_parser("show", help="one model version, its lineage and alias history")
+    download = models.add_parser("download", help="a version's files as a zip or tar.gz")
+    alias = models.add_parser("alias", help="point an alias (production) at a version, or remove it")
+    share = models.add_parser("share", help="share a private version with one user")
+    for one in (show, download, alias, share):
+        one.add_argument("ref", help="an id, a name (newest version) or name:version")
+        one.set_defaults(func=cmd_models)
+    show.add_argument("--json", action="store_true")
+    download.add_argument("--format", choices=("zip", "tar.gz"), default="zip")
+    download.add_argument("-o", "--output")
+    alias.add_argument("alias")
+    alias.add_argument("--remove", action="store_true")
+    share.add_argument("user")
 
     envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)

@@ -28,6 +28,7 @@ from workspace_hub.projects import InvalidChoice, Project, check_project_name
 
 from . import rules
 from .datasets import rules as dataset_schemas
+from .registry import rules as model_schemas
 from .runs import rules as run_schemas
 from .runs.rules import require_no_active_runs
 from .from_project import project_metadata, project_tars
@@ -162,12 +163,12 @@ class OpenAPIHandler(BaseHandler):
     def get(self):
         document = yaml.safe_load(OPENAPI.read_text())
         # the request schemas are the ones the handlers validate with: one source of truth
-        schemas = {**rules.SCHEMAS, **dataset_schemas.SCHEMAS, **run_schemas.SCHEMAS}
+        schemas = {**rules.SCHEMAS, **dataset_schemas.SCHEMAS, **run_schemas.SCHEMAS, **model_schemas.SCHEMAS}
         document["components"]["schemas"].update(
             {name: schemas[key] for name, key in (("AlgorithmCreate", "algorithm-create"),
              ("AlgorithmEdit", "algorithm-edit"), ("EnvCreate", "env-create"), ("EnvEdit", "env-edit"),
              ("DatasetCreate", "dataset-create"), ("DatasetEdit", "dataset-edit"), ("RunCreate", "run-create"),
-             ("RunEdit", "run-edit"))})
+             ("RunEdit", "run-edit"), ("ModelEdit", "model-edit"), ("ModelShare", "model-share"))})
         document["servers"] = [{"url": self.settings["service_prefix"].rstrip("/") + "/api"}]
         self.send(document)
 

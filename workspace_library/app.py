@@ -39,6 +39,7 @@ from .datasets import api as dataset_api
 from .datasets import presets as dataset_presets
 from .datasets.archive import Limits
 from .datasets.imports import Imports
+from .registry import api as model_api
 from .runs import api as run_api
 from .runs.queue import Runs
 from .runs.rules import Limits as RunLimits
@@ -217,6 +218,7 @@ class LibraryService(Application):
             (f"api/envs/{item}/pull", api.EnvPullHandler),
             *dataset_api.ROUTES,
             *run_api.ROUTES,
+            *model_api.ROUTES,
             ("oauth_callback", HubOAuthCallbackHandler),
             *pages.ROUTES,
         ]

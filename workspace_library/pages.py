@@ -60,6 +60,8 @@ ROUTES = [
     ("runs", page("runs.html")),
     ("runs/new", page("run_new.html")),
     (r"runs/(?P<item_id>\d{1,9})", page("run.html")),
+    ("models", page("models.html")),
+    (r"models/(?P<item_id>\d{1,9})", page("model.html")),
     ("envs", page("envs.html")),
     ("envs/new", page("env_new.html")),
     (r"envs/(?P<item_id>\d{1,9})", page("env.html")),

@@ -133,16 +133,22 @@ def remove_alias(session: Session, model: Model, alias: str, who: Who) -> None:
 
 def unreferenced(session: Session, objects: ObjectStore, model: Model) -> list[str]:
     """The objects deleting *model* frees: its manifest and files that no other model or dataset references."""
-    mine = {model.manifest} | {digest for _, digest, _ in objects.manifest(model.manifest)}
+    mine = {model.manifest} | _referenced(objects, model.manifest)
     others = set()
     for manifest in session.scalars(select(Model.manifest).where(Model.id != model.id, Model.manifest != "")):
-        others.add(manifest)
-        others.update(digest for _, digest, _ in objects.manifest(manifest))
+        others |= {manifest} | _referenced(objects, manifest)
     for manifests in session.scalars(select(Dataset.manifests)):
         for manifest in (manifests or {}).values():
-            others.add(manifest)
-            others.update(digest for _, digest, _ in objects.manifest(manifest))
+            others |= {manifest} | _referenced(objects, manifest)
     return sorted(mine - others)
+
+
+def _referenced(objects: ObjectStore, manifest: str) -> set[str]:
+    """The objects a manifest names; a manifest that is gone protects nothing (its list is lost with it)."""
+    try:
+        return {digest for _, digest, _ in objects.manifest(manifest)}
+    except FileNotFoundError:
+        return set()
 
 
 def delete(session: Session, objects: ObjectStore, model: Model, who: Who) -> list[str]:

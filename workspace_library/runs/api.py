@@ -29,7 +29,7 @@ def run_json(run: Run) -> dict:
     return {"id": run.id, "key": run.key, "name": run.name, "description": run.description, "owner": run.owner,
             "status": run.status.value, "reason": run.reason, "message": run.message,
             "algorithm": {"id": run.algorithm_id, "label": run.algorithm_label},
-            "dataset": {"id": run.dataset_id, "label": run.dataset_label},
+            "dataset": {"id": run.dataset_id, "label": run.dataset_label}, "parent_model": run.parent_model_id,
             "image": run.image, "image_digest": run.image_digest, "dataset_manifests": run.dataset_manifests,
             "hyperparameters": run.hyperparameters, "resources": run.resources, "max_runtime": run.max_runtime,
             "train_ratio": run.train_ratio, "seed": run.seed, "attempts": run.attempts, "exit_code": run.exit_code,
@@ -101,7 +101,9 @@ class RunItemHandler(RunHandler):
                   "dataset": run.dataset_id, "hyperparameters": dict(run.hyperparameters), "resources": run.resources,
                   "max_runtime": run.max_runtime, "seed": run.seed,
                   **({"train_ratio": run.train_ratio} if run.train_ratio is not None else {}), **data}
-        for key, value in run_rules.resolve(self.db, self.who, merged, self.service.run_limits()).items():
+        # the draft's own hyperparameters are recorded as text; new ones come typed
+        for key, value in run_rules.resolve(self.db, self.who, merged, self.service.run_limits(),
+                                            typed_values="hyperparameters" in data).items():
             setattr(run, key, value)
         self.db.commit()
         self.send(run_json(run))
@@ -143,6 +145,7 @@ class RunActionHandler(RunHandler):
         copy = Run(owner=self.who.name, status=RunStatus.draft, name=run.name, description=run.description,
                    algorithm_id=run.algorithm_id, dataset_id=run.dataset_id, algorithm_label=run.algorithm_label,
                    dataset_label=run.dataset_label, image=run.image, dataset_manifests=run.dataset_manifests,
+                   parent_model_id=run.parent_model_id, parent_manifest=run.parent_manifest,
                    hyperparameters=run.hyperparameters, resources=run.resources, max_runtime=run.max_runtime,
                    train_ratio=run.train_ratio, seed=run.seed)
         run_rules.queue(copy)

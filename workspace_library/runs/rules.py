@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from workspace_hub.algorithm import NAME
 from workspace_hub.contract import RUN_VARIABLES
 
-from ..models import Algorithm, Dataset, Run, RunStatus, Status, now
+from ..models import Algorithm, Dataset, Model, Run, RunStatus, Status, now
+from ..registry.rules import can_see as model_can_see
 from ..rules import TEXT, LibraryError, Who, _schema, can_see
 from .queue import ACTIVE
 
@@ -40,6 +41,7 @@ FIELDS = {
     "max_runtime": {"type": "integer", "minimum": 10, "maximum": 2**31 - 1},
     "train_ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    "parent_model": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
     "start": {"type": "boolean"},
 }
 SCHEMAS = {
@@ -63,6 +65,19 @@ def get_visible(session: Session, run_id: int, who: Who) -> Run:
     if run is None or not (who.admin or run.owner == who.name):
         raise LibraryError(404, "not-found", f"No run with id {run_id} is visible to you.")
     return run
+
+
+def typed(env_vars: dict, values: dict) -> dict:
+    """Hyperparameters a run recorded (as text) back as the values its algorithm declares (a rerun, a transfer)."""
+    kinds = {"Integer": int, "Float": float, "Boolean": lambda text: text == "true"}
+    out = {}
+    for name, text in values.items():
+        kind = kinds.get((env_vars.get(name) or {}).get("type", "String"))
+        try:
+            out[name] = kind(text) if kind else text
+        except ValueError:
+            out[name] = text  # refused, with its name, by check_hyperparameters
+    return out
 
 
 def check_hyperparameters(env_vars: dict, given: dict) -> dict:
@@ -120,8 +135,9 @@ def check_resources(resources: dict, limits: Limits) -> dict:
     return resources
 
 
-def resolve(session: Session, who: Who, data: dict, limits: Limits) -> dict:
-    """The columns of a run from a request: the algorithm and dataset checked, settings filled in."""
+def resolve(session: Session, who: Who, data: dict, limits: Limits, typed_values: bool = True) -> dict:
+    """The columns of a run from a request: the algorithm, dataset and parent model checked, settings filled in.
+    With *typed_values* False the hyperparameters are a recorded run's text values."""
     algorithm = session.get(Algorithm, data["algorithm"])
     if algorithm is None or not can_see(algorithm, who):
         raise LibraryError(404, "not-found", f"No algorithm with id {data['algorithm']} is visible to you.",
@@ -146,16 +162,28 @@ def resolve(session: Session, who: Who, data: dict, limits: Limits) -> dict:
         raise LibraryError(400, "invalid-field", f"at most {limits.max_runtime} s per run (the admin's limit)",
                            "max_runtime")
     independent = dataset.test_mode == "independent"
+    env_vars = (algorithm.train or {}).get("env_vars") or {}
+    given = data.get("hyperparameters") or {}
+    parent = None
+    if data.get("parent_model"):
+        parent = session.get(Model, data["parent_model"])
+        if parent is None or not model_can_see(parent, who):
+            raise LibraryError(404, "not-found", f"No model with id {data['parent_model']} is visible to you.",
+                               "parent_model")
+        if not algorithm.transfer_training:
+            raise LibraryError(409, "no-transfer", f"{algorithm.name} {algorithm.version} does not support transfer "
+                               "training (its algorithm.yaml says transfer_training: false); train from scratch",
+                               "parent_model")
     return {
         "name": data["name"], "description": data.get("description", ""), "algorithm_id": algorithm.id,
         "dataset_id": dataset.id, "algorithm_label": f"{algorithm.owner}/{algorithm.name} {algorithm.version}",
         "dataset_label": f"{dataset.owner}/{dataset.name} {dataset.version}", "image": train[0].tag,
         "dataset_manifests": dict(dataset.manifests),
-        "hyperparameters": check_hyperparameters((algorithm.train or {}).get("env_vars") or {},
-                                                 data.get("hyperparameters") or {}),
+        "hyperparameters": check_hyperparameters(env_vars, given if typed_values else typed(env_vars, given)),
         "resources": check_resources(data.get("resources") or {}, limits), "max_runtime": max_runtime,
         "train_ratio": None if independent else data.get("train_ratio", 0.8),
         "seed": data.get("seed", random.randrange(2**31)),
+        "parent_model_id": parent.id if parent else None, "parent_manifest": parent.manifest if parent else "",
     }
 
 

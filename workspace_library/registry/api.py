@@ -1,0 +1,240 @@
+"""The model registry's REST endpoints (``<prefix>api/models...``), in ``openapi.yaml`` with the others.
+
+Downloads stream a zip or tar.gz of the version's files; a single file
+answers HTTP ``Range`` requests (one range), so a client can resume a large
+weight file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from .. import rules
+from ..api import BaseHandler, _int_arg, _time
+from ..models import Model, ModelAlias, ModelAliasEvent, Run, RunStatus
+from ..rules import LibraryError
+from ..runs.api import run_json
+from ..runs import rules as run_rules
+from ..runs.rules import queue as queue_run
+from ..streaming import FORMATS, send_archive
+from . import rules as model_rules
+
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def model_json(session, model: Model, detail: bool = True) -> dict:
+    data = {"id": model.id, "key": model.key, "name": model.name, "version": model.version, "owner": model.owner,
+            "description": model.description, "visibility": model.visibility.value, "size": model.size,
+            "files": model.files, "metrics": model.metrics, "lineage": model.lineage, "run_id": model.run_id,
+            "algorithm_id": model.algorithm_id, "dataset_id": model.dataset_id, "parent_id": model.parent_id,
+            "shared_with": model.shared_with, "created": _time(model.created),
+            "aliases": sorted(session.scalars(select(ModelAlias.alias).where(ModelAlias.model_id == model.id)))}
+    if detail:
+        events = session.scalars(select(ModelAliasEvent).where(ModelAliasEvent.owner == model.owner,
+                                                               ModelAliasEvent.name == model.name)
+                                 .order_by(ModelAliasEvent.at.desc(), ModelAliasEvent.id.desc()).limit(100))
+        data["alias_history"] = [{"alias": e.alias, "version": e.version, "by": e.by, "at": _time(e.at)}
+                                 for e in events]
+    return data
+
+
+class ModelHandler(BaseHandler):
+    def model(self, model_id) -> Model:
+        return model_rules.get_visible(self.db, int(model_id), self.who)
+
+    @property
+    def objects(self):
+        return self.service.imports.objects
+
+    async def files(self, model: Model) -> list:
+        try:
+            return await self.service.run(self.objects.manifest, model.manifest)
+        except FileNotFoundError:
+            raise LibraryError(404, "content-missing", f"the stored files of {model.name} {model.version} are "
+                               "missing; ask an admin to restore the data root") from None
+
+
+class ModelListHandler(ModelHandler):
+    def get(self):
+        who = self.who
+        where = [model_rules.visible_to(who)]
+        for name in ("owner", "name", "version"):
+            value = self.get_query_argument(name, None)
+            if value is not None:
+                where.append(getattr(Model, name) == value[:255])
+        page = _int_arg(self, "page", 1, 1, 100000)
+        per_page = _int_arg(self, "per_page", 20, 1, 100)
+        query = select(Model).where(*where)
+        total = len(self.db.scalars(query.with_only_columns(Model.id)).all())
+        items = self.db.scalars(query.order_by(Model.created.desc(), Model.id.desc())
+                                .offset((page - 1) * per_page).limit(per_page))
+        self.send({"items": [model_json(self.db, m, detail=False) for m in items], "total": total, "page": page,
+                   "per_page": per_page})
+
+
+class ModelItemHandler(ModelHandler):
+    def get(self, model_id):
+        self.send(model_json(self.db, self.model(model_id)))
+
+    def patch(self, model_id):
+        model = self.model(model_id)
+        model_rules.require_owner(model, self.who)
+        data = rules.check_input(model_rules.SCHEMAS["model-edit"], self.json_body())
+        rules.require_visibility_allowed(data.get("visibility"), self.who)
+        rules.apply_fields(model, data)
+        self.db.commit()
+        self.send(model_json(self.db, model))
+
+    async def delete(self, model_id):
+        """``?dry_run=1`` lists what would be freed without deleting."""
+        model = self.model(model_id)
+        model_rules.require_owner(model, self.who)
+        if self.get_query_argument("dry_run", "") in ("1", "true"):
+            freed = await self.service.run(model_rules.unreferenced, self.db, self.objects, model)
+            return self.send({"dry_run": True, "freed": freed})
+        freed = await self.service.run(model_rules.delete, self.db, self.objects, model, self.who)
+        self.send({"dry_run": False, "freed": freed})
+
+
+class AliasHandler(ModelHandler):
+    """PUT: point *alias* of this model's name at this version.  DELETE: remove it from this version."""
+
+    SUPPORTED_METHODS = ("PUT", "DELETE")
+
+    def put(self, model_id, alias):
+        model = self.model(model_id)
+        model_rules.set_alias(self.db, model, alias, self.who)
+        self.send(model_json(self.db, model))
+
+    def delete(self, model_id, alias):
+        model = self.model(model_id)
+        model_rules.remove_alias(self.db, model, alias, self.who)
+        self.send(model_json(self.db, model))
+
+
+class ShareHandler(ModelHandler):
+    """POST {"user"}: share a private model with one user (nothing is copied)."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def post(self, model_id):
+        model = self.model(model_id)
+        model_rules.require_owner(model, self.who)
+        user = rules.check_input(model_rules.SCHEMAS["model-share"], self.json_body())["user"]
+        model.shared_with = sorted(set(model.shared_with or []) | {user})
+        self.db.commit()
+        self.send(model_json(self.db, model))
+
+
+class UnshareHandler(ModelHandler):
+    """DELETE: stop sharing with one user."""
+
+    SUPPORTED_METHODS = ("DELETE",)
+
+    def delete(self, model_id, user):
+        model = self.model(model_id)
+        model_rules.require_owner(model, self.who)
+        model.shared_with = [u for u in model.shared_with or [] if u != user]
+        self.db.commit()
+        self.send(model_json(self.db, model))
+
+
+class DownloadHandler(ModelHandler):
+    """GET ?format=zip|tar.gz: every file of the version, streamed."""
+
+    SUPPORTED_METHODS = ("GET",)
+
+    async def get(self, model_id):
+        model = self.model(model_id)
+        fmt = self.get_query_argument("format", "zip")
+        if fmt not in FORMATS:
+            raise LibraryError(400, "invalid-query", f"format must be {' or '.join(FORMATS)}", "format")
+        files = await self.files(model)
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model.name}-{model.version}.{fmt}")
+        self.release_db()
+        await send_archive(self, files, self.objects.path, filename, fmt)
+
+
+class FileHandler(ModelHandler):
+    """GET one file, whole or one ``Range`` of it (206), always as a download."""
+
+    SUPPORTED_METHODS = ("GET",)
+
+    async def get(self, model_id, path):
+        model = self.model(model_id)
+        files = await self.files(model)
+        found = next((f for f in files if f[0] == path), None)
+        if found is None:
+            raise LibraryError(404, "not-found", f"{path[:120]!r} is not a file of {model.name} {model.version}")
+        _, digest, size = found
+        start, end = 0, size - 1
+        wanted = self.request.headers.get("Range")
+        if wanted:
+            match = RANGE.match(wanted.strip())
+            if not match or (not match.group(1) and not match.group(2)):
+                raise LibraryError(416, "range", "send one range, such as bytes=0-1023", "Range")
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            else:
+                start = max(0, size - int(match.group(2)))
+            if start > end or start >= size:
+                self.set_header("Content-Range", f"bytes */{size}")
+                raise LibraryError(416, "range", f"the file has {size} bytes", "Range")
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Disposition", "attachment")
+        self.release_db()
+        with open(self.objects.path(digest), "rb") as f:
+            f.seek(start)
+            left = end - start + 1
+            while left > 0:
+                chunk = await self.service.run(f.read, min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
+class TransferHandler(ModelHandler):
+    """POST {"name"?, "dataset"?}: one click, a queued run of the model's algorithm that starts from this model
+    (mounted read-only at PRETRAINED_MODEL), with the settings of the run that trained it."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def post(self, model_id):
+        model = self.model(model_id)
+        source = self.db.get(Run, model.run_id) if model.run_id else None
+        if source is None:
+            raise LibraryError(409, "no-run", f"{model.name} {model.version} has no training run to start from")
+        body = self.json_body()
+        data = {"name": body.get("name") or f"{model.name}-transfer", "algorithm": source.algorithm_id,
+                "dataset": body.get("dataset") or source.dataset_id, "hyperparameters": source.hyperparameters,
+                "resources": source.resources, "max_runtime": source.max_runtime, "parent_model": model.id,
+                **({"train_ratio": source.train_ratio} if source.train_ratio is not None else {})}
+        columns = run_rules.resolve(self.db, self.who, data, self.service.run_limits(), typed_values=False)
+        run = Run(owner=self.who.name, status=RunStatus.draft, **columns)
+        self.db.add(run)
+        queue_run(run)
+        self.db.commit()
+        self.service.runs.wake()
+        self.send(run_json(run), 201)
+
+
+MODEL = r"(?P<model_id>\d{1,9})"
+ROUTES = [
+    ("api/models", ModelListHandler),
+    (f"api/models/{MODEL}", ModelItemHandler),
+    (f"api/models/{MODEL}/aliases/(?P<alias>[^/]{{1,64}})", AliasHandler),
+    (f"api/models/{MODEL}/share", ShareHandler),
+    (f"api/models/{MODEL}/share/(?P<user>[^/]{{1,255}})", UnshareHandler),
+    (f"api/models/{MODEL}/download", DownloadHandler),
+    (f"api/models/{MODEL}/files/(?P<path>.+)", FileHandler),
+    (f"api/models/{MODEL}/transfer", TransferHandler),
+]
