@@ -37,6 +37,7 @@ class Sample:
     interface: str
     env: str
     description: str
+    task: str = "classify"  # the template's task: classify, detect (json datasets) or ner (brat_ann datasets)
 
 
 SAMPLES = {
@@ -46,6 +47,11 @@ SAMPLES = {
                                    "handwritten digit classification with PyTorch"),
     "image-classify-keras": Sample("keras", "classify_image", "keras",
                                    "handwritten digit classification with Keras 3"),
+    "object-detect-torch": Sample("pytorch", "detect_objects", "pytorch",
+                                  "object detection on generated shapes, a small PyTorch network from scratch",
+                                  task="detect"),
+    "text-ner-sklearn": Sample("sklearn", "extract_entities", "python",
+                               "named-entity recognition on brat annotations (scikit-learn)", task="ner"),
 }
 
 
@@ -68,14 +74,14 @@ def code_dir() -> Path:
 
 
 def new_algorithm_folder(kind: str, prefix: str, interface: str, framework: str, output_dir: Path | None = None,
-                         slug: str | None = None) -> Path:
+                         slug: str | None = None, task: str = "classify") -> Path:
     """Bake one algorithm folder; the template's pre_gen hook refuses bad input with the rule."""
     from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
     from cookiecutter.main import cookiecutter
 
     # the hook prints the rule; cookiecutter's own log would add a traceback
     logging.getLogger("cookiecutter").setLevel(logging.CRITICAL)
-    context = {"prefix": prefix, "kind": kind, "framework": framework, "interface_name": interface}
+    context = {"prefix": prefix, "kind": kind, "framework": framework, "interface_name": interface, "task": task}
     if slug:
         context["project_slug"] = slug
     try:
@@ -95,7 +101,7 @@ def new_sample(sample: str, name: str | None = None, output_dir: Path | None = N
         raise ScaffoldError(f"unknown sample {sample!r}: choose one of {', '.join(SAMPLES)} (ws list samples)")
     preset, prefix = SAMPLES[sample], name or sample
     return [new_algorithm_folder(kind, prefix, preset.interface, preset.framework, output_dir,
-                                 slug=f"{prefix}-{kind}-demo") for kind in ("train", "api")]
+                                 slug=f"{prefix}-{kind}-demo", task=preset.task) for kind in ("train", "api")]
 
 
 def _check_git_url(url: str) -> None:

@@ -185,3 +185,11 @@ def test_dataset_authorization(library, as_, role, visibility, method, suffix, b
         if role in ("anonymous", "other") and method != "GET":  # a refused call changed nothing
             dataset = db.get(Dataset, item)
             assert dataset is not None and dataset.description == ""
+
+
+def test_every_format_has_a_preset_dataset_that_its_sample_reads(as_):
+    """A new install can train every sample at once: news-texts and digits (dir), shapes (json), ner-news (brat)."""
+    presets = wait_until(lambda: (items := as_["other"]("GET", "datasets", params={"owner": "workspace-hub"}).json()[
+        "items"]) and all(i["status"] == "online" for i in items) and len(items) == 4 and items, timeout=120)
+    assert {(i["name"], i["format"]) for i in presets} == {
+        ("news-texts", "dir"), ("digits", "dir"), ("shapes", "json"), ("ner-news", "brat_ann")}

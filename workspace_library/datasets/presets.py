@@ -26,6 +26,7 @@ class Preset:
     folder: str  # under the templates' _variants/
     purpose: tuple[str, str]
     description: str
+    format: str = "dir"
 
 
 PRESETS = (
@@ -33,6 +34,12 @@ PRESETS = (
            "Short news texts in folders by topic: the text-classification sample's data."),
     Preset("digits", "data-digits", ("image", "classification"),
            "8x8 handwritten digits as PNG images in folders 0-9: the image-classification sample's data."),
+    Preset("shapes", "data-shapes", ("image", "object_detection"),
+           "Generated 32x32 images of one circle or square each, with boxes (COCO json): the detection sample's.",
+           format="json"),
+    Preset("ner-news", "data-ner", ("text", "named_entity_recognition"),
+           "Short sentences with Person, Organization and Location entities (brat): the NER sample's data.",
+           format="brat_ann"),
 )
 
 
@@ -56,7 +63,8 @@ def seed(sessions, imports: Imports, owner: str) -> list[str]:
                 continue
             dataset = Dataset(name=preset.name, version="1", owner=owner, description=preset.description,
                               purpose_first=preset.purpose[0], purpose_second=preset.purpose[1],
-                              annotation="manual", format="dir", test_mode="ratio", visibility=Visibility.preset,
+                              annotation="manual", format=preset.format, test_mode="ratio",
+                              visibility=Visibility.preset,
                               status=Status.validating, progress="queued", errors=[], manifests={}, report={},
                               uploads={}, size=0)
             session.add(dataset)

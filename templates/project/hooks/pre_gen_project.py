@@ -8,6 +8,9 @@ PREFIX = "{{ cookiecutter.prefix }}"
 INTERFACE = "{{ cookiecutter.interface_name }}"
 SLUG = "{{ cookiecutter.project_slug }}"
 IMAGE_NAME = "{{ cookiecutter.image_name }}"
+FRAMEWORK = "{{ cookiecutter.framework }}"
+TASK = "{{ cookiecutter.task }}"
+TASK_FRAMEWORK = {"detect": "pytorch", "ner": "sklearn"}  # the samples that exist for each task
 
 
 def refuse(message: str) -> None:
@@ -27,3 +30,5 @@ if INTERFACE in {"health", "docs", "metrics"}:
     refuse(f"interface_name {INTERFACE!r} is reserved by the inference contract; choose another name")
 if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", IMAGE_NAME):
     refuse(f"image name {IMAGE_NAME!r} breaks the image rule [a-z0-9][a-z0-9._-]{{0,62}}; shorten the prefix")
+if TASK in TASK_FRAMEWORK and FRAMEWORK != TASK_FRAMEWORK[TASK]:
+    refuse(f"task {TASK!r} has a {TASK_FRAMEWORK[TASK]} sample only; choose framework {TASK_FRAMEWORK[TASK]!r}")

@@ -67,7 +67,15 @@ def test_the_api_answers_its_test_value(tmp_path, monkeypatch):
         request = urllib.request.Request(f"{base}/{interface['name']}", data=body,
                                          headers={"Content-Type": "application/json"})
         answer = json.loads(urllib.request.urlopen(request).read())
+{%- if cookiecutter.task == "detect" %}
+        [found] = answer["objects"]
+        assert found["label"] in ("circle", "square") and 0 <= found["score"] <= 1 and len(found["box"]) == 4
+{%- elif cookiecutter.task == "ner" %}
+        assert all(text[e["start"]:e["end"]] == e["text"] for e in answer["entities"]
+                   for text in [interface["params"][0]["test_value"]])
+{%- else %}
         assert answer["label"] and 0 <= answer["probability"] <= 1
+{%- endif %}
         bad = urllib.request.Request(f"{base}/{interface['name']}", data=b"{}",
                                      headers={"Content-Type": "application/json"})
         try:
