@@ -59,15 +59,15 @@ class Client:
 
 @contextmanager
 def running_service(data_root: Path, db_url: str | None = None, runs: bool = False, **traits):
-    """The service on a free loopback port, in a thread; yields (service, base URL).  With *runs*, training
-    runs start on the real engine (the scheduler runs, and runs left by a previous service are found)."""
+    """The service on a free loopback port, in a thread; yields (service, base URL).  With *runs*, training runs
+    and service replicas start on the real engine (the run scheduler and the service monitor run)."""
     data_root.mkdir(parents=True, exist_ok=True)
     service = LibraryService(data_root=str(data_root), **({"db_url": db_url} if db_url else {}), **traits)
     service.initialize([])
     service.store.clean_incoming()
     service.seed_presets()
     if runs:
-        service.recover_runs()
+        service.start_workers()
     loop = asyncio.new_event_loop()
     port = free_port()
     ready = threading.Event()
@@ -88,5 +88,6 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         service.runs.close()
+        service.services.close()
         service.jobs.pool.shutdown(wait=True)
         service.sessions.kw["bind"].dispose()

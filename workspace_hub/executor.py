@@ -55,7 +55,7 @@ SANDBOX = dict(
 LABEL_RUN = "ai.workspace-hub.run"  # every container the executor starts carries it, with its purpose
 LABEL_OWNER = "ai.workspace-hub.owner"  # which process started it (the library, or `ws` on the host)
 LABEL_KEY = "ai.workspace-hub.key"  # the record a long-lived container belongs to (a training run's key)
-KEPT = ("run",)  # purposes whose containers outlive a restart of their owner: it finds them again by label
+KEPT = ("run", "service")  # purposes whose containers outlive a restart of their owner: found again by label
 
 
 class EngineUnavailable(WorkspaceHubError):
@@ -207,8 +207,8 @@ class Executor:
         labelled with *key*, within *limits* (memory, CPUs) where they differ from the sandbox's."""
         raise NotImplementedError
 
-    def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
-        """Start a predict *image* with *model* read-only at ``/project/model``."""
+    def start_replica(self, image: str, model: Path, environment: dict, purpose: str, key: str = "") -> Replica:
+        """Start a predict *image* with *model* read-only at ``/project/model``, labelled with *key*."""
         raise NotImplementedError
 
 
@@ -258,13 +258,17 @@ class DockerExecutor(Executor):
 
     def find(self, key: str):
         """The container labelled with *key* by this owner (a run's, after a restart), or None."""
-        found = self.client.containers.list(all=True, filters={"label": [f"{LABEL_OWNER}={self.owner}",
-                                                                         f"{LABEL_KEY}={key}"]})
+        found = self.find_all(key)
         return found[0] if found else None
 
-    def start_replica(self, image: str, model: Path, environment: dict, purpose: str) -> Replica:
+    def find_all(self, key: str) -> list:
+        """Every container labelled with *key* by this owner (a service's replicas, after a restart)."""
+        return self.client.containers.list(all=True, filters={"label": [f"{LABEL_OWNER}={self.owner}",
+                                                                        f"{LABEL_KEY}={key}"]})
+
+    def start_replica(self, image: str, model: Path, environment: dict, purpose: str, key: str = "") -> Replica:
         environment = {"PORT": str(REPLICA_PORT), "HOST": "127.0.0.1", **environment}
-        container = self._start(image, None, {model: (MODEL_DIR, "ro")}, environment, purpose)
+        container = self._start(image, None, {model: (MODEL_DIR, "ro")}, environment, purpose, key)
         try:
             return Replica(container, REPLICA_PORT)
         except Exception:

@@ -16,6 +16,15 @@ Network isolation on a cluster is a NetworkPolicy that selects
 ``ai.workspace-hub.run=run`` pods with no ingress and no egress rules; the
 site applies it once (``deploy/``), as it applies the hub's own policies.
 
+An inference service becomes a Deployment (its replicas, a readiness probe on
+``/health``, the model read-only from the data volume, the same pod sandbox)
+and a Service in front of it (:meth:`KubernetesExecutor.render_service`).
+Stopping scales the Deployment to 0 and leaves the Service, so its ClusterIP
+and port stay the service's address, as the platform manual asks.  Sites
+that run KServe can serve the same predict image as an InferenceService with
+a custom-container predictor (``spec.predictor.containers``, the model from a
+PVC ``storageUri``); that is the documented alternative, not built here.
+
 Multi-node training (one run across several pods) belongs to Kubeflow's
 TrainJob (``trainer.kubeflow.org/v1alpha1``) where its CRD is installed: the
 same pod template becomes the TrainJob's ``podTemplateOverrides`` and
@@ -97,6 +106,50 @@ class KubernetesExecutor:
         return {"apiVersion": "batch/v1", "kind": "Job",
                 "metadata": {"name": self.job_name(key), "namespace": self.namespace, "labels": labels},
                 "spec": spec}
+
+    def render_service(self, image: str, model: Path, key: str, replicas: int, name: str) -> list[dict]:
+        """A Deployment of *replicas* predict pods and the Service that is their stable address."""
+        labels = self.labels("service", key)
+        port = 8080
+        container = {
+            "name": "predict", "image": image, "imagePullPolicy": "IfNotPresent",
+            "env": [{"name": "PORT", "value": str(port)}, {"name": "HOST", "value": "0.0.0.0"}],
+            "ports": [{"name": "http", "containerPort": port}],
+            "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2,
+                               "failureThreshold": 2},
+            "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 30,
+                              "periodSeconds": 10},
+            "resources": {"limits": {"memory": "2Gi", "cpu": "2"}, "requests": {"memory": "512Mi", "cpu": "250m"}},
+            "volumeMounts": [{"name": "data", "mountPath": "/project/model", "subPath": self.subpath(model),
+                              "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
+            "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}},
+        }
+        deployment = {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": f"service-{key}"[:63], "namespace": self.namespace, "labels": labels,
+                         "annotations": {"workspace-hub/service": name}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {LABEL_KEY: key}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}},
+                "template": {"metadata": {"labels": labels}, "spec": {
+                    "automountServiceAccountToken": False, "enableServiceLinks": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim,
+                                                                           "readOnly": True}},
+                                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}]}},
+            },
+        }
+        service = {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": f"service-{key}"[:63], "namespace": self.namespace, "labels": labels},
+            "spec": {"type": "ClusterIP", "selector": {LABEL_KEY: key},
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        }
+        return [deployment, service]
 
     def delete_options(self) -> dict:
         """How stop deletes a run's Job: its pods get :data:`STOP_GRACE` seconds, then go with it."""

@@ -43,6 +43,8 @@ from .registry import api as model_api
 from .runs import api as run_api
 from .runs.queue import Runs
 from .runs.rules import Limits as RunLimits
+from .services import api as service_api
+from .services.replicas import Services
 from .store import TarStore
 
 SYSTEM_OWNER = "workspace-hub"
@@ -97,6 +99,8 @@ class LibraryService(Application):
     run_max_mem_gb = Float(8, config=True, help="Most memory a training run may ask for, in GB.")
     run_max_cpus = Float(4, config=True, help="Most CPUs a training run may ask for.")
     run_max_runtime = Integer(24 * 3600, config=True, help="Longest maximum runtime a run may set, in seconds.")
+    service_health_timeout = Float(60, config=True, help="Seconds a new service replica gets to answer /health "
+                                                          "before it is replaced (or a redo is rolled back).")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, config=True, help="Validation jobs that run at once.")
@@ -125,6 +129,8 @@ class LibraryService(Application):
         self.imports = Imports(self.sessions, root / "library", limits)
         self.runs = Runs(self.sessions, root / "library" / "runs", root, self.jobs.executor, slots=self.run_slots,
                          per_user=self.run_per_user, objects=self.imports.objects)
+        self.services = Services(self.sessions, root / "library" / "services", root, self.jobs.executor,
+                                 health_timeout=self.service_health_timeout)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
     def run(self, fn, *args):
@@ -167,8 +173,9 @@ class LibraryService(Application):
             raise LibraryError(409, "in-use", f"{item.name} is used by running servers ({', '.join(users[:5])}); "
                                f"stop them first, or take the {item.KIND} offline so that no new server uses it.")
 
-    def recover_runs(self) -> None:
-        """Find the runs a previous process left running, then start scheduling."""
+    def start_workers(self) -> None:
+        """Find the runs and service replicas a previous process left running, then start the run
+        scheduler and the service monitor."""
         try:
             self.gpu = "nvidia" in (self.jobs.executor.client.info().get("Runtimes") or {})
             found = self.runs.recover()
@@ -178,7 +185,11 @@ class LibraryService(Application):
             if found["found"] or found["lost"]:
                 self.log.info("runs after a restart: watching %s again, queued %s again", found["found"],
                               found["lost"])
+            replicas = self.services.recover()
+            if replicas:
+                self.log.info("took back %d service replicas after a restart", replicas)
         self.runs.start()
+        self.services.start()
 
     def run_limits(self) -> RunLimits:
         return RunLimits(max_mem_gb=self.run_max_mem_gb, max_cpus=self.run_max_cpus,
@@ -219,6 +230,7 @@ class LibraryService(Application):
             *dataset_api.ROUTES,
             *run_api.ROUTES,
             *model_api.ROUTES,
+            *service_api.ROUTES,
             ("oauth_callback", HubOAuthCallbackHandler),
             *pages.ROUTES,
         ]
@@ -246,7 +258,7 @@ class LibraryService(Application):
         resumed = self.imports.recover()
         if resumed:
             self.log.info("resumed the import of datasets %s after a restart", resumed)
-        self.recover_runs()
+        self.start_workers()
         try:
             asyncio.run(self._serve(HubOAuth.instance(cache_max_age=60)))  # the callback handler uses the instance
         finally:

@@ -251,3 +251,33 @@ class ModelAliasEvent(Base):
     version: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: the alias was removed
     by: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class ServiceStatus(str, enum.Enum):
+    stopped = "stopped"
+    starting = "starting"
+    running = "running"
+    degraded = "degraded"
+    failed = "failed"
+
+
+class Service(Record, Base):
+    """An online inference service: a predict image (an algorithm's, or a model's algorithm's) with a model,
+    run as ``replicas`` containers behind the library's route ``serve/<owner>/<name>/``.  Its status is what
+    ``/health`` and the containers say, never that a container was created."""
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_service_name"),
+                      UniqueConstraint("key", name="uq_services_key"))
+    KIND = "service"
+
+    algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("algorithms.id", ondelete="SET NULL"), nullable=True)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), nullable=True,
+                                                 index=True)
+    image: Mapped[str] = mapped_column(String(255), default="")
+    model_manifest: Mapped[str] = mapped_column(String(64), default="")
+    interface: Mapped[dict] = mapped_column(JSON, default=dict)
+    replicas: Mapped[int] = mapped_column(Integer, default=0)  # wanted; 0 is stopped
+    state: Mapped[ServiceStatus] = mapped_column(_enum(ServiceStatus), default=ServiceStatus.stopped)
+    message: Mapped[str] = mapped_column(Text, default="")
+    revision: Mapped[int] = mapped_column(Integer, default=1)  # a redo that succeeds moves it on

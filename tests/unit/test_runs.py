@@ -227,3 +227,19 @@ def test_a_run_request_is_checked_before_anything_is_queued(library, as_):
         assert (r.status_code, r.json()["error"]["field"]) == (status, field), r.text
     assert as_["other"]("GET", f"runs/{ok.json()['id']}").status_code == 404
     assert ok.json()["id"] not in [r["id"] for r in as_["other"]("GET", "runs").json()["items"]]
+
+
+def test_a_service_renders_a_deployment_and_a_service_that_kubernetes_accepts(tmp_path):
+    executor = KubernetesExecutor("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
+    manifests = executor.render_service("algorithms/abc/bayes:1.0-predict", tmp_path / "library" / "trees" / "c",
+                                        key="s" * 32, replicas=2, name="olive/echo")
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, "1.30", strict=True)
+    deployment, service = manifests
+    assert yaml.safe_load((GOLDEN / "service.yaml").read_text()) == manifests
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert pod["containers"][0]["volumeMounts"][0]["readOnly"] and pod["automountServiceAccountToken"] is False
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    stopped = executor.render_service("i", tmp_path / "library" / "trees" / "c", key="s" * 32, replicas=0, name="x")
+    assert stopped[1]["spec"] == service["spec"]  # stopping scales to 0; the Service (its ClusterIP) stays

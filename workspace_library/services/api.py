@@ -1,0 +1,248 @@
+"""Inference services' REST endpoints (``<prefix>api/services...``) and their stable address.
+
+The address of a service is ``<prefix>serve/<owner>/<name>/``: the hub's proxy routes it to the library,
+which checks the caller's hub identity (token or cookie) against the service's visibility and forwards the
+request to a healthy replica.  Stopping and starting keep the address.  There is deliberately no
+unauthenticated loopback port per service: on the docker profile every workspace shares the host's
+loopback, so such a port would let any user call any private service.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import select
+
+from workspace_hub.algorithm import NAME
+
+from .. import rules
+from ..api import BaseHandler, _int_arg, _time
+from ..models import Algorithm, Model, Service, ServiceStatus, Status
+from ..registry.rules import can_see as model_can_see
+from ..rules import TEXT, VISIBILITY, LibraryError, _schema, can_see
+
+MAX_BODY = 10 * 1024**2
+FIELDS = {"name": {"type": "string", "pattern": NAME}, "description": TEXT, "visibility": VISIBILITY,
+          "model": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+          "algorithm": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+          "replicas": {"type": "integer", "minimum": 0, "maximum": 8}}
+SCHEMAS = {
+    "service-create": _schema(FIELDS, ["name"]),
+    "service-edit": _schema({"description": TEXT, "visibility": VISIBILITY}, []),
+    "service-scale": _schema({"replicas": FIELDS["replicas"]}, ["replicas"]),
+    "service-redo": _schema({"model": FIELDS["model"], "algorithm": FIELDS["algorithm"]}, []),
+}
+
+
+def service_json(service: Service, prefix: str) -> dict:
+    return {"id": service.id, "name": service.name, "owner": service.owner, "description": service.description,
+            "visibility": service.visibility.value, "status": service.state.value, "message": service.message,
+            "replicas": service.replicas, "image": service.image, "model_id": service.model_id,
+            "algorithm_id": service.algorithm_id, "interface": service.interface, "revision": service.revision,
+            "address": f"{prefix}serve/{service.owner}/{service.name}/", "created": _time(service.created)}
+
+
+def predict_source(session, who, data: dict) -> dict:
+    """The image, model and interface a service runs: a model (its algorithm's predict image) or an algorithm."""
+    model = None
+    if data.get("model"):
+        model = session.get(Model, data["model"])
+        if model is None or not model_can_see(model, who):
+            raise LibraryError(404, "not-found", f"No model with id {data['model']} is visible to you.", "model")
+        algorithm = session.get(Algorithm, model.algorithm_id) if model.algorithm_id else None
+    elif data.get("algorithm"):
+        algorithm = session.get(Algorithm, data["algorithm"])
+        if algorithm is None or not can_see(algorithm, who):
+            raise LibraryError(404, "not-found", f"No algorithm with id {data['algorithm']} is visible to you.",
+                               "algorithm")
+    else:
+        raise LibraryError(400, "invalid-field", "name a model (served with its algorithm's predict image) or an "
+                           "algorithm with a predict image", "model")
+    predict = [i for i in (algorithm.images if algorithm else []) if i.role == "predict" and i.tag]
+    interface = ((algorithm.predict or {}).get("interface") if algorithm else None) or {}
+    if algorithm is None or not predict or not interface or algorithm.status != Status.online:
+        raise LibraryError(409, "no-predict", "the algorithm behind this service has no online, validated predict "
+                           "image with an interface; publish its api project first", "model" if model else "algorithm")
+    return {"algorithm_id": algorithm.id, "model_id": model.id if model else None, "image": predict[0].tag,
+            "model_manifest": model.manifest if model else "", "interface": interface}
+
+
+class ServiceHandler(BaseHandler):
+    def one(self, service_id) -> Service:
+        service = self.db.get(Service, int(service_id))
+        if service is None or not can_see(service, self.who):
+            raise LibraryError(404, "not-found", f"No service with id {service_id} is visible to you.")
+        return service
+
+    def json(self, service: Service) -> dict:
+        return service_json(service, self.settings["service_prefix"])
+
+    @property
+    def services(self):
+        return self.service.services
+
+
+class ServiceListHandler(ServiceHandler):
+    def get(self):
+        who = self.who
+        page = _int_arg(self, "page", 1, 1, 100000)
+        per_page = _int_arg(self, "per_page", 20, 1, 100)
+        query = select(Service).where(rules.visible_to(Service, who))
+        rows = self.db.scalars(query.order_by(Service.created.desc(), Service.id.desc())).all()
+        items = rows[(page - 1) * per_page:page * per_page]
+        self.send({"items": [self.json(s) for s in items], "total": len(rows), "page": page, "per_page": per_page})
+
+    async def post(self):
+        who = self.who
+        data = rules.check_input(SCHEMAS["service-create"], self.json_body())
+        columns = predict_source(self.db, who, data)
+        fields = {k: data[k] for k in ("name", "description", "visibility") if k in data}
+        service = rules.create(self.db, Service, who, {**fields, "version": "1"}, status=Status.online,
+                               state=ServiceStatus.stopped, replicas=0, message="", revision=1, **columns)
+        replicas = data.get("replicas", 1)
+        service_id = service.id
+        self.release_db()
+        if replicas:
+            await self.service.run(self.services.scale, service_id, replicas)
+        self.send(self.json(self.one(service_id)), 201)
+
+
+class ServiceItemHandler(ServiceHandler):
+    def get(self, service_id):
+        service = self.one(service_id)
+        self.send({**self.json(service), "metrics": self.services.metrics(service.id)})
+
+    def patch(self, service_id):
+        service = self.one(service_id)
+        rules.require_change(service, self.who)
+        data = rules.check_input(SCHEMAS["service-edit"], self.json_body())
+        rules.require_visibility_allowed(data.get("visibility"), self.who)
+        rules.apply_fields(service, data)
+        self.db.commit()
+        self.send(self.json(service))
+
+    async def delete(self, service_id):
+        service = self.one(service_id)
+        rules.require_change(service, self.who)
+        service_id = service.id
+        self.db.delete(service)
+        self.db.commit()
+        await self.service.run(self.services.forget, service_id)
+        self.set_status(204)
+        self.finish()
+
+
+class ServiceActionHandler(ServiceHandler):
+    """POST .../start {"replicas"}, .../stop, .../scale {"replicas"}, .../redo {"model" | "algorithm"},
+    .../test {"params"}."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    async def post(self, service_id, action):
+        service = self.one(service_id)
+        if action == "test":
+            return await self.test(service)
+        rules.require_change(service, self.who)
+        body = self.json_body()
+        service_id = service.id
+        if action == "redo":
+            data = rules.check_input(SCHEMAS["service-redo"], body)
+            columns = predict_source(self.db, self.who, data or {"algorithm": service.algorithm_id})
+            self.release_db()
+            ok, message = await self.service.run(self.services.redo, service_id, columns["image"],
+                                                 columns["model_manifest"])
+            if not ok:
+                raise LibraryError(409, "redo-failed", message)
+            service = self.one(service_id)
+            service.model_id, service.algorithm_id = columns["model_id"], columns["algorithm_id"]
+            service.interface = columns["interface"]
+            self.db.commit()
+            return self.send(self.json(service))
+        if action == "stop":
+            replicas = 0
+        else:
+            default = {"replicas": max(1, service.replicas)} if action == "start" else {}
+            replicas = rules.check_input(SCHEMAS["service-scale"], {**default, **body})["replicas"]
+        self.release_db()
+        await self.service.run(self.services.scale, service_id, replicas)
+        self.send(self.json(self.one(service_id)))
+
+    async def test(self, service: Service):
+        """Call the interface with *params* (its test values by default): status, response and latency."""
+        interface = service.interface
+        params = self.json_body().get("params")
+        if params is None:
+            params = {p["name"]: p.get("test_value") for p in interface.get("params", [])}
+        if not isinstance(params, dict):
+            raise LibraryError(400, "invalid-field", "params must be an object of interface values", "params")
+        service_id = service.id
+        self.release_db()
+        started = time.perf_counter()
+        status, body = await self.service.run(
+            self.services.call, service_id, interface.get("method", "POST"), f"/{interface['name']}",
+            json.dumps(params).encode(), {"Content-Type": "application/json"})
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        try:
+            response = json.loads(body)
+        except ValueError:
+            response = body.decode("utf-8", "replace")[:2000]
+        self.send({"status": status, "response": response, "latency_ms": latency})
+
+
+class ServiceLogsHandler(ServiceHandler):
+    """GET: the kept log of removed replicas, then the last lines of each running one."""
+
+    async def get(self, service_id):
+        service = self.one(service_id)
+        kept = self.services.log_file(service)
+        pool = self.services.pool(service.id)
+        self.release_db()
+        text = await self.service.run(lambda: kept.read_text() if kept.exists() else "")
+        live = await self.service.run(lambda: "".join(f"--- replica {r.container.short_id} (running)\n{r.logs(200)}\n"
+                                                      for r, _ in list(pool.replicas)))
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(text + live)
+
+
+class ServeHandler(BaseHandler):
+    """Any method on ``serve/<owner>/<name>/<path>``: the service's stable address, with hub authentication."""
+
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+    def check_xsrf_cookie(self):
+        """API clients send a token; a browser's cookie call is the hub's usual XSRF check."""
+        if not self.request.headers.get("Authorization"):
+            super().check_xsrf_cookie()
+
+    async def serve(self, owner, name, path):
+        who = self.who
+        service = self.db.scalars(select(Service).where(Service.owner == owner, Service.name == name)).first()
+        if service is None or not can_see(service, who):
+            raise LibraryError(404, "not-found", f"No service {owner}/{name} is visible to you.")
+        if service.state == ServiceStatus.stopped:
+            raise LibraryError(503, "stopped", f"{owner}/{name} is stopped; start it to serve this address again")
+        body = self.request.body or None
+        if body and len(body) > MAX_BODY:
+            raise LibraryError(413, "too-large", f"the body is over {MAX_BODY} bytes")
+        query = f"?{self.request.query}" if self.request.query else ""
+        headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
+        service_id = service.id
+        self.release_db()
+        status, answer = await self.service.run(self.service.services.call, service_id, self.request.method,
+                                                (path or "/") + query, body, headers)
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(answer)
+
+    get = post = put = delete = patch = serve
+
+
+SERVICE = r"(?P<service_id>\d{1,9})"
+ROUTES = [
+    ("api/services", ServiceListHandler),
+    (f"api/services/{SERVICE}", ServiceItemHandler),
+    (f"api/services/{SERVICE}/(?P<action>start|stop|scale|redo|test)", ServiceActionHandler),
+    (f"api/services/{SERVICE}/logs", ServiceLogsHandler),
+    (r"serve/(?P<owner>[^/]{1,255})/(?P<name>[^/]{1,63})(?P<path>/.*)?", ServeHandler),
+]

@@ -1,0 +1,272 @@
+"""Inference services: replicas on the executor, health-driven status, balanced calls, rolling redo.
+
+Each service runs ``replicas`` predict containers in the sandbox (``--network none``), each reached inside
+its network namespace (:class:`workspace_hub.executor.Replica`).  A monitor thread looks at every replica
+once a second: its container must run and ``GET /health`` must answer 200.  A replica that fails either is
+removed (its last log lines kept in the service's log file) and replaced, and the status says so:
+
+- ``starting``: no replica is healthy yet; ``running``: as many healthy replicas as wanted;
+- ``degraded``: some healthy, fewer than wanted; ``failed``: none healthy after ``MAX_FAILURES`` starts
+  in a row; ``stopped``: zero replicas wanted.
+
+Calls go to the healthy replicas in turn; a replica that does not answer is skipped for the next one.
+A **redo** (a new image or model) starts a full set of new replicas beside the old ones; only when all are
+healthy do calls move to them and the old ones go.  If they never get healthy, they go instead, and the
+old ones keep serving.  Replicas carry the service's key as a label, so a restarted library finds them
+again instead of starting new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from workspace_hub.executor import LABEL_KEY, DockerExecutor, ProbeFailed, Replica
+
+from ..models import Service, ServiceStatus
+
+log = logging.getLogger("workspace_library")
+MAX_FAILURES = 3
+LATENCIES = 1000  # recent calls kept for p50 and p95
+
+
+@dataclass
+class Pool:
+    """What the library knows about one service's replicas, in memory."""
+
+    replicas: list = field(default_factory=list)  # (Replica, revision)
+    healthy: set = field(default_factory=set)  # container ids
+    turn: int = 0
+    failures: int = 0
+    calls: int = 0
+    errors: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCIES))
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    busy: bool = False  # a redo or a scale is moving replicas: the monitor leaves them alone
+
+
+class Services:
+    def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
+                 interval: float = 1.0, health_timeout: float = 60):
+        self.sessions = sessions
+        self.health_timeout = health_timeout  # seconds a new replica gets to answer /health
+        self.root = root  # <data root>/library/services: one log file per service
+        self.data_root = data_root
+        self.executor = executor
+        self.interval = interval
+        self.pools: dict[int, Pool] = {}
+        self._closed = threading.Event()
+
+    def pool(self, service_id: int) -> Pool:
+        return self.pools.setdefault(service_id, Pool())
+
+    def log_file(self, service: Service) -> Path:
+        return self.root / f"{service.key}.log"
+
+    # -- replicas ------------------------------------------------------------------------------
+    def _start_one(self, service: Service, revision: int) -> Replica:
+        model = self.data_root / "library" / "trees" / service.model_manifest if service.model_manifest \
+            else self.root / "empty-model"
+        model.mkdir(parents=True, exist_ok=True)
+        replica = self.executor.start_replica(service.image, model, {}, "service", key=service.key)
+        replica.started = time.monotonic()
+        return replica
+
+    def _remove(self, service: Service, replica: Replica, why: str) -> None:
+        path = self.log_file(service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"--- replica {replica.container.short_id} removed: {why}\n{replica.logs(200)}\n")
+        replica.remove()
+
+    def _set(self, service_id: int, state: ServiceStatus, message: str = "") -> None:
+        with self.sessions() as session:
+            service = session.get(Service, service_id)
+            if service is not None and (service.state, service.message) != (state, message):
+                service.state, service.message = state, message
+                session.commit()
+
+    def ensure(self, service_id: int) -> None:
+        """Bring the replicas to the wanted count, replacing the unhealthy ones; update the status."""
+        pool = self.pool(service_id)
+        with pool.lock:
+            if pool.busy:
+                return
+            with self.sessions() as session:
+                service = session.get(Service, service_id)
+                if service is None:
+                    return
+                wanted, revision = service.replicas, service.revision
+                for replica, rev in list(pool.replicas):
+                    alive = replica.running()
+                    healthy = alive and _healthy(replica)
+                    if healthy:
+                        pool.healthy.add(replica.container.id)
+                    elif replica.container.id in pool.healthy or not alive or \
+                            time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
+                        # it served and stopped answering, it is gone, or it never answered: replace it
+                        pool.healthy.discard(replica.container.id)
+                        pool.replicas.remove((replica, rev))
+                        self._remove(service, replica, "not running" if not alive else "/health failed")
+                while len(pool.replicas) > wanted:
+                    replica, _ = pool.replicas.pop()
+                    pool.healthy.discard(replica.container.id)
+                    self._remove(service, replica, "scaled down")
+                while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
+                    try:
+                        pool.replicas.append((self._start_one(service, revision), revision))
+                        pool.failures = 0
+                    except Exception as e:  # the image exits at once (ProbeFailed), or the engine refuses
+                        pool.failures += 1
+                        log.warning("service %s: a replica did not start: %s", service.name, e)
+                        break
+            healthy = len(pool.healthy)
+        if wanted == 0:
+            self._set(service_id, ServiceStatus.stopped)
+        elif pool.failures >= MAX_FAILURES and not healthy:
+            self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row")
+        elif healthy >= wanted:
+            self._set(service_id, ServiceStatus.running)
+        elif healthy:
+            self._set(service_id, ServiceStatus.degraded, f"{healthy} of {wanted} replicas answer /health")
+        else:
+            self._set(service_id, ServiceStatus.starting)
+
+    def scale(self, service_id: int, replicas: int) -> None:
+        with self.sessions() as session:
+            service = session.get(Service, service_id)
+            service.replicas = replicas
+            session.commit()
+        pool = self.pool(service_id)
+        pool.failures = 0
+        self.ensure(service_id)
+
+    def redo(self, service_id: int, image: str, model_manifest: str) -> tuple[bool, str]:
+        """Roll to a new image or model: new replicas first, then the switch; the old ones serve until then."""
+        pool = self.pool(service_id)
+        with self.sessions() as session:
+            service = session.get(Service, service_id)
+            wanted = max(1, service.replicas)
+            candidate = Service(key=service.key, image=image, model_manifest=model_manifest, name=service.name)
+            revision = service.revision + 1
+        with pool.lock:
+            pool.busy = True
+        new: list[Replica] = []
+        try:
+            for _ in range(wanted):
+                new.append(self._start_one(candidate, revision))
+            for replica in new:
+                replica.wait_healthy(self.health_timeout)
+        except ProbeFailed as e:
+            for replica in new:
+                self._remove(candidate, replica, f"redo failed: {e}")
+            with pool.lock:
+                pool.busy = False
+            return False, f"the new version did not get healthy ({e}); the old one keeps serving"
+        with pool.lock:
+            old = list(pool.replicas)
+            pool.replicas = [(r, revision) for r in new]
+            pool.healthy = {r.container.id for r in new}
+            with self.sessions() as session:
+                service = session.get(Service, service_id)
+                service.image, service.model_manifest, service.revision = image, model_manifest, revision
+                session.commit()
+            pool.busy = False
+        for replica, _ in old:
+            self._remove(candidate, replica, "replaced by a redo")
+        self.ensure(service_id)
+        return True, ""
+
+    # -- calls ---------------------------------------------------------------------------------
+    def call(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict):
+        """(status, body, content type) from a healthy replica, trying the next one if one fails."""
+        pool = self.pool(service_id)
+        with pool.lock:
+            ready = [r for r, _ in pool.replicas if r.container.id in pool.healthy]
+            pool.turn += 1
+            start = pool.turn
+        started = time.perf_counter()
+        for i in range(len(ready)):
+            replica = ready[(start + i) % len(ready)]
+            try:
+                answer = replica.request(method, path, body, headers, timeout=60)
+            except OSError:
+                continue
+            self._count(pool, answer.status, time.perf_counter() - started)
+            return answer.status, answer.body
+        self._count(pool, 503, time.perf_counter() - started)
+        return 503, b'{"error": "no replica of this service answers; see its status"}'
+
+    @staticmethod
+    def _count(pool: Pool, status: int, seconds: float) -> None:
+        with pool.lock:
+            pool.calls += 1
+            pool.errors += status >= 500
+            pool.latencies.append(seconds)
+
+    def metrics(self, service_id: int) -> dict:
+        pool = self.pool(service_id)
+        with pool.lock:
+            latencies = sorted(pool.latencies)
+            return {"calls": pool.calls, "errors": pool.errors, "replicas": len(pool.replicas),
+                    "healthy": len(pool.healthy),
+                    "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
+                    "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 2) if latencies else None}
+
+    # -- the monitor ---------------------------------------------------------------------------
+    def recover(self) -> int:
+        """After a restart: take back the replicas still running, by label; remove the dead ones."""
+        found = 0
+        with self.sessions() as session:
+            services = list(session.scalars(select(Service)))
+        for service in services:
+            pool = self.pool(service.id)
+            for container in self.executor.find_all(service.key):
+                if container.status == "running" and container.labels.get(LABEL_KEY) == service.key:
+                    try:
+                        replica = Replica(container)
+                        replica.started = time.monotonic()
+                        pool.replicas.append((replica, service.revision))
+                        found += 1
+                        continue
+                    except ProbeFailed:
+                        pass
+                container.remove(force=True)
+        return found
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="service-monitor", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.interval):
+            with self.sessions() as session:
+                ids = list(session.scalars(select(Service.id)))
+            for service_id in ids:
+                try:
+                    self.ensure(service_id)
+                except Exception:
+                    log.exception("the service monitor failed on service %s", service_id)
+
+    def forget(self, service_id: int) -> None:
+        """Remove every replica of a service being deleted."""
+        pool = self.pools.pop(service_id, Pool())
+        with pool.lock:
+            for replica, _ in pool.replicas:
+                replica.remove()
+
+
+def _healthy(replica: Replica) -> bool:
+    try:
+        return replica.request("GET", "/health", timeout=2).status == 200
+    except OSError:
+        return False
