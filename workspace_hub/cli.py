@@ -465,6 +465,43 @@ def cmd_models(args) -> int:
     return 0
 
 
+def print_service(service: dict) -> None:
+    print(f"{service['id']}  {service['owner']}/{service['name']}  [{service['status']}]  {service['replicas']} "
+          f"replicas  {service['visibility']}  {service['address']}")
+    if service.get("message"):
+        print(f"  {service['message']}")
+    if service.get("metrics"):
+        print(f"  metrics: {json.dumps(service['metrics'])}")
+
+
+def cmd_services(args) -> int:
+    client = _library()
+    command = args.services_command
+    if command == "list":
+        for service in client.request("GET", "services", query={"per_page": 100})["items"]:
+            print_service(service)
+        return 0
+    if command == "create":
+        source = {"model": client.find(args.model, kind="models")["id"]} if args.model else \
+            {"algorithm": client.find(args.algorithm)["id"]}
+        service = client.request("POST", "services", {"name": args.name, "replicas": args.replicas,
+                                                      **({"visibility": "public"} if args.public else {}), **source})
+        print_service(service)
+        return 0
+    if command == "logs":
+        sys.stdout.write(client.request_text(f"services/{args.id}/logs"))
+        return 0
+    if command == "test":
+        params = json.loads(args.params) if args.params else None
+        result = client.request("POST", f"services/{args.id}/test", {} if params is None else {"params": params})
+        print(f"HTTP {result['status']} in {result['latency_ms']} ms")
+        print(json.dumps(result["response"], indent=2, ensure_ascii=False))
+        return 0 if result["status"] == 200 else 1
+    body = {"replicas": args.replicas} if command in ("start", "scale") and args.replicas is not None else {}
+    print_service(client.request("POST", f"services/{args.id}/{command}", body))
+    return 0
+
+
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pip-index-url", help="pip index (mirror) used inside builds")
     p.add_argument("--ca-bundle", help=f"PEM CA bundle trusted inside builds and workspaces (default {HOST_CA_BUNDLE})")
@@ -630,6 +667,29 @@ def parser() -> argparse.ArgumentParser:
     alias.add_argument("alias")
     alias.add_argument("--remove", action="store_true")
     share.add_argument("user")
+
+    services = sub.add_parser("services", help="online inference services").add_subparsers(
+        dest="services_command", required=True)
+    services.add_parser("list", help="services you can see").set_defaults(func=cmd_services)
+    create_service = services.add_parser("create", help="serve a model (or an algorithm's predict image)")
+    create_service.add_argument("--name", required=True)
+    source = create_service.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a model id, name (newest version) or name:version")
+    source.add_argument("--algorithm", help="an algorithm with a predict image")
+    create_service.add_argument("--replicas", type=int, default=1)
+    create_service.add_argument("--public", action="store_true", help="every user may call it")
+    create_service.set_defaults(func=cmd_services)
+    for action, text in (("start", "start with --replicas (default: as before, at least 1)"),
+                         ("stop", "stop: 0 replicas; the address stays"), ("scale", "change the replicas"),
+                         ("test", "call the interface (its test values, or --params JSON)"),
+                         ("logs", "the replicas' logs")):
+        one = services.add_parser(action, help=text)
+        one.add_argument("id", type=int)
+        if action in ("start", "scale"):
+            one.add_argument("--replicas", type=int, required=action == "scale")
+        if action == "test":
+            one.add_argument("--params", help='JSON, such as \'{"text": "hello"}\'')
+        one.set_defaults(func=cmd_services)
 
     envs = sub.add_parser("envs", help="base environments").add_subparsers(dest="envs_command", required=True)
     envs.add_parser("list", help="print the catalog and which images exist").set_defaults(func=cmd_envs_list)

@@ -31,6 +31,7 @@ from .datasets import rules as dataset_schemas
 from .registry import rules as model_schemas
 from .runs import rules as run_schemas
 from .runs.rules import require_no_active_runs
+from .services import rules as service_schemas
 from .from_project import project_metadata, project_tars
 from .jobs import PLATFORM_NAMESPACES, platform_repository
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
@@ -163,12 +164,14 @@ class OpenAPIHandler(BaseHandler):
     def get(self):
         document = yaml.safe_load(OPENAPI.read_text())
         # the request schemas are the ones the handlers validate with: one source of truth
-        schemas = {**rules.SCHEMAS, **dataset_schemas.SCHEMAS, **run_schemas.SCHEMAS, **model_schemas.SCHEMAS}
+        schemas = {**rules.SCHEMAS, **dataset_schemas.SCHEMAS, **run_schemas.SCHEMAS, **model_schemas.SCHEMAS,
+                   **service_schemas.SCHEMAS}
         document["components"]["schemas"].update(
             {name: schemas[key] for name, key in (("AlgorithmCreate", "algorithm-create"),
              ("AlgorithmEdit", "algorithm-edit"), ("EnvCreate", "env-create"), ("EnvEdit", "env-edit"),
              ("DatasetCreate", "dataset-create"), ("DatasetEdit", "dataset-edit"), ("RunCreate", "run-create"),
-             ("RunEdit", "run-edit"), ("ModelEdit", "model-edit"), ("ModelShare", "model-share"))})
+             ("RunEdit", "run-edit"), ("ModelEdit", "model-edit"), ("ModelShare", "model-share"),
+             ("ServiceCreate", "service-create"), ("ServiceEdit", "service-edit"))})
         document["servers"] = [{"url": self.settings["service_prefix"].rstrip("/") + "/api"}]
         self.send(document)
 

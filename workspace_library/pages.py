@@ -62,6 +62,8 @@ ROUTES = [
     (r"runs/(?P<item_id>\d{1,9})", page("run.html")),
     ("models", page("models.html")),
     (r"models/(?P<item_id>\d{1,9})", page("model.html")),
+    ("services", page("services.html")),
+    (r"services/(?P<item_id>\d{1,9})", page("service.html")),
     ("envs", page("envs.html")),
     ("envs/new", page("env_new.html")),
     (r"envs/(?P<item_id>\d{1,9})", page("env.html")),

@@ -55,6 +55,13 @@
     $("#transfer").addEventListener("click", () => act("POST", "/transfer", {}, (run) => {
       window.location = page.prefix + "runs/" + run.id;
     }));
+    $("#publish-service").addEventListener("click", async () => {
+      const model = await ui.api("GET", path);
+      try {
+        const service = await ui.api("POST", "services", { name: model.name, model: model.id, replicas: 2 });
+        window.location = page.prefix + "services/" + service.id;
+      } catch (e) { ui.flash(e.message); }
+    });
     $("#delete").addEventListener("click", () => {
       if (confirm("Delete this version and the files only it uses?")) {
         act("DELETE", "", undefined, () => { window.location = page.prefix + "models"; });

@@ -1,0 +1,91 @@
+"""Service endpoints without an engine (replicas never start here): what a service may serve, the address's
+authorization, and the matrix of who may do what."""
+
+import uuid
+
+import pytest
+
+from workspace_hub.executor import ProbeFailed
+from workspace_library.models import Algorithm, Image, ImageStatus, Service, ServiceStatus, Status, Visibility
+
+from .test_library_api import EXPECTED, ROLES, allowed, as_, db_url, library  # noqa: F401  (fixtures)
+
+INTERFACE = {"name": "predict", "method": "POST", "params": [{"name": "text", "type": "String", "test_value": "x"}]}
+
+
+@pytest.fixture(autouse=True)
+def no_engine(library):
+    service, _ = library
+
+    def refuse(*args):
+        raise ProbeFailed("exit", "no engine in unit tests")
+
+    service.services._start_one = refuse
+
+
+def predict_algorithm(service, predict: bool = True, status=Status.online) -> int:
+    with service.sessions() as db:
+        algorithm = Algorithm(name=f"p{uuid.uuid4().hex[:8]}", version="1", owner="olive", visibility=Visibility.public,
+                              status=status, errors=[], progress="",
+                              predict={"command": ["python3"], "interface": INTERFACE} if predict else None)
+        if predict:
+            algorithm.images.append(Image(role="predict", filename="predict-p-cpu.tar", sha256="0" * 64, size=1,
+                                          tag="algorithms/x/p:1-predict", status=ImageStatus.valid))
+        db.add(algorithm)
+        db.commit()
+        return algorithm.id
+
+
+def test_a_service_needs_an_online_predict_image(library, as_):
+    service, _ = library
+    for algorithm in (predict_algorithm(service, predict=False), predict_algorithm(service, status=Status.offline)):
+        r = as_["owner"]("POST", "services", json={"name": f"s{uuid.uuid4().hex[:6]}", "algorithm": algorithm})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "no-predict"
+    r = as_["owner"]("POST", "services", json={"name": "nothing"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "model"
+
+
+def test_replicas_that_cannot_start_fail_the_service_with_a_reason(library, as_):
+    service, _ = library
+    created = as_["owner"]("POST", "services", json={"name": f"s{uuid.uuid4().hex[:6]}", "replicas": 1,
+                                                     "algorithm": predict_algorithm(service)}).json()
+    for _ in range(3):
+        service.services.ensure(created["id"])
+    after = as_["owner"]("GET", f"services/{created['id']}").json()
+    assert after["status"] == "failed" and "3 times in a row" in after["message"]
+
+
+def add_service(service, visibility: str) -> int:
+    with service.sessions() as db:
+        row = Service(name=f"s{uuid.uuid4().hex[:8]}", version="1", owner="olive", visibility=Visibility(visibility),
+                      status=Status.online, errors=[], progress="", image="algorithms/x/p:1-predict",
+                      interface=INTERFACE, replicas=0, state=ServiceStatus.stopped, message="", revision=1,
+                      algorithm_id=predict_algorithm(service))
+        db.add(row)
+        db.commit()
+        return row.id, row.name
+
+
+CALLS = [("GET", "", None), ("PATCH", "", {"description": "changed"}), ("DELETE", "", None),
+         ("POST", "/start", {"replicas": 1}), ("POST", "/stop", {}), ("POST", "/scale", {"replicas": 2}),
+         ("POST", "/redo", {}), ("POST", "/test", {}), ("GET", "/logs", None), ("POST", "/serve", {"text": "x"})]
+
+
+@pytest.mark.parametrize("visibility", list(EXPECTED))
+@pytest.mark.parametrize("method,suffix,body", CALLS, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("role", ROLES)
+def test_service_authorization(library, as_, role, visibility, method, suffix, body):
+    service, _ = library
+    service_id, name = add_service(service, visibility)
+    expected = EXPECTED[visibility][role]
+    if suffix in ("", "/test", "/logs", "/serve") and method in ("GET", "POST") and visibility != "private" \
+            and role != "anonymous":
+        expected = "ok"  # a visible service may be read, tested and called by every user
+    path = f"../serve/olive/{name}/predict" if suffix == "/serve" else f"services/{service_id}{suffix}"
+    r = as_[role](method, path, **({"json": body} if body is not None else {}))
+    if expected == "ok":
+        assert allowed(r.status_code) or (suffix == "/serve" and r.status_code == 503), r.text
+    else:
+        assert r.status_code == expected, r.text
+        with service.sessions() as db:
+            assert db.get(Service, service_id).description == "" and db.get(Service, service_id).replicas == 0

@@ -1,0 +1,96 @@
+// The service pages: the list, and one service with its controls, online test, metrics and logs.
+(function () {
+  "use strict";
+  const page = window.LIBRARY;
+  const ui = window.LibraryUI;
+  const $ = (selector) => document.querySelector(selector);
+
+  function servicePage() {
+    const path = "services/" + page.item_id;
+    let service = null;
+    let drawnForm = false;
+    function show(s) {
+      service = s;
+      $("#title").textContent = `${s.owner}/${s.name}`;
+      const status = $("#status");
+      status.className = "badge status-" + s.status;
+      status.textContent = s.status;
+      $("#message").textContent = s.message || "";
+      const rows = [["Address", window.location.origin + s.address], ["Replicas", s.replicas],
+                    ["Visibility", s.visibility], ["Image", s.image], ["Revision", s.revision]];
+      $("#fields").replaceChildren(...rows.flatMap(([label, value]) => ui.field(label, value)));
+      if (s.model_id) {
+        const [dt, dd] = ui.field("Model", "");
+        dd.replaceChildren(ui.link(`model #${s.model_id}`, page.prefix + "models/" + s.model_id));
+        $("#fields").append(dt, dd);
+      }
+      $("#metrics").replaceChildren(...Object.entries(s.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
+      if (!drawnForm) {
+        $("#replicas").value = Math.max(1, s.replicas);
+        $("#test-fields").replaceChildren(...(s.interface.params || []).map((p) => {
+          const col = document.createElement("div");
+          col.className = "col-md-6";
+          const label = document.createElement("label");
+          label.className = "form-label";
+          label.textContent = `${p.name} (${p.type}${p.required ? ", required" : ""})`;
+          const input = document.createElement("input");
+          input.className = "form-control";
+          input.name = p.name;
+          input.dataset.type = p.type;
+          input.value = p.test_value ?? "";
+          label.htmlFor = input.id = "param-" + p.name;
+          col.append(label, input);
+          return col;
+        }));
+        drawnForm = true;
+      }
+    }
+    async function refresh() {
+      try {
+        show(await ui.api("GET", path));
+        const response = await fetch(`${page.prefix}api/${path}/logs`, { credentials: "same-origin", headers: { "X-XSRFToken": page.xsrf } });
+        $("#logs").textContent = (await response.text()).slice(-20000);
+      } catch (e) { ui.flash(e.message); }
+    }
+    async function act(suffix, body, method = "POST") {
+      try {
+        const result = await ui.api(method, path + suffix, body);
+        if (method === "DELETE") window.location = page.prefix + "services";
+        else refresh();
+        return result;
+      } catch (e) { ui.flash(e.message); }
+    }
+    $("#start").addEventListener("click", () => act("/scale", { replicas: parseInt($("#replicas").value, 10) }));
+    $("#stop").addEventListener("click", () => act("/stop", {}));
+    $("#redo").addEventListener("click", async () => {
+      if (!service.model_id) return act("/redo", {});
+      const model = await ui.api("GET", "models/" + service.model_id);
+      const newest = (await ui.api("GET", `models?name=${encodeURIComponent(model.name)}&owner=${encodeURIComponent(model.owner)}&per_page=1`)).items[0];
+      act("/redo", { model: newest.id });
+    });
+    $("#delete").addEventListener("click", () => { if (confirm("Delete this service?")) act("", undefined, "DELETE"); });
+    $("#test-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const params = {};
+      for (const input of document.querySelectorAll("#test-fields input")) {
+        const type = input.dataset.type;
+        params[input.name] = type === "Integer" ? parseInt(input.value, 10)
+          : type === "Float" ? parseFloat(input.value) : type === "Boolean" ? input.value === "true" : input.value;
+      }
+      $("#test-result").textContent = "calling...";
+      const result = await act("/test", { params });
+      if (result) {
+        $("#test-result").textContent = `HTTP ${result.status} in ${result.latency_ms} ms\n` +
+          JSON.stringify(result.response, null, 2);
+      }
+    });
+    refresh();
+    setInterval(refresh, 3000);
+  }
+
+  const views = {
+    services: () => ui.listPage("services", (s) => [s.name, s.owner, ui.badge(s.status), s.replicas, s.address, s.visibility]),
+    service: servicePage,
+  };
+  if (views[page.view]) views[page.view]();
+})();
