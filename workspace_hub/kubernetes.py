@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .contract import MODEL_DIR
 from .executor import LABEL_KEY, LABEL_OWNER, LABEL_RUN
 
 STOP_GRACE = 5
@@ -120,7 +121,7 @@ class KubernetesExecutor:
             "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 30,
                               "periodSeconds": 10},
             "resources": {"limits": {"memory": "2Gi", "cpu": "2"}, "requests": {"memory": "512Mi", "cpu": "250m"}},
-            "volumeMounts": [{"name": "data", "mountPath": "/project/model", "subPath": self.subpath(model),
+            "volumeMounts": [{"name": "data", "mountPath": MODEL_DIR, "subPath": self.subpath(model),
                               "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
             "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]}},
