@@ -156,6 +156,39 @@ class ObjectStore:
             part.unlink(missing_ok=True)
         return digest.hexdigest(), size
 
+    def add_file(self, path: Path, fd: int) -> tuple[str, int]:
+        """Store the regular file *path*, open at *fd* (opened without following links): hashed in place and
+        hard-linked into the store when it is on the store's filesystem (a run's model folder is), else
+        copied.  The link is checked to be the very file that was hashed, or the copy is made from *fd*."""
+        import stat as stat_module
+
+        info = os.fstat(fd)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise OSError("not a regular file")
+        digest, size = hashlib.sha256(), 0
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        target = self.path(digest.hexdigest())
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            part = target.with_name(f".{uuid.uuid4().hex}.part")
+            linked = False
+            if info.st_dev == os.stat(self.root / "objects").st_dev:
+                os.link(path, part, follow_symlinks=False)
+                same = os.lstat(part)
+                linked = (same.st_ino, same.st_dev) == (info.st_ino, info.st_dev)
+                if not linked:  # the path changed since it was opened: copy what was hashed instead
+                    part.unlink()
+            if linked:
+                os.chmod(part, 0o444)
+                os.replace(part, target)
+            else:
+                os.lseek(fd, 0, os.SEEK_SET)
+                with os.fdopen(os.dup(fd), "rb") as source:
+                    self.add_stream(source)
+        return digest.hexdigest(), size
+
     def add_manifest(self, files: list[tuple[str, str, int]]) -> str:
         document = {"files": sorted([name, digest, size] for name, digest, size in files)}
         return self.add_bytes(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())

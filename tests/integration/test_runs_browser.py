@@ -1,4 +1,5 @@
-"""A new user trains the preset text classifier in the browser, without writing code, then again with `ws runs`.
+"""A new user trains the preset text classifier in the browser, without writing code, then again with `ws runs`,
+and serves the model it produced: a service with 2 replicas, tested in the browser, called with a token.
 
 The admin publishes the bayes sample as a preset (built on the host with
 `ws build`, uploaded like any tar); nina signs up, is authorized, logs in, and
@@ -33,13 +34,15 @@ def preset_classifier(hub, tmp_path_factory):
     subprocess.run([WS, "new", "sample", "text-classify-bayes"], cwd=work, check=True)
     folder = next(work.glob("*-train-*"))
     env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(REPO_ROOT / "data" / "base-images" / "python" / "current")}
-    subprocess.run([WS, "build", str(folder), "--output-dir", str(work)], env=env, check=True, capture_output=True)
-    tar = next(work.glob("train-*.tar"))
+    for built in (folder, next(work.glob("*-api-*"))):
+        subprocess.run([WS, "build", str(built), "--output-dir", str(work)], env=env, check=True, capture_output=True)
+    train, predict = next(work.glob("train-*.tar")), next(work.glob("predict-*.tar"))
     admin = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
     item = admin("POST", "algorithms", json={"name": "text-classify-bayes", "version": "1.0", "smoke": False,
                                              "visibility": "preset"}).json()["id"]
-    with open(tar, "rb") as f:
-        assert admin("POST", f"algorithms/{item}/images", files={"train": (tar.name, f)}).status_code == 202
+    with open(train, "rb") as t, open(predict, "rb") as p:
+        assert admin("POST", f"algorithms/{item}/images",
+                     files={"train": (train.name, t), "predict": (predict.name, p)}).status_code == 202
     done = wait_until(lambda: (a := admin("GET", f"algorithms/{item}").json())["status"] != "validating" and a,
                       timeout=600, what="validation")
     assert done["status"] == "ready", done["errors"]
@@ -103,3 +106,34 @@ def test_the_same_run_through_ws_runs(hub, preset_classifier, nina):
     assert "metric: epoch=3" in out.stdout and "-- succeeded" in out.stderr
     listing = subprocess.run([WS, "runs", "list"], env=env, capture_output=True, text=True, check=True).stdout
     assert "from-the-cli" in listing and "my-first-run" in listing
+
+
+def test_the_model_becomes_a_service_tested_in_the_browser_and_called_with_a_token(hub, page, preset_classifier,
+                                                                                    nina):
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", USER)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/home")
+    client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
+    [model] = client("GET", "models", params={"name": "my-first-run"}).json()["items"]
+    page.goto(f"{hub.url}/services/library/models/{model['id']}")
+    page.wait_for_selector("#title:has-text('my-first-run 1')")
+    shot(page, "services-01-model")
+    page.click("#publish-service")
+    page.wait_for_url(re.compile(r".*/services/library/services/\d+$"))
+    page.wait_for_selector("#status:has-text('running')", timeout=180_000)
+    assert page.input_value("#param-text") == "足球"
+    page.click("#test")
+    page.wait_for_selector("#test-result:has-text('HTTP 200')")
+    assert '"label"' in page.inner_text("#test-result")
+    shot(page, "services-02-tested")
+
+    address = f"{hub.url}/services/library/serve/{USER}/my-first-run/classification_param"
+    answer = requests.post(address, json={"text": "股票市场今天大幅上涨"}, timeout=60,
+                           headers={"Authorization": f"token {hub.user_token(USER)}"})
+    assert answer.status_code == 200 and answer.json()["label"] in ("finance", "sports", "tech")
+    hub.api("POST", "/users/otto")
+    stranger = requests.post(address, json={"text": "x"}, timeout=60,
+                             headers={"Authorization": f"token {hub.user_token('otto')}"})
+    assert stranger.status_code == 404  # a private service: another user cannot call it through the proxy

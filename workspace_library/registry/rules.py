@@ -77,8 +77,10 @@ def register(session: Session, objects: ObjectStore, run: Run, folder: Path) -> 
     entries = []
     for name, path in model_files(folder):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as source:
-            digest, size = objects.add_stream(source)
+        try:
+            digest, size = objects.add_file(path, fd)
+        finally:
+            os.close(fd)
         entries.append((name, digest, size))
     manifest = objects.add_manifest(entries)
     objects.build_tree(manifest)  # what a transfer-training run mounts

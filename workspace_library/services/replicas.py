@@ -190,6 +190,9 @@ class Services:
         pool = self.pool(service_id)
         with pool.lock:
             ready = [r for r, _ in pool.replicas if r.container.id in pool.healthy]
+            if not ready and not pool.busy:  # just started: the monitor has not looked yet, so look now
+                ready = [r for r, _ in pool.replicas if _healthy(r)]
+                pool.healthy.update(r.container.id for r in ready)
             pool.turn += 1
             start = pool.turn
         started = time.perf_counter()
