@@ -9,6 +9,7 @@ from .conftest import ARTIFACTS
 
 def test_a_project_runs_as_a_local_process_with_the_same_layout(tmp_path):
     data_root = tmp_path / "data"
+    data_root.mkdir()
     hub = HubProcess(data_root, port=18600, log_path=ARTIFACTS / "hub-local.log", env={"WSHUB_PROFILE": "local"})
     hub.start()
     try:

@@ -193,3 +193,19 @@ def test_every_format_has_a_preset_dataset_that_its_sample_reads(as_):
         "items"]) and all(i["status"] == "online" for i in items) and len(items) == 4 and items, timeout=120)
     assert {(i["name"], i["format"]) for i in presets} == {
         ("news-texts", "dir"), ("digits", "dir"), ("shapes", "json"), ("ner-news", "brat_ann")}
+
+
+def test_a_restart_removes_upload_folders_nothing_needs(library, as_, tmp_path):
+    service, _ = library
+    uploading = create(as_["owner"], "half-sent", archive(tmp_path))
+    send(as_["owner"], uploading["id"], archive(tmp_path)[:10])
+    orphan = service.imports.root / "uploads" / ("f" * 32)
+    (orphan / "staging").mkdir(parents=True)
+    service.imports.recover()
+    assert not orphan.exists()
+    assert service.imports.offset(reload_dataset(service, uploading["id"]), "train") == 10  # still resumable
+
+
+def reload_dataset(service, dataset_id):
+    with service.sessions() as db:
+        return db.get(Dataset, dataset_id)

@@ -110,8 +110,18 @@ class Imports:
         return self.pool.submit(self._run_logged, dataset_id, online)
 
     def recover(self) -> list[int]:
-        """After a restart: start again the imports a stop interrupted."""
+        """After a restart: remove upload folders no upload or import needs (a stop between an import's end
+        and its cleanup leaves one), then start again the imports a stop interrupted."""
         self.objects.clean_building()
+        with self.sessions() as session:
+            live = set(session.scalars(select(Dataset.key).where(Dataset.status.in_(
+                [Status.uploading, Status.validating]))))
+        uploads = self.root / "uploads"
+        for folder in uploads.iterdir() if uploads.is_dir() else ():
+            if folder.name not in live:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                shutil.rmtree(folder / "staging", ignore_errors=True)
         with self.sessions() as session:
             ids = list(session.scalars(select(Dataset.id).where(Dataset.status == Status.validating)))
             for dataset in session.scalars(select(Dataset).where(Dataset.id.in_(ids))):
