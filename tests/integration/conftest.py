@@ -7,8 +7,11 @@ token, and look inside workspaces with ``docker exec``.
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import shutil
+from pathlib import Path
 
 import docker
 import pytest
@@ -54,8 +57,15 @@ def hub(engine, tmp_path_factory):
     finally:
         hub.stop()
         remove_workspaces(engine)
+        remove_library_containers(engine, data_root)  # runs and service replicas outlive a library by design
         for tag in library_tags(engine) - before:  # this hub's library is gone with its data root
             engine.images.remove(tag)
+
+
+def remove_library_containers(engine, data_root: Path) -> None:
+    owner = "library-" + hashlib.sha256(str(data_root.resolve()).encode()).hexdigest()[:12]
+    for container in engine.containers.list(all=True, filters={"label": f"ai.workspace-hub.owner={owner}"}):
+        container.remove(force=True)
 
 
 def library_tags(engine) -> set[str]:

@@ -74,11 +74,13 @@ def test_a_new_user_trains_the_preset_classifier_in_the_wizard(hub, page, preset
     page.select_option("#purpose", "text")
     page.wait_for_selector("#algorithm option:has-text('text-classify-bayes 1.0 (preset')", state="attached")
     page.wait_for_selector("#dataset option:has-text('news-texts 1')", state="attached")
+    page.wait_for_load_state("networkidle")  # the lists have settled
     page.select_option("#dataset", label="news-texts 1 (dir, workspace-hub)")
     page.fill("#name", "my-first-run")
     page.fill("#train-ratio", "0.9")
     page.fill("#hp-EPOCHS", "6")
     shot(page, "runs-01-wizard")
+    assert page.eval_on_selector("#dataset", "s => s.options[s.selectedIndex].text").startswith("news-texts")
     page.click("#start")
     page.wait_for_url(re.compile(r".*/services/library/runs/\d+$"))
     run_id = page.url.rsplit("/", 1)[1]

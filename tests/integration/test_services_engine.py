@@ -80,7 +80,7 @@ def call(base: str, token: str, path: str = "serve/olive/echo/predict") -> reque
 
 
 def test_a_service_serves_at_its_address_survives_a_killed_replica_and_keeps_its_address(library, engine):
-    _, base, ids = library
+    service, base, ids = library
     owner, other = Client(base, "owner-token"), Client(base, "other-token")
     created = owner("POST", "services", json={"name": "echo", "algorithm": ids["v1"], "replicas": 2}).json()
     sid = created["id"]
@@ -91,7 +91,8 @@ def test_a_service_serves_at_its_address_survives_a_killed_replica_and_keeps_its
     test = owner("POST", f"services/{sid}/test", json={}).json()
     assert test["status"] == 200 and test["response"]["echo"] == {"text": "hello"} and test["latency_ms"] > 0
 
-    replicas = [c for c in engine.containers.list() if c.labels.get("ai.workspace-hub.run") == "service"]
+    replicas = [c for c in engine.containers.list() if c.labels.get("ai.workspace-hub.run") == "service"
+                and c.labels.get("ai.workspace-hub.owner") == service.jobs.executor.owner]
     assert len(replicas) == 2
     assert all(c.attrs["HostConfig"]["NetworkMode"] == "none" for c in replicas)
     replicas[0].kill()

@@ -178,8 +178,9 @@
       const format = algorithm && algorithm.train.dataset_format;
       if (format) params.set("format", format);
       datasets = (await ui.api("GET", "datasets?" + params)).items;
+      const chosen = $("#dataset").value;  // a choice the user made survives a reload of the list
       $("#dataset").replaceChildren(...datasets.map((d) => new Option(
-        `${d.name} ${d.version} (${d.format}, ${d.owner})`, d.id)));
+        `${d.name} ${d.version} (${d.format}, ${d.owner})`, d.id, false, String(d.id) === chosen)));
       chooseDataset();
     }
     function chooseDataset() {
