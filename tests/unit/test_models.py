@@ -9,7 +9,8 @@ import zipfile
 
 import pytest
 
-from workspace_library.models import Algorithm, Dataset, Image, ImageStatus, Model, Run, RunStatus, Status, Visibility
+from workspace_library.models import (Algorithm, Dataset, Image, ImageStatus, Model, Run, RunStatus, Service,
+                                      ServiceStatus, Status, Visibility)
 from workspace_library.registry.rules import register
 
 from .test_library_api import EXPECTED, ROLES, allowed, as_, db_url, library  # noqa: F401  (fixtures)
@@ -165,3 +166,15 @@ def test_model_authorization(library, as_, tmp_path, role, visibility, method, s
         assert r.status_code == expected, r.text
         with service.sessions() as db:
             assert db.get(Model, model) is not None and db.get(Model, model).description == ""
+
+
+def test_a_model_a_service_serves_is_not_deleted(library, as_, tmp_path):
+    service, _ = library
+    model = trained(service, tmp_path, {"m": b"served"}, name="served")
+    with service.sessions() as db:
+        db.add(Service(name="uses-it", version="1", owner="olive", visibility=Visibility.private,
+                       status=Status.online, errors=[], progress="", model_id=model, image="i", interface={},
+                       replicas=0, state=ServiceStatus.stopped, message="", revision=1))
+        db.commit()
+    r = as_["owner"]("DELETE", f"models/{model}")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "in-use" and "uses-it" in r.json()["error"]["message"]

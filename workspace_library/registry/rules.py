@@ -7,7 +7,8 @@
   which copies nothing.  Others see neither a private model nor its files.
 - Aliases (``production``) point at one version of a model name; every move is kept.
 - Deleting a version frees exactly the stored objects no other model or dataset uses; a dry
-  run lists them.  An aliased version is deleted with its aliases, and the history says so.
+  run lists them.  An aliased version is deleted with its aliases, and the history says so.  A version
+  that a service serves is not deleted (409).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from workspace_hub.smoke import MAX_MODEL_BYTES, MAX_MODEL_FILES
 
-from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, Run, Status, Visibility
+from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, Run, Service, Status, Visibility
 from ..rules import TEXT, VISIBILITY, LibraryError, Who, _schema
 from ..store import ObjectStore
 
@@ -156,6 +157,10 @@ def _referenced(objects: ObjectStore, manifest: str) -> set[str]:
 def delete(session: Session, objects: ObjectStore, model: Model, who: Who) -> list[str]:
     """Delete a version and the objects only it used; the aliases it held are removed, in their history."""
     require_owner(model, who)
+    serving = list(session.scalars(select(Service.name).where(Service.model_id == model.id).limit(5)))
+    if serving:
+        raise LibraryError(409, "in-use", f"{model.name} {model.version} is served by {', '.join(serving)}; redo "
+                           "or delete those services first")
     freed = unreferenced(session, objects, model)
     for alias in session.scalars(select(ModelAlias).where(ModelAlias.model_id == model.id)):
         session.add(ModelAliasEvent(owner=model.owner, name=model.name, alias=alias.alias, version=None, by=who.name))
