@@ -7,8 +7,10 @@ goes through the wizard with the preset ``news-texts`` dataset.  She watches
 the log lines and the loss curve arrive, and gets a model.
 """
 
+import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,46 @@ def test_the_model_becomes_a_service_tested_in_the_browser_and_called_with_a_tok
     stranger = requests.post(address, json={"text": "x"}, timeout=60,
                              headers={"Authorization": f"token {hub.user_token('otto')}"})
     assert stranger.status_code == 404  # a private service: another user cannot call it through the proxy
+
+
+def test_the_service_survives_a_killed_replica_a_kill_9_of_the_library_and_a_stop(hub, engine, nina):
+    """Through the real hub: the service of the test above, by its owner's token."""
+    token = hub.user_token(USER)
+    client = Client(f"{hub.url}/services/library/", token)
+    [service] = [s for s in client("GET", "services").json()["items"] if s["name"] == "my-first-run"]
+    address = f"{hub.url}/services/library/serve/{USER}/my-first-run/classification_param"
+
+    def answers() -> bool:
+        r = requests.post(address, json={"text": "足球比赛"}, timeout=60, headers={"Authorization": f"token {token}"})
+        return r.status_code == 200
+
+    def state() -> str:
+        return client("GET", f"services/{service['id']}").json()["status"]
+
+    owner = "library-" + hashlib.sha256(str(hub.data_root.resolve()).encode()).hexdigest()[:12]
+
+    def replica_ids() -> list[str]:
+        return sorted(c.id for c in engine.containers.list(filters={"label": f"ai.workspace-hub.owner={owner}"})
+                      if c.labels.get("ai.workspace-hub.run") == "service")
+
+    replicas = replica_ids()
+    assert len(replicas) == 2
+    engine.containers.get(replicas[0]).kill()
+    wait_until(lambda: state() == "degraded", timeout=30, interval=0.1, what="degraded")
+    assert answers()  # the other replica serves meanwhile
+    wait_until(lambda: state() == "running", timeout=120, what="a replacement replica")
+
+    before = replica_ids()
+    pid = hub.service_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: (new := hub.service_pid()) and new != pid, timeout=120, what="the hub to restart the library")
+    wait_until(lambda: requests.get(f"{hub.url}/services/library/api/me", timeout=5).status_code == 401,
+               timeout=120, what="the library to answer")
+    wait_until(answers, timeout=60, what="the service to answer after the restart")
+    assert replica_ids() == before  # the same replicas, found again by label: none was restarted
+
+    client("POST", f"services/{service['id']}/stop")
+    assert requests.post(address, json={"text": "x"}, timeout=60,
+                         headers={"Authorization": f"token {token}"}).status_code == 503
+    client("POST", f"services/{service['id']}/start", json={"replicas": 1})
+    wait_until(answers, timeout=120, what="the same address to serve again")
