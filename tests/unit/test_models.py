@@ -178,3 +178,27 @@ def test_a_model_a_service_serves_is_not_deleted(library, as_, tmp_path):
         db.commit()
     r = as_["owner"]("DELETE", f"models/{model}")
     assert r.status_code == 409 and r.json()["error"]["code"] == "in-use" and "uses-it" in r.json()["error"]["message"]
+
+
+def test_a_model_folder_is_uploaded_by_hand_under_the_dataset_rules(library, as_, tmp_path):
+    files = {"model.pkl": b"weights", "config/labels.txt": b"cats\ndogs\n"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    r = as_["owner"]("POST", "models/upload", params={"name": "by-hand", "version": "1"}, data=buffer.getvalue())
+    assert r.status_code == 201, r.text
+    model = r.json()
+    assert (model["files"], model["lineage"]) == (2, {"uploaded_by": "olive"})
+    with zipfile.ZipFile(io.BytesIO(as_["owner"]("GET", f"models/{model['id']}/download").content)) as z:
+        assert {n: z.read(n) for n in z.namelist()} == files
+    again = as_["owner"]("POST", "models/upload", params={"name": "by-hand", "version": "1"}, data=buffer.getvalue())
+    assert again.status_code == 409
+    slip = io.BytesIO()
+    with zipfile.ZipFile(slip, "w") as z:
+        z.writestr("../../etc/cron.d/evil", "x")
+    refused = as_["owner"]("POST", "models/upload", params={"name": "slip"}, data=slip.getvalue())
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "archive-name"
+    assert as_["anonymous"]("POST", "models/upload", params={"name": "anon"}, data=b"x").status_code == 401

@@ -100,15 +100,18 @@ class Refused(Exception):
         self.code, self.message, self.entry = code, message, entry
 
 
-def archive_format(path: Path) -> str:
+def archive_format(path: Path, tar_gz: bool = False) -> str:
+    """zip, rar (or rar5), and with *tar_gz* (model uploads) tar.gz, by magic bytes."""
     with open(path, "rb") as f:
         magic = f.read(8)
     if magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if magic.startswith(b"Rar!\x1a\x07"):
         return "rar5" if magic == b"Rar!\x1a\x07\x01\x00" else "rar"
-    raise Refused("archive-format", "the file is neither a zip nor a rar archive; pack the dataset with "
-                  "zip (or rar) and upload that")
+    if tar_gz and magic.startswith(b"\x1f\x8b"):
+        return "tar.gz"
+    raise Refused("archive-format", f"the file is neither a zip{', a tar.gz' if tar_gz else ''} nor a rar archive; "
+                  "pack the folder as a zip and upload that")
 
 
 def normalise(raw, limits: Limits) -> str:
@@ -155,12 +158,13 @@ def _zip_directory_check(path: Path) -> None:
                           "password", info.filename[:120])
 
 
-def extract(archive: Path, staging: Path, limits: Limits = Limits()) -> Extracted:
-    """Extract *archive* into *staging* (which must be empty) under the rules above.  Never raises for
-    bad input: the result carries the refusal.  On refusal the caller removes *staging*."""
+def extract(archive: Path, staging: Path, limits: Limits = Limits(), tar_gz: bool = False) -> Extracted:
+    """Extract *archive* into *staging* (which must be empty) under the rules above (*tar_gz*: a tar.gz is
+    accepted too, for model uploads).  Never raises for bad input: the result carries the refusal.  On
+    refusal the caller removes *staging*."""
     result = Extracted(archive_bytes=archive.stat().st_size)
     try:
-        _extract(archive, staging, limits, result)
+        _extract(archive, staging, limits, result, tar_gz)
     except Refused as e:
         result.code, result.message, result.entry = e.code, e.message, e.entry
     except libarchive.ArchiveError as e:
@@ -168,8 +172,8 @@ def extract(archive: Path, staging: Path, limits: Limits = Limits()) -> Extracte
     return result
 
 
-def _extract(archive: Path, staging: Path, limits: Limits, result: Extracted) -> None:
-    fmt = archive_format(archive)
+def _extract(archive: Path, staging: Path, limits: Limits, result: Extracted, tar_gz: bool) -> None:
+    fmt = archive_format(archive, tar_gz)
     if fmt == "zip":
         _zip_directory_check(archive)
     names: dict[str, int] = {}  # name -> index into members (files), or -1 (folders)
@@ -236,7 +240,8 @@ def _extract(archive: Path, staging: Path, limits: Limits, result: Extracted) ->
 
 
 def _entries(archive: Path, fmt: str):
-    with libarchive.file_reader(str(archive), format_name=fmt, filter_name="none") as reader:
+    format_name, filter_name = ("tar", "gzip") if fmt == "tar.gz" else (fmt, "none")
+    with libarchive.file_reader(str(archive), format_name=format_name, filter_name=filter_name) as reader:
         yield from reader
 
 

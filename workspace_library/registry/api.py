@@ -8,8 +8,11 @@ weight file.
 from __future__ import annotations
 
 import re
+import shutil
+import uuid
 
 from sqlalchemy import select
+from tornado import web
 
 from .. import rules
 from ..api import BaseHandler, _int_arg, _time
@@ -227,9 +230,58 @@ class TransferHandler(ModelHandler):
         self.send(run_json(run), 201)
 
 
+@web.stream_request_body
+class UploadHandler(ModelHandler):
+    """POST ``?name=&version=`` with the zip or tar.gz of a model folder as the body (streamed to disk)."""
+
+    SUPPORTED_METHODS = ("POST",)
+    file = refusal = None
+
+    def prepare(self):
+        try:
+            who = self.who
+            limit = self.service.upload_limit(self.db, who)
+            length = int(self.request.headers.get("Content-Length") or 0)
+            if length > limit:
+                raise LibraryError(413, "too-large", f"the upload is {length} bytes; you may send {limit} more")
+        except LibraryError as e:
+            self.refusal = e
+            return
+        finally:
+            self.release_db()
+        self.request.connection.set_max_body_size(limit)
+        self.folder = self.service.imports.root / "uploads" / f"model-{uuid.uuid4().hex}"
+        self.folder.mkdir(parents=True)
+        self.file = open(self.folder / "archive.part", "wb")
+
+    def data_received(self, chunk):
+        if self.file is not None:
+            self.file.write(chunk)
+
+    def on_finish(self):
+        if self.file is not None:
+            self.file.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+        super().on_finish()
+
+    async def post(self):
+        if self.refusal is not None:
+            raise self.refusal
+        self.file.flush()
+        name = self.get_query_argument("name", "")
+        version = self.get_query_argument("version", "1")
+        if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}", version):
+            raise LibraryError(400, "invalid-field", "version: 1-32 letters, digits, '.', '_' and '-'", "version")
+        model = await self.service.run(model_rules.register_upload, self.db, self.objects, self.who, name, version,
+                                       self.folder / "archive.part", self.folder / "staging",
+                                       self.service.imports.limits)
+        self.send(model_json(self.db, model), 201)
+
+
 MODEL = r"(?P<model_id>\d{1,9})"
 ROUTES = [
     ("api/models", ModelListHandler),
+    ("api/models/upload", UploadHandler),
     (f"api/models/{MODEL}", ModelItemHandler),
     (f"api/models/{MODEL}/aliases/(?P<alias>[^/]{{1,64}})", AliasHandler),
     (f"api/models/{MODEL}/share", ShareHandler),

@@ -1,5 +1,6 @@
 """Model rules, without HTTP: registration from runs, visibility and sharing, aliases, deletion.
 
+- A model folder can also be uploaded by hand (zip or tar.gz), extracted under the dataset rules.
 - A succeeded run registers its model: the regular files of its model folder go into the
   content-addressed store (links, fifos and devices a run wrote there are skipped, never
   followed), under the run's name, as the next version.  Versions are immutable.
@@ -22,10 +23,12 @@ from pathlib import Path
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
+from workspace_hub.algorithm import NAME
 from workspace_hub.smoke import MAX_MODEL_BYTES, MAX_MODEL_FILES
 
 from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, Run, Service, Status, Visibility
 from ..rules import TEXT, VISIBILITY, LibraryError, Who, _schema
+from ..datasets import importer
 from ..store import ObjectStore
 
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -99,6 +102,36 @@ def register(session: Session, objects: ObjectStore, run: Run, folder: Path) -> 
                   shared_with=[])
     session.add(model)
     session.flush()
+    return model
+
+
+def register_upload(session: Session, objects: ObjectStore, who: Who, name: str, version: str, archive: Path,
+                    staging: Path, limits) -> Model:
+    """A model folder uploaded by hand (zip or tar.gz), extracted under the dataset rules in the importer's
+    child process; a refused archive is a 400 with the archive rule's code (blocking: call off the loop)."""
+    if not re.fullmatch(NAME, name):
+        raise LibraryError(400, "invalid-field", f"name must match {NAME}, such as news-classifier", "name")
+    if session.scalars(select(Model.id).where(Model.owner == who.name, Model.name == name,
+                                              Model.version == version)).first():
+        raise LibraryError(409, "exists", f"{who.name}/{name} version {version} exists; upload a new version",
+                           "version")
+    result = importer.run({"model": archive}, staging, importer.MODEL, limits)
+    if "crashed" in result:
+        raise LibraryError(400, "import-crashed", result["crashed"])
+    part = result["splits"]["model"]
+    if not part["ok"]:
+        raise LibraryError(400, part["code"], part["message"])
+    entries = []
+    for member_name, staged, size, digest in part["members"]:
+        objects.add(staging / "model" / staged, digest)
+        entries.append((member_name, digest, size))
+    manifest = objects.add_manifest(entries)
+    objects.build_tree(manifest)
+    model = Model(name=name, version=version, owner=who.name, description="", visibility=Visibility.private,
+                  status=Status.ready, progress="", errors=[], manifest=manifest, size=sum(e[2] for e in entries),
+                  files=len(entries), metrics={}, lineage={"uploaded_by": who.name}, shared_with=[])
+    session.add(model)
+    session.commit()
     return model
 
 
