@@ -141,6 +141,11 @@ def test_the_model_becomes_a_service_tested_in_the_browser_and_called_with_a_tok
     stranger = requests.post(address, json={"text": "x"}, timeout=60,
                              headers={"Authorization": f"token {hub.user_token('otto')}"})
     assert stranger.status_code == 404  # a private service: another user cannot call it through the proxy
+    page.select_option("#share-visibility", "public")
+    page.click("#share-save")
+    wait_until(lambda: requests.post(address, json={"text": "x"}, timeout=60, headers={
+        "Authorization": f"token {hub.user_token('otto')}"}).status_code == 200, what="the shared service")
+    shot(page, "services-03-shared")
 
 
 def test_the_service_survives_a_killed_replica_a_kill_9_of_the_library_and_a_stop(hub, engine, nina):

@@ -27,6 +27,7 @@
       $("#metrics").replaceChildren(...Object.entries(s.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
       if (!drawnForm) {
         $("#replicas").value = Math.max(1, s.replicas);
+        $("#share-visibility").value = s.visibility;
         $("#test-fields").replaceChildren(...(s.interface.params || []).map((p) => {
           const col = document.createElement("div");
           col.className = "col-md-6";
@@ -62,6 +63,10 @@
     }
     $("#start").addEventListener("click", () => act("/scale", { replicas: parseInt($("#replicas").value, 10) }));
     $("#stop").addEventListener("click", () => act("/stop", {}));
+    $("#share").addEventListener("submit", (event) => {
+      event.preventDefault();
+      act("", { visibility: $("#share-visibility").value }, "PATCH");
+    });
     $("#redo").addEventListener("click", async () => {
       if (!service.model_id) return act("/redo", {});
       const model = await ui.api("GET", "models/" + service.model_id);
