@@ -122,7 +122,8 @@ def test_kill_9_mid_upload_and_mid_import_leaves_nothing_stuck_or_partial(hub, t
     assert done["status"] == "ready", done["errors"]
     assert done["report"]["train"]["files"] == 3000
     library = hub.data_root / "library"
-    assert not (library / "uploads" / dataset["key"]).exists()
+    # the import removes the upload's folder just after it records "ready"
+    wait_until(lambda: not (library / "uploads" / dataset["key"]).exists(), timeout=30, what="the upload's cleanup")
     assert not list((library / "trees").glob(".building-*"))
     tree = hub.data_root / done["mounts"]["train"]
     assert sorted(p.name for p in tree.iterdir()) == ["c0", "c1", "c2", "c3"]
