@@ -8,7 +8,6 @@ The predict images are tiny echo servers (python on the bootstrapped Debian) tha
 import threading
 import time
 
-import docker
 import pytest
 import requests
 

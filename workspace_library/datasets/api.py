@@ -20,7 +20,7 @@ import re
 from tornado import web
 
 from .. import rules
-from ..api import BaseHandler, ItemHandler, ListHandler, _time
+from ..api import ItemHandler, ListHandler, _time
 from ..models import Dataset, Status, Visibility
 from ..rules import LibraryError
 from ..streaming import send_archive
