@@ -122,10 +122,19 @@ def in_network_namespace(netns_fd: int, fn: Callable[[], object]):
     return outcome["value"]
 
 
+MAX_ANSWER = 10 * 1024**2  # the most a replica's answer may hold unless the caller says otherwise
+HEALTH_ANSWER = 64 * 1024  # a /health probe reads no more than this
+
+
+class AnswerTooLarge(WorkspaceHubError):
+    """A replica's answer passed the caller's size limit; nothing past the limit was read."""
+
+
 @dataclass
 class Response:
     status: int
     body: bytes
+    content_type: str = "application/json"
 
 
 class Replica:
@@ -142,13 +151,21 @@ class Replica:
         self._netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # kept: pids are reused
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                timeout: float = 30) -> Response:
+                timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
+        """One HTTP request to the replica; an answer of more than *limit* bytes raises :class:`AnswerTooLarge`
+        after reading at most *limit* + 1 bytes (a replica cannot make its caller hold more).  A malformed
+        answer is an :class:`OSError`, as a refused connection is."""
         def call():
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
             try:
                 connection.request(method, path, body=body, headers=headers or {})
                 answer = connection.getresponse()
-                return Response(answer.status, answer.read())
+                data = answer.read(limit + 1)
+                if len(data) > limit:
+                    raise AnswerTooLarge(f"the replica's answer passed {limit} bytes")
+                return Response(answer.status, data, answer.getheader("Content-Type") or "application/json")
+            except http.client.HTTPException as e:
+                raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
             finally:
                 connection.close()
 
@@ -169,7 +186,7 @@ class Replica:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if self.request("GET", "/health", timeout=2).status == 200:
+                if self.request("GET", "/health", timeout=2, limit=HEALTH_ANSWER).status == 200:
                     return
             except OSError:
                 pass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -26,7 +27,7 @@ from tornado import web
 from workspace_hub.contract import TAR_NAME
 from workspace_hub.projects import InvalidChoice, Project, check_project_name
 
-from . import rules
+from . import access, rules
 from .datasets import rules as dataset_schemas
 from .registry import rules as model_schemas
 from .runs import rules as run_schemas
@@ -35,7 +36,8 @@ from .services import rules as service_schemas
 from .from_project import project_metadata, project_tars
 from .jobs import PLATFORM_NAMESPACES, platform_repository
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
-from .rules import LibraryError, Who
+from .access import Who
+from .errors import LibraryError
 from .store import TooLarge
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -140,8 +142,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             super().log_exception(typ, value, tb)
 
     def json_body(self) -> dict:
+        """The body as a JSON object; ``NaN``, ``Infinity`` and numbers too large for a float are refused here,
+        before any schema or rule sees them (Python's json module would accept them)."""
         try:
-            data = json.loads(self.request.body or b"{}")
+            data = json.loads(self.request.body or b"{}", parse_constant=_not_finite, parse_float=_finite)
         except ValueError as e:
             raise LibraryError(400, "invalid-json", f"the body is not JSON: {e}") from None
         if not isinstance(data, dict):
@@ -152,6 +156,17 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, ensure_ascii=False))
+
+
+def _not_finite(text: str):
+    raise ValueError(f"{text} is not a JSON number; send a finite number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number; send a finite number")
+    return value
 
 
 class NotFoundHandler(BaseHandler):
@@ -251,7 +266,7 @@ class ItemHandler(BaseHandler):
     as_json = staticmethod(item_json)
 
     def item(self, item_id: str):
-        return rules.get_visible(self.db, self.model, int(item_id), self.who)
+        return access.get_visible(self.db, self.model, int(item_id), self.who)
 
     def get(self, item_id):
         self.send(self.as_json(self.item(item_id)))
@@ -315,13 +330,12 @@ class UploadHandler(ItemHandler):
         self.received: list[tuple[str, str, str, int]] = []
         try:
             self.item_id = int(self.path_kwargs["item_id"])
-            item = rules.get_visible(self.db, self.model, self.item_id, self.who)
-            rules.require_change(item, self.who)
-            self.limit = self.service.upload_limit(self.db, self.who)
+            item = access.get_visible(self.db, self.model, self.item_id, self.who)
+            access.require_change(item, self.who)
+            self.limit = self.service.quota.room(self.db, self.who)
             length = int(self.request.headers.get("Content-Length") or 0)
             if length > self.limit + MULTIPART_SLACK:
-                raise LibraryError(413, "too-large", f"the upload is {length} bytes; you may send {self.limit} "
-                                   "more (the per-file limit or what is left of your quota)")
+                self.service.quota.require(self.db, self.who, length - MULTIPART_SLACK, what="the upload")
             content_type, params = parse_options_header(self.request.headers.get("Content-Type", ""))
             if content_type != b"multipart/form-data" or b"boundary" not in params:
                 raise LibraryError(415, "multipart", "send the tar as multipart/form-data "
@@ -402,7 +416,7 @@ class UploadHandler(ItemHandler):
             raise LibraryError(400, "truncated", "the upload ended in the middle of the file")
         if not self.received:
             raise LibraryError(400, "no-file", "the upload has no file part")
-        item = rules.get_visible(self.db, self.model, self.item_id, self.who)
+        item = access.get_visible(self.db, self.model, self.item_id, self.who)
         images = [self.image_for(item, role, filename, digest, size)
                   for role, filename, digest, size in self.received]
         rules.start_validation(self.db, self.service.jobs, item, images)
@@ -425,12 +439,9 @@ class PullHandler(ItemHandler):
 
     async def post(self, item_id):
         item = self.item(item_id)
-        rules.require_change(item, self.who)
-        data = self.json_body()
-        reference = data.get("reference")
-        if not isinstance(reference, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._:/@-]{0,254}", reference):
-            raise LibraryError(400, "invalid-field", "reference must be an image reference such as "
-                               "127.0.0.1:5000/team/model:1.0", "reference")
+        access.require_change(item, self.who)
+        data = rules.check_input("pull", self.json_body())
+        reference = data["reference"]
         if platform_repository(reference):
             raise LibraryError(400, "platform-name", f"{reference} is in one of the platform's own namespaces "
                                f"({', '.join(PLATFORM_NAMESPACES)}); pull from your own registry path",
@@ -439,7 +450,7 @@ class PullHandler(ItemHandler):
         role = data.get("role", roles[0] if len(roles) == 1 else None)
         if role not in roles:
             raise LibraryError(400, "invalid-field", f"role must be {' or '.join(roles)}", "role")
-        limit = self.service.upload_limit(self.db, self.who)
+        limit = self.service.quota.room(self.db, self.who)
         self.release_db()
         if await self.service.run(self.service.jobs.name_taken, reference):
             raise LibraryError(409, "name-taken", f"the engine already holds an image named {reference}, and a "
@@ -471,11 +482,9 @@ class OnlineTestHandler(ItemHandler):
             raise LibraryError(409, "status", f"{item.name} is {item.status.value}; only online algorithms "
                                "can be tested by others.")
         interface = item.predict["interface"]
-        params = self.json_body().get("params")
+        params = rules.check_input("test", self.json_body()).get("params")
         if params is None:
             params = {p["name"]: p.get("test_value") for p in interface["params"]}
-        if not isinstance(params, dict):
-            raise LibraryError(400, "invalid-field", "params must be an object of interface values", "params")
         self.release_db()
         status, response = await self.service.run(self.service.serving.call, item, params)
         self.send({"status": status, "response": response})
@@ -486,10 +495,7 @@ class FromProjectHandler(BaseHandler):
 
     async def post(self):
         who = self.who
-        data = self.json_body()
-        extra = set(data) - {"project", "name", "smoke", "visibility"}
-        if extra:
-            raise LibraryError(400, "invalid-field", f"unknown field {sorted(extra)[0]!r}", sorted(extra)[0])
+        data = rules.check_input("from-project", self.json_body())
         rules.require_smoke_allowed(data, who)
         rules.require_visibility_allowed(data.get("visibility"), who)
         try:
@@ -501,7 +507,7 @@ class FromProjectHandler(BaseHandler):
         fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
         fields = rules.check_input("algorithm-create", fields)
         item, created = rules.create_or_reopen(self.db, who, fields, smoke=self.service.smoke_by_default)
-        limit = self.service.upload_limit(self.db, who)
+        limit = self.service.quota.room(self.db, who)
         self.release_db()
         try:
             images = []

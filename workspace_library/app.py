@@ -30,11 +30,12 @@ from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
 from workspace_hub.executor import EngineUnavailable
 from workspace_hub.files import write_private
 
-from . import api, pages, rules
+from . import api, pages
 from .db import open_database
 from .jobs import Jobs, Serving
 from .models import BaseEnv, Status, Visibility
-from .rules import LibraryError
+from .errors import LibraryError
+from .quota import Quota
 from .datasets import api as dataset_api
 from .datasets import presets as dataset_presets
 from .datasets.archive import Limits
@@ -74,9 +75,11 @@ class LibraryService(Application):
         write_private(path, b"")  # private from its first byte; SQLite fills the empty file
         return f"sqlite:///{path}"
 
-    max_upload_bytes = Integer(20 * 1024**3, config=True, help="Largest image tar accepted, in bytes.")
+    max_upload_bytes = Integer(20 * 1024**3, config=True, help="Largest file (image tar, dataset or model archive) "
+                                                                 "accepted, in bytes.")
     user_quota_bytes = Integer(100 * 1024**3, config=True,
-                               help="Bytes of image tars each user may keep in the library (admins: no quota).")
+                               help="Bytes each user may keep in the library: image tars, dataset archives and models, uploaded or "
+                                    "trained (admins: no quota).")
     max_request_bytes = Integer(1024**2, config=True,
                                 help="Largest request body, except on the upload endpoints, where an "
                                      "authenticated owner may send up to max_upload_bytes.")
@@ -99,6 +102,9 @@ class LibraryService(Application):
     run_max_mem_gb = Float(8, config=True, help="Most memory a training run may ask for, in GB.")
     run_max_cpus = Float(4, config=True, help="Most CPUs a training run may ask for.")
     run_max_runtime = Integer(24 * 3600, config=True, help="Longest maximum runtime a run may set, in seconds.")
+    serve_max_answer_bytes = Integer(10 * 1024**2, config=True,
+                                     help="Largest answer a service's replica may send through its address; a "
+                                          "larger one is refused with a 502 (answer-too-large), read no further.")
     service_health_timeout = Float(60, config=True, help="Seconds a new service replica gets to answer /health "
                                                           "before it is replaced (or a redo is rolled back).")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
@@ -128,9 +134,9 @@ class LibraryService(Application):
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits)
         self.runs = Runs(self.sessions, root / "library" / "runs", root, self.jobs.executor, slots=self.run_slots,
-                         per_user=self.run_per_user, objects=self.imports.objects)
+                         per_user=self.run_per_user, objects=self.imports.objects, quota=self.quota)
         self.services = Services(self.sessions, root / "library" / "services", root, self.jobs.executor,
-                                 health_timeout=self.service_health_timeout)
+                                 health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
     def run(self, fn, *args):
@@ -197,11 +203,9 @@ class LibraryService(Application):
 
     gpu = False  # whether the engine has a GPU runtime: asked once, when the service starts
 
-    def upload_limit(self, session, who) -> int:
-        """Bytes *who* may still send: the per-file limit, or what is left of their quota if less."""
-        if who.admin:
-            return self.max_upload_bytes
-        return max(0, min(self.max_upload_bytes, self.user_quota_bytes - rules.bytes_used(session, who)))
+    @property
+    def quota(self) -> Quota:
+        return Quota(per_user=self.user_quota_bytes, per_file=self.max_upload_bytes)
 
     def cookie_secret(self) -> bytes:
         """Kept in the data root, so that browser sessions survive a restart of the service."""

@@ -36,6 +36,7 @@ from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import Problem, bounded_json, check_tar
 
 from . import rules
+from .errors import LibraryError
 from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from .store import TarStore
 
@@ -310,7 +311,7 @@ class Serving:
             answer = replica.request(interface.get("method", "POST"), f"/{interface['name']}",
                                      json.dumps(params).encode(), {"Content-Type": "application/json"}, timeout=60)
         except OSError as e:
-            raise rules.LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
+            raise LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
         try:
             return answer.status, json.loads(answer.body)
         except ValueError:
@@ -331,7 +332,7 @@ class Serving:
         except ProbeFailed as e:
             if replica is not None:
                 replica.remove()
-            raise rules.LibraryError(502, "service-down", f"the predict image did not answer /health: "
+            raise LibraryError(502, "service-down", f"the predict image did not answer /health: "
                                        f"{str(e)[-500:]}") from None
         self.running[algorithm.key] = replica
         return replica

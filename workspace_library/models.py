@@ -221,7 +221,25 @@ class Model(Record, Base):
     files: Mapped[int] = mapped_column(Integer, default=0)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     lineage: Mapped[dict] = mapped_column(JSON, default=dict)  # labels and settings, kept if the rows go
-    shared_with: Mapped[list] = mapped_column(JSON, default=list)  # users who see it although it is private
+    grants: Mapped[list[ModelGrant]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
+                                                    order_by="ModelGrant.user")
+
+    @property
+    def shared_with(self) -> list[str]:
+        return [grant.user for grant in self.grants]
+
+
+class ModelGrant(Base):
+    """One user who may see and use a private model: an exact name, never a pattern."""
+
+    __tablename__ = "model_grants"
+    __table_args__ = (UniqueConstraint("model_id", "user", name="uq_model_grant"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    by: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
 class ModelAlias(Base):

@@ -15,17 +15,15 @@ each problem becomes a :class:`LibraryError` that names the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from workspace_hub.contract import DEFAULT_PORT
-from workspace_hub.errors import WorkspaceHubError
-
-from .models import Algorithm, BaseEnv, Dataset, Image, Status, Visibility
+from .access import Who, require_change, visible
+from .errors import LibraryError
+from .models import Algorithm, BaseEnv, Status, Visibility
 
 VERSION = SCHEMA["properties"]["version"]
 PURPOSE = SCHEMA["properties"]["purpose"]
@@ -80,29 +78,16 @@ SCHEMAS = {
     "algorithm-edit": _schema({k: v for k, v in ALGORITHM_FIELDS.items() if k not in ("name", "version")}, []),
     "env-create": _schema(ENV_FIELDS, ["name", "version"]),
     "env-edit": _schema({k: v for k, v in ENV_FIELDS.items() if k != "name"}, []),
+    "pull": _schema({"reference": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._:/@-]{0,254}$"},
+                     "role": {"enum": ["train", "predict", "env"]}}, ["reference"]),
+    "from-project": _schema({"project": {"type": "string", "maxLength": 255}, "name": ALGORITHM_FIELDS["name"],
+                             "smoke": {"type": "boolean"}, "visibility": VISIBILITY}, ["project"]),
+    # an online test: the interface's values by name (its test values when left out)
+    "test": _schema({"params": {"type": "object", "maxProperties": 64}}, []),
+    "empty": _schema({}, []),
 }
 # Fields of an algorithm that stay editable after it has been online.
 ALWAYS_EDITABLE = {"visibility", "description"}
-
-
-class LibraryError(WorkspaceHubError):
-    """A refused request: HTTP *status*, a stable *code*, a message naming the rule and the fix."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-    def as_dict(self) -> dict:
-        return {"error": {"status": self.status, "code": self.code, "message": self.message, "field": self.field}}
-
-
-@dataclass(frozen=True)
-class Who:
-    """The caller, as the hub identified it."""
-
-    name: str
-    admin: bool = False
-    kind: str = "user"
 
 
 def check_input(schema: str | dict, data) -> dict:
@@ -116,35 +101,6 @@ def check_input(schema: str | dict, data) -> dict:
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise LibraryError(400, "invalid-field", f"{field}: {first.message}{more}", field)
     return data
-
-
-def can_see(item, who: Who) -> bool:
-    return who.admin or item.visibility != Visibility.private or item.owner == who.name
-
-
-def visible_to(model, who: Who):
-    """A WHERE clause: the rows of *model* that *who* may see."""
-    if who.admin:
-        return True
-    return or_(model.visibility != Visibility.private, model.owner == who.name)
-
-
-def get_visible(session: Session, model, item_id: int, who: Who):
-    item = session.get(model, item_id)
-    if item is None or not can_see(item, who):
-        raise LibraryError(404, "not-found", f"No {model.KIND} with id {item_id} is visible to you.")
-    return item
-
-
-def require_change(item, who: Who) -> None:
-    """Owners and admins change items; preset items are for admins only."""
-    if who.admin:
-        return
-    if item.visibility == Visibility.preset:
-        raise LibraryError(403, "preset", f"{item.name} is a preset; only admins change presets.")
-    if item.owner != who.name:
-        raise LibraryError(403, "not-owner", f"{item.name} belongs to {item.owner}; only its owner or an "
-                           "admin can change it.")
 
 
 def require_visibility_allowed(visibility: str | None, who: Who) -> None:
@@ -249,22 +205,13 @@ def check_deletable(item, who: Who) -> None:
         raise LibraryError(409, "validating", "Wait until validation ends before deleting.")
 
 
-def bytes_used(session: Session, who: Who) -> int:
-    """Bytes of image tars and dataset archives the records of *who* hold (the per-user quota counts these)."""
-    total = session.scalar(select(func.coalesce(func.sum(Dataset.size), 0)).where(Dataset.owner == who.name)) or 0
-    for model, key in ((Algorithm, Image.algorithm_id), (BaseEnv, Image.env_id)):
-        total += session.scalar(select(func.coalesce(func.sum(Image.size), 0)).join(model, key == model.id)
-                                .where(model.owner == who.name)) or 0
-    return int(total)
-
-
 SORTABLE = {"name", "created", "updated", "status", "owner"}
 
 
 def listing(session: Session, model, who: Who, filters: dict, q: str | None, page: int, per_page: int,
             sort: str = "-updated") -> dict:
     """One page of the items *who* can see, filtered by exact column values and a name/description search."""
-    where = [visible_to(model, who)]
+    where = [visible(model, who)]
     for column, value in filters.items():
         where.append(getattr(model, column) == value)
     if q:

@@ -28,10 +28,12 @@ def test_a_version_never_online_reopens_for_its_missing_image_and_a_frozen_one_i
     import pytest
 
     from workspace_library import rules
+    from workspace_library.access import Who
+    from workspace_library.errors import LibraryError
     from workspace_library.models import Status
 
     sessions = open_database(f"sqlite:///{tmp_path / 'library.sqlite'}")
-    olive = rules.Who("olive")
+    olive = Who("olive")
     with sessions() as session:
         first, created = rules.create_or_reopen(session, olive, {"name": "bayes", "version": "1.0"})
         assert created
@@ -39,10 +41,10 @@ def test_a_version_never_online_reopens_for_its_missing_image_and_a_frozen_one_i
                                                                  "description": "now with its api"})
         assert not created and again.id == first.id and again.description == "now with its api"
         # another user's same name is another item, never theirs to reopen
-        other, created = rules.create_or_reopen(session, rules.Who("oscar"), {"name": "bayes", "version": "1.0"})
+        other, created = rules.create_or_reopen(session, Who("oscar"), {"name": "bayes", "version": "1.0"})
         assert created and other.id != first.id
         first.status, first.was_online = Status.offline, True
         session.commit()
-        with pytest.raises(rules.LibraryError) as e:
+        with pytest.raises(LibraryError) as e:
             rules.create_or_reopen(session, olive, {"name": "bayes", "version": "1.0"})
         assert (e.value.status, e.value.code) == (409, "exists") and "frozen" in e.value.message

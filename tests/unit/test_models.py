@@ -118,11 +118,15 @@ def test_deleting_frees_exactly_what_nothing_else_uses(library, as_, tmp_path):
     v2 = trained(service, tmp_path, {"a": shared, "b": mine}, name="collected")
     with service.sessions() as db:
         manifest = db.get(Model, v2).manifest
-    dry = as_["owner"]("DELETE", f"models/{v2}", params={"dry_run": "1"}).json()
     expected = sorted([manifest, __import__("hashlib").sha256(mine).hexdigest()])
-    assert dry == {"dry_run": True, "freed": expected}
+    releases = {"bytes": len(shared) + len(mine), "files": 2}
+    # the owner is told their own usage the delete releases, never which stored objects go
+    dry = as_["owner"]("DELETE", f"models/{v2}", params={"dry_run": "1"}).json()
+    assert dry == {"dry_run": True, "releases": releases}
     assert as_["owner"]("GET", f"models/{v2}").status_code == 200  # a dry run deletes nothing
-    assert as_["owner"]("DELETE", f"models/{v2}").json()["freed"] == expected
+    # an admin's dry run also lists the objects freed, which the owner's never does
+    assert as_["admin"]("DELETE", f"models/{v2}", params={"dry_run": "1"}).json()["freed"] == expected
+    assert as_["owner"]("DELETE", f"models/{v2}").json() == {"dry_run": False, "releases": releases}
     assert all(not objects.path(d).exists() for d in expected)
     with zipfile.ZipFile(io.BytesIO(as_["owner"]("GET", f"models/{v1}/download").content)) as z:
         assert z.read("a") == shared

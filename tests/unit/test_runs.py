@@ -21,7 +21,7 @@ from kubernetes_asyncio.client import (
 
 from workspace_hub.kubernetes import KubernetesExecutor, job_state
 from workspace_library.models import Algorithm, Dataset, Image, ImageStatus, Run, RunStatus, Status, Visibility
-from workspace_library.rules import LibraryError
+from workspace_library.errors import LibraryError
 from workspace_library.runs.logs import parse_metric
 from workspace_library.runs.queue import Runs
 from workspace_library.runs.rules import check_hyperparameters

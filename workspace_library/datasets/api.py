@@ -19,10 +19,10 @@ import re
 
 from tornado import web
 
-from .. import rules
+from .. import access, rules
 from ..api import ItemHandler, ListHandler, _time
 from ..models import Dataset, Status, Visibility
-from ..rules import LibraryError
+from ..errors import LibraryError
 from ..streaming import send_archive
 from ..runs.rules import require_no_active_runs
 from . import rules as dataset_rules
@@ -88,10 +88,7 @@ class DatasetListHandler(DatasetMixin, ListHandler):
         data = rules.check_input(dataset_rules.SCHEMAS["dataset-create"], self.json_body())
         uploads = dataset_rules.check_archives(data)
         size = sum(u["size"] for u in uploads.values())
-        limit = self.service.upload_limit(self.db, who)
-        if size > limit:
-            raise LibraryError(413, "too-large", f"the archives are {size} bytes; you may add {limit} more (the "
-                               "per-file limit or what is left of your quota)", "archives")
+        self.service.quota.require(self.db, who, size, what="the archives", field="archives")
         fields = {k: v for k, v in data.items() if k != "archives"}
         dataset = rules.create(self.db, Dataset, who, fields, status=Status.uploading, uploads=uploads, size=size,
                                manifests={}, report={})
@@ -101,7 +98,7 @@ class DatasetListHandler(DatasetMixin, ListHandler):
 class DatasetItemHandler(DatasetMixin, ItemHandler):
     def patch(self, item_id):
         dataset = self.item(item_id)
-        rules.require_change(dataset, self.who)
+        access.require_change(dataset, self.who)
         data = rules.check_input(dataset_rules.SCHEMAS["dataset-edit"], self.json_body())
         dataset_rules.check_edit(dataset, data)
         if data.get("test_mode", dataset.test_mode) != dataset.test_mode:
@@ -184,8 +181,8 @@ class ArchiveHandler(DatasetMixin, ItemHandler):
     async def _prepare_patch(self):
         who = self.who
         split = self.path_kwargs["split"]
-        dataset = rules.get_visible(self.db, Dataset, int(self.path_kwargs["item_id"]), who)
-        rules.require_change(dataset, who)
+        dataset = access.get_visible(self.db, Dataset, int(self.path_kwargs["item_id"]), who)
+        access.require_change(dataset, who)
         if self.request.headers.get("Content-Type", "").split(";")[0].strip() not in OCTETS:
             raise LibraryError(415, "content-type", f"send the bytes as {OCTETS[0]}")
         offset = _header_int(self, "Upload-Offset")
@@ -199,11 +196,12 @@ class ArchiveHandler(DatasetMixin, ItemHandler):
             self.offset_hint = current
             raise LibraryError(409, "offset", f"{current} bytes of this archive have arrived; send from there",
                                "Upload-Offset")
+        if length is not None and split in dataset.uploads and length != dataset.uploads[split]["size"]:
+            # a new declared size counts against the quota before it is kept
+            declared = sum(u["size"] for s, u in dataset.uploads.items() if s != split) + length
+            self.service.quota.require(self.db, who, declared, releasing=dataset.size, what="the archives",
+                                       field="Upload-Length")
         dataset_rules.start_upload(dataset, split, offset, length)
-        limit = self.service.upload_limit(self.db, who) + (dataset.size if not who.admin else 0)
-        if dataset.size > limit:
-            raise LibraryError(413, "too-large", f"the archives are {dataset.size} bytes; your quota leaves "
-                               f"{limit}", "Upload-Length")
         remaining = dataset.uploads[split]["size"] - offset
         sent = int(self.request.headers.get("Content-Length") or 0)
         if sent > remaining:

@@ -14,10 +14,10 @@ import uuid
 from sqlalchemy import select
 from tornado import web
 
-from .. import rules
+from .. import access, rules
 from ..api import BaseHandler, _int_arg, _time
 from ..models import Model, ModelAlias, ModelAliasEvent, Run, RunStatus
-from ..rules import LibraryError
+from ..errors import LibraryError
 from ..runs.api import run_json
 from ..runs import rules as run_rules
 from ..runs.rules import queue as queue_run
@@ -45,7 +45,7 @@ def model_json(session, model: Model, detail: bool = True) -> dict:
 
 class ModelHandler(BaseHandler):
     def model(self, model_id) -> Model:
-        return model_rules.get_visible(self.db, int(model_id), self.who)
+        return access.get_visible(self.db, Model, int(model_id), self.who)
 
     @property
     def objects(self):
@@ -62,7 +62,7 @@ class ModelHandler(BaseHandler):
 class ModelListHandler(ModelHandler):
     def get(self):
         who = self.who
-        where = [model_rules.visible_to(who)]
+        where = [access.visible(Model, who)]
         for name in ("owner", "name", "version"):
             value = self.get_query_argument(name, None)
             if value is not None:
@@ -83,7 +83,7 @@ class ModelItemHandler(ModelHandler):
 
     def patch(self, model_id):
         model = self.model(model_id)
-        model_rules.require_owner(model, self.who)
+        access.require_change(model, self.who)
         data = rules.check_input(model_rules.SCHEMAS["model-edit"], self.json_body())
         rules.require_visibility_allowed(data.get("visibility"), self.who)
         rules.apply_fields(model, data)
@@ -93,12 +93,14 @@ class ModelItemHandler(ModelHandler):
     async def delete(self, model_id):
         """``?dry_run=1`` lists what would be freed without deleting."""
         model = self.model(model_id)
-        model_rules.require_owner(model, self.who)
-        if self.get_query_argument("dry_run", "") in ("1", "true"):
+        access.require_change(model, self.who)
+        releases = {"bytes": model.size, "files": model.files}  # the caller's own usage, whoever shares content
+        dry_run = self.get_query_argument("dry_run", "") in ("1", "true")
+        if dry_run:
             freed = await self.service.run(model_rules.unreferenced, self.db, self.objects, model)
-            return self.send({"dry_run": True, "freed": freed})
-        freed = await self.service.run(model_rules.delete, self.db, self.objects, model, self.who)
-        self.send({"dry_run": False, "freed": freed})
+        else:
+            freed = await self.service.run(model_rules.delete, self.db, self.objects, model, self.who)
+        self.send({"dry_run": dry_run, "releases": releases, **({"freed": freed} if self.who.admin else {})})
 
 
 class AliasHandler(ModelHandler):
@@ -124,10 +126,8 @@ class ShareHandler(ModelHandler):
 
     def post(self, model_id):
         model = self.model(model_id)
-        model_rules.require_owner(model, self.who)
         user = rules.check_input(model_rules.SCHEMAS["model-share"], self.json_body())["user"]
-        model.shared_with = sorted(set(model.shared_with or []) | {user})
-        self.db.commit()
+        model_rules.share(self.db, model, user, self.who)
         self.send(model_json(self.db, model))
 
 
@@ -138,9 +138,7 @@ class UnshareHandler(ModelHandler):
 
     def delete(self, model_id, user):
         model = self.model(model_id)
-        model_rules.require_owner(model, self.who)
-        model.shared_with = [u for u in model.shared_with or [] if u != user]
-        self.db.commit()
+        model_rules.unshare(self.db, model, user, self.who)
         self.send(model_json(self.db, model))
 
 
@@ -216,7 +214,7 @@ class TransferHandler(ModelHandler):
         source = self.db.get(Run, model.run_id) if model.run_id else None
         if source is None:
             raise LibraryError(409, "no-run", f"{model.name} {model.version} has no training run to start from")
-        body = self.json_body()
+        body = rules.check_input(model_rules.SCHEMAS["model-transfer"], self.json_body())
         data = {"name": body.get("name") or f"{model.name}-transfer", "algorithm": source.algorithm_id,
                 "dataset": body.get("dataset") or source.dataset_id, "hyperparameters": source.hyperparameters,
                 "resources": source.resources, "max_runtime": source.max_runtime, "parent_model": model.id,
@@ -240,10 +238,10 @@ class UploadHandler(ModelHandler):
     def prepare(self):
         try:
             who = self.who
-            limit = self.service.upload_limit(self.db, who)
+            limit = self.service.quota.room(self.db, who)
             length = int(self.request.headers.get("Content-Length") or 0)
             if length > limit:
-                raise LibraryError(413, "too-large", f"the upload is {length} bytes; you may send {limit} more")
+                self.service.quota.require(self.db, who, length, what="the upload")
         except LibraryError as e:
             self.refusal = e
             return
@@ -274,7 +272,7 @@ class UploadHandler(ModelHandler):
             raise LibraryError(400, "invalid-field", "version: 1-32 letters, digits, '.', '_' and '-'", "version")
         model = await self.service.run(model_rules.register_upload, self.db, self.objects, self.who, name, version,
                                        self.folder / "archive.part", self.folder / "staging",
-                                       self.service.imports.limits)
+                                       self.service.imports.limits, self.service.quota)
         self.send(model_json(self.db, model), 201)
 
 

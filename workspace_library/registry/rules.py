@@ -4,30 +4,34 @@
 - A succeeded run registers its model: the regular files of its model folder go into the
   content-addressed store (links, fifos and devices a run wrote there are skipped, never
   followed), under the run's name, as the next version.  Versions are immutable.
-- Visibility: private, public or preset (admins), plus sharing a private model with one user,
-  which copies nothing.  Others see neither a private model nor its files.
+- Visibility: private, public or preset (admins), plus sharing a private model with one user
+  (a grant, matched by exact name), which copies nothing.  Others see neither a private model nor its files.
 - Aliases (``production``) point at one version of a model name; every move is kept.
-- Deleting a version frees exactly the stored objects no other model or dataset uses; a dry
-  run lists them.  An aliased version is deleted with its aliases, and the history says so.  A version
+- Deleting a version frees exactly the stored objects no other model or dataset uses.  What the
+  owner is told (and a dry run tells) is their own usage the delete releases, never which objects
+  are freed: that would confirm whether another user stored the same content.  Admins also see the
+  freed objects.  An aliased version is deleted with its aliases, and the history says so.  A version
   that a service serves is not deleted (409).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
 from pathlib import Path
 
-from sqlalchemy import Text, cast, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workspace_hub.algorithm import NAME
 from workspace_hub.smoke import MAX_MODEL_BYTES, MAX_MODEL_FILES
 
-from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, Run, Service, Status, Visibility
-from ..rules import TEXT, VISIBILITY, LibraryError, Who, _schema
+from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, ModelGrant, Run, Service, Status, Visibility
+from ..access import Who, require_change
+from ..errors import LibraryError
+from ..quota import Quota
+from ..rules import TEXT, VISIBILITY, _schema
 from ..datasets import importer
 from ..store import ObjectStore
 
@@ -35,27 +39,24 @@ ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 SCHEMAS = {
     "model-edit": _schema({"description": TEXT, "visibility": VISIBILITY}, []),
     "model-share": _schema({"user": {"type": "string", "minLength": 1, "maxLength": 255}}, ["user"]),
+    # a one-click transfer run: its name and dataset (the trained model's run gives the rest)
+    "model-transfer": _schema({"name": {"type": "string", "pattern": NAME},
+                               "dataset": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}, []),
 }
 
 
-def can_see(model: Model, who: Who) -> bool:
-    return who.admin or model.visibility != Visibility.private or model.owner == who.name or \
-        who.name in (model.shared_with or [])
+def share(session: Session, model: Model, user: str, who: Who) -> None:
+    """Grant one user, by exact name, sight and use of a private model (nothing is copied)."""
+    require_change(model, who)
+    if user not in model.shared_with:
+        model.grants.append(ModelGrant(user=user, by=who.name))
+    session.commit()
 
 
-def visible_to(who: Who):
-    if who.admin:
-        return True
-    # a JSON list is matched as text: exact names are quoted in it ("alice"), so "al" never matches "alice"
-    return or_(Model.visibility != Visibility.private, Model.owner == who.name,
-               cast(Model.shared_with, Text).contains(json.dumps(who.name)))
-
-
-def get_visible(session: Session, model_id: int, who: Who) -> Model:
-    model = session.get(Model, model_id)
-    if model is None or not can_see(model, who):
-        raise LibraryError(404, "not-found", f"No model with id {model_id} is visible to you.")
-    return model
+def unshare(session: Session, model: Model, user: str, who: Who) -> None:
+    require_change(model, who)
+    model.grants = [grant for grant in model.grants if grant.user != user]
+    session.commit()
 
 
 def model_files(folder: Path) -> list[tuple[str, Path]]:
@@ -76,10 +77,15 @@ def model_files(folder: Path) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
-def register(session: Session, objects: ObjectStore, run: Run, folder: Path) -> Model:
-    """The model a succeeded run wrote, as the next version of the run's name (blocking: file copies)."""
+def register(session: Session, objects: ObjectStore, run: Run, folder: Path, quota: Quota | None = None) -> Model:
+    """The model a succeeded run wrote, as the next version of the run's name (blocking: file copies).
+    The run's owner's *quota* must hold its files (a 413 ``quota`` otherwise: nothing is stored)."""
+    files = model_files(folder)
+    if quota is not None:
+        quota.require(session, Who(run.owner), sum(path.lstat().st_size for _, path in files),
+                      what="the run's model")
     entries = []
-    for name, path in model_files(folder):
+    for name, path in files:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             digest, size = objects.add_file(path, fd)
@@ -98,15 +104,14 @@ def register(session: Session, objects: ObjectStore, run: Run, folder: Path) -> 
                   lineage={"run": {"id": run.id, "name": run.name}, "algorithm": run.algorithm_label,
                            "dataset": run.dataset_label, "hyperparameters": run.hyperparameters,
                            "train_ratio": run.train_ratio, "seed": run.seed, "image_digest": run.image_digest,
-                           "dataset_manifests": run.dataset_manifests, "parent": run.parent_model_id},
-                  shared_with=[])
+                           "dataset_manifests": run.dataset_manifests, "parent": run.parent_model_id})
     session.add(model)
     session.flush()
     return model
 
 
 def register_upload(session: Session, objects: ObjectStore, who: Who, name: str, version: str, archive: Path,
-                    staging: Path, limits) -> Model:
+                    staging: Path, limits, quota: Quota) -> Model:
     """A model folder uploaded by hand (zip or tar.gz), extracted under the dataset rules in the importer's
     child process; a refused archive is a 400 with the archive rule's code (blocking: call off the loop)."""
     if not re.fullmatch(NAME, name):
@@ -121,6 +126,7 @@ def register_upload(session: Session, objects: ObjectStore, who: Who, name: str,
     part = result["splits"]["model"]
     if not part["ok"]:
         raise LibraryError(400, part["code"], part["message"])
+    quota.require(session, who, sum(m[2] for m in part["members"]), what="the extracted model")
     entries = []
     for member_name, staged, size, digest in part["members"]:
         objects.add(staging / "model" / staged, digest)
@@ -129,20 +135,16 @@ def register_upload(session: Session, objects: ObjectStore, who: Who, name: str,
     objects.build_tree(manifest)
     model = Model(name=name, version=version, owner=who.name, description="", visibility=Visibility.private,
                   status=Status.ready, progress="", errors=[], manifest=manifest, size=sum(e[2] for e in entries),
-                  files=len(entries), metrics={}, lineage={"uploaded_by": who.name}, shared_with=[])
+                  files=len(entries), metrics={}, lineage={"uploaded_by": who.name})
     session.add(model)
     session.commit()
     return model
 
 
-def require_owner(model: Model, who: Who) -> None:
-    if not who.admin and (model.owner != who.name or model.visibility == Visibility.preset):
-        raise LibraryError(403, "not-owner", f"{model.name} {model.version} belongs to {model.owner}; only its "
-                           "owner (or an admin, for presets) changes it")
 
 
 def set_alias(session: Session, model: Model, alias: str, who: Who) -> None:
-    require_owner(model, who)
+    require_change(model, who)
     if not ALIAS.match(alias):
         raise LibraryError(400, "invalid-field", "an alias is 1-40 lowercase letters, digits, '-' and '_', "
                            "starting with a letter, such as production", "alias")
@@ -157,7 +159,7 @@ def set_alias(session: Session, model: Model, alias: str, who: Who) -> None:
 
 
 def remove_alias(session: Session, model: Model, alias: str, who: Who) -> None:
-    require_owner(model, who)
+    require_change(model, who)
     current = session.scalars(select(ModelAlias).where(ModelAlias.owner == model.owner, ModelAlias.name == model.name,
                                                        ModelAlias.alias == alias, ModelAlias.model_id == model.id)).first()
     if current is None:
@@ -189,7 +191,7 @@ def _referenced(objects: ObjectStore, manifest: str) -> set[str]:
 
 def delete(session: Session, objects: ObjectStore, model: Model, who: Who) -> list[str]:
     """Delete a version and the objects only it used; the aliases it held are removed, in their history."""
-    require_owner(model, who)
+    require_change(model, who)
     serving = list(session.scalars(select(Service.name).where(Service.model_id == model.id).limit(5)))
     if serving:
         raise LibraryError(409, "in-use", f"{model.name} {model.version} is served by {', '.join(serving)}; redo "

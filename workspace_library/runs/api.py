@@ -15,10 +15,10 @@ import shutil
 
 from tornado.iostream import StreamClosedError
 
-from .. import rules
+from .. import access, rules
 from ..api import BaseHandler, _int_arg, _time
+from ..errors import LibraryError
 from ..models import Run, RunStatus
-from ..rules import LibraryError
 from . import rules as run_rules
 from .queue import ACTIVE
 
@@ -41,7 +41,7 @@ def run_json(run: Run) -> dict:
 
 class RunHandler(BaseHandler):
     def run(self, run_id) -> Run:
-        return run_rules.get_visible(self.db, int(run_id), self.who)
+        return access.get_visible(self.db, Run, int(run_id), self.who)
 
     @property
     def runs(self):
@@ -53,9 +53,7 @@ class RunListHandler(RunHandler):
 
     def get(self):
         who = self.who
-        query = self.db.query(Run)
-        if not who.admin:
-            query = query.filter(Run.owner == who.name)
+        query = self.db.query(Run).filter(access.visible(Run, who))
         status = self.get_query_argument("status", None)
         if status is not None:
             if status not in RunStatus.__members__:
@@ -97,10 +95,7 @@ class RunItemHandler(RunHandler):
         if run.status != RunStatus.draft:
             raise LibraryError(409, "status", f"run {run.name} is {run.status.value}; only drafts change (rerun "
                                "copies a run into a new draft)")
-        merged = {"name": run.name, "description": run.description, "algorithm": run.algorithm_id,
-                  "dataset": run.dataset_id, "hyperparameters": dict(run.hyperparameters), "resources": run.resources,
-                  "max_runtime": run.max_runtime, "seed": run.seed,
-                  **({"train_ratio": run.train_ratio} if run.train_ratio is not None else {}), **data}
+        merged = {**run_rules.settings(run), **data}
         # the draft's own hyperparameters are recorded as text; new ones come typed
         for key, value in run_rules.resolve(self.db, self.who, merged, self.service.run_limits(),
                                             typed_values="hyperparameters" in data).items():
@@ -109,8 +104,13 @@ class RunItemHandler(RunHandler):
         self.send(run_json(run))
 
     async def delete(self, run_id):
+        """Delete a run in any state: one that is queued or active is stopped first."""
         run = self.run(run_id)
-        run_rules.require_idle(run, "delete")
+        if run.status in (*ACTIVE, RunStatus.queued):
+            run_id = run.id
+            self.release_db()
+            await self.service.run(self.runs.stop, run_id)
+            run = self.run(run_id)
         folder = self.runs.files(run).folder
         self.db.delete(run)
         self.db.commit()
@@ -131,7 +131,9 @@ class RunActionHandler(RunHandler):
     async def post(self, run_id, action):
         run = self.run(run_id)
         if action == "start":
-            run_rules.queue(run)
+            run_rules.queue(run)  # a draft only (nothing is committed if its inputs are refused below)
+            for key, value in run_rules.again(self.db, self.who, run, self.service.run_limits()).items():
+                setattr(run, key, value)
             self.db.commit()
             self.runs.wake()
             return self.send(run_json(run))
@@ -142,12 +144,8 @@ class RunActionHandler(RunHandler):
             self.release_db()
             await self.service.run(self.runs.stop, run_id)
             return self.send(run_json(self.run(run_id)))
-        copy = Run(owner=self.who.name, status=RunStatus.draft, name=run.name, description=run.description,
-                   algorithm_id=run.algorithm_id, dataset_id=run.dataset_id, algorithm_label=run.algorithm_label,
-                   dataset_label=run.dataset_label, image=run.image, dataset_manifests=run.dataset_manifests,
-                   parent_model_id=run.parent_model_id, parent_manifest=run.parent_manifest,
-                   hyperparameters=run.hyperparameters, resources=run.resources, max_runtime=run.max_runtime,
-                   train_ratio=run.train_ratio, seed=run.seed)
+        copy = Run(owner=self.who.name, status=RunStatus.draft,
+                   **run_rules.again(self.db, self.who, run, self.service.run_limits()))
         run_rules.queue(copy)
         self.db.add(copy)
         self.db.commit()

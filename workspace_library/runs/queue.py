@@ -1,7 +1,9 @@
 """The run queue: slots, a per-user cap, starting runs on the executor, watching them to their end.
 
-One scheduler thread starts queued runs, oldest first, while fewer than
-``slots`` run and their owner runs fewer than ``per_user``.  Each started run
+One scheduler thread starts queued runs while fewer than ``slots`` run: each free
+slot goes to the user with the fewest active runs (under ``per_user``), their
+oldest queued run first.  A run that cannot start, for any reason, ends
+``failed`` with reason ``platform`` and frees its slot.  Each started run
 gets a watcher thread that appends the container's output to the run's log
 (:mod:`.logs`) as it arrives, enforces the maximum runtime, and decides the end:
 
@@ -35,7 +37,8 @@ from workspace_hub.validate import bounded_json
 
 from ..models import Run, RunStatus
 from ..registry.rules import register
-from ..rules import LibraryError
+from ..errors import LibraryError
+from ..quota import Quota
 from ..store import ObjectStore
 from .logs import RunFiles
 
@@ -52,8 +55,10 @@ def now() -> datetime:
 
 class Runs:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
-                 slots: int = 2, per_user: int = 2, poll: float = 1.0, objects: ObjectStore | None = None):
+                 slots: int = 2, per_user: int = 2, poll: float = 1.0, objects: ObjectStore | None = None,
+                 quota: Quota | None = None):
         self.sessions = sessions
+        self.quota = quota  # the owner's, which a registered model counts against
         self.objects = objects  # where a succeeded run's model is registered
         self.root = root  # <data root>/library/runs
         self.data_root = data_root
@@ -93,23 +98,32 @@ class Runs:
                 log.exception("the run scheduler failed a pass")
 
     def schedule(self) -> list[int]:
-        """Start what the slots allow; return the ids started."""
+        """Start what the slots allow, sharing them fairly; return the ids started.
+
+        Each free slot goes to the user with the fewest active runs among those with queued runs (and
+        under the per-user cap), their oldest queued run first: a user who queues many runs never makes
+        another wait for all of them.
+        """
         started = []
         with self._lock, self.sessions() as session:
-            active = session.execute(select(Run.owner, func.count()).where(Run.status.in_(ACTIVE))
-                                     .group_by(Run.owner)).all()
-            per_owner = {owner: n for owner, n in active}
+            per_owner = dict(session.execute(select(Run.owner, func.count()).where(Run.status.in_(ACTIVE))
+                                             .group_by(Run.owner)).all())
             running = sum(per_owner.values())
+            waiting: dict[str, list[Run]] = {}
             for run in session.scalars(select(Run).where(Run.status == RunStatus.queued)
                                        .order_by(Run.queued_at, Run.id)):
-                if running >= self.slots:
+                waiting.setdefault(run.owner, []).append(run)
+            while running < self.slots:
+                turns = [(per_owner.get(owner, 0), runs[0].queued_at or runs[0].created, runs[0].id, owner)
+                         for owner, runs in waiting.items() if runs and per_owner.get(owner, 0) < self.per_user]
+                if not turns:
                     break
-                if per_owner.get(run.owner, 0) >= self.per_user:
-                    continue
+                owner = min(turns)[-1]
+                run = waiting[owner].pop(0)
                 run.status, run.attempts, run.message = RunStatus.starting, run.attempts + 1, ""
                 session.commit()
                 running += 1
-                per_owner[run.owner] = per_owner.get(run.owner, 0) + 1
+                per_owner[owner] = per_owner.get(owner, 0) + 1
                 started.append(run.id)
         for run_id in started:
             self._launch(run_id)
@@ -138,26 +152,41 @@ class Runs:
                 "key": run.key, "limits": limits}
 
     def _launch(self, run_id: int) -> None:
-        with self.sessions() as session:
-            run = session.get(Run, run_id)
-            self.files(run).create()
-            batch = self.batch(run)
+        """Start one run; a run that cannot start, for any reason, ends and frees its slot."""
+        try:
+            with self.sessions() as session:
+                run = session.get(Run, run_id)
+                self.files(run).create()
+                batch = self.batch(run)
+        except Exception as e:  # its settings cannot become a container: trying again will not help
+            log.exception("run %s could not be prepared", run_id)
+            return self._platform_failure(run_id, f"the run could not be prepared: {e}", retry=False)
         try:
             container = self.executor.run_batch(**batch)
         except Exception as e:  # the engine, not the user's image, failed: queue again or give up
             return self._platform_failure(run_id, f"the run could not start: {e}")
         with self.sessions() as session:
             run = session.get(Run, run_id)
+            if run is None or run.status != RunStatus.starting:  # stopped (or deleted) while it started
+                _remove(container)
+                if run is not None:
+                    run.status, run.finished, run.message = RunStatus.stopped, now(), "stopped by a user"
+                    session.commit()
+                return
             run.status, run.started = RunStatus.running, now()
             run.image_digest = container.image.id
             session.commit()
             started = run.started
         self._watch(run_id, container, started, skip=0)
 
-    def _platform_failure(self, run_id: int, message: str) -> None:
+    def _platform_failure(self, run_id: int, message: str, retry: bool = True) -> None:
         with self.sessions() as session:
             run = session.get(Run, run_id)
-            if run.attempts < MAX_ATTEMPTS:
+            if run is None:
+                return
+            if run.status == RunStatus.stopping:
+                run.status, run.message, run.finished = RunStatus.stopped, "stopped by a user", now()
+            elif retry and run.attempts < MAX_ATTEMPTS:
                 run.status, run.message = RunStatus.queued, f"{message}; retrying"
             else:
                 run.status, run.reason, run.message, run.finished = RunStatus.failed, "platform", message, now()
@@ -237,17 +266,14 @@ class Runs:
             else:
                 run.status, run.reason, run.message = RunStatus.succeeded, "", ""
                 try:
-                    model = register(session, self.objects, run, files.model)
+                    model = register(session, self.objects, run, files.model, self.quota)
                     run.message = f"registered as model {model.name} {model.version}"
                 except LibraryError as e:
                     run.message = f"the model was not registered: {e.message}"
             session.commit()
         self._stopped_by_user.discard(run_id)
         self._timed_out.discard(run_id)
-        try:
-            container.remove(force=True)
-        except Exception:
-            pass
+        _remove(container)
 
     # -- control -------------------------------------------------------------------------------
     def stop(self, run_id: int) -> None:
@@ -265,9 +291,20 @@ class Runs:
         container = self.executor.find(key)
         if container is not None:
             container.stop(timeout=STOP_GRACE)
-            thread = self._watching.get(run_id)
-            if thread is not None:
-                thread.join(STOP_GRACE + 30)
+        thread = self._watching.get(run_id)
+        if thread is not None:
+            thread.join(STOP_GRACE + 30)
+            return
+        # nothing watches it (it never got a container, or lost it): the stop ends it here
+        if container is not None:
+            _remove(container)
+        with self.sessions() as session:
+            run = session.get(Run, run_id)
+            if run is not None and run.status == RunStatus.stopping:
+                run.status, run.finished, run.message = RunStatus.stopped, now(), "stopped by a user"
+                session.commit()
+        self._stopped_by_user.discard(run_id)
+        self.wake()
 
     def recover(self) -> dict[str, list[int]]:
         """After a restart: watch again the runs whose containers exist; queue again (a platform failure)
@@ -291,6 +328,13 @@ class Runs:
                 files = self.files(run)
             self._watch(run_id, container, started, skip=files.lines())
         return {"found": found, "lost": lost}
+
+
+def _remove(container) -> None:
+    try:
+        container.remove(force=True)
+    except Exception:  # gone already
+        pass
 
 
 def _final_metrics(path: Path) -> dict:

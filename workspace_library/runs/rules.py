@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from workspace_hub.algorithm import NAME
 from workspace_hub.contract import RUN_VARIABLES
 
-from ..models import Algorithm, Dataset, Model, Run, RunStatus, Status, now
-from ..registry.rules import can_see as model_can_see
-from ..rules import TEXT, LibraryError, Who, _schema, can_see
+from ..access import Who, require_usable
+from ..errors import LibraryError
+from ..models import Algorithm, Dataset, Run, RunStatus, Status, now
+from ..rules import TEXT, _schema
 from .queue import ACTIVE
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.stopped)
@@ -58,13 +59,6 @@ class Limits:
     max_cpus: float = 4
     max_runtime: int = 24 * 3600
     gpu: bool = False
-
-
-def get_visible(session: Session, run_id: int, who: Who) -> Run:
-    run = session.get(Run, run_id)
-    if run is None or not (who.admin or run.owner == who.name):
-        raise LibraryError(404, "not-found", f"No run with id {run_id} is visible to you.")
-    return run
 
 
 def typed(env_vars: dict, values: dict) -> dict:
@@ -136,20 +130,17 @@ def check_resources(resources: dict, limits: Limits) -> dict:
 
 
 def resolve(session: Session, who: Who, data: dict, limits: Limits, typed_values: bool = True) -> dict:
-    """The columns of a run from a request: the algorithm, dataset and parent model checked, settings filled in.
-    With *typed_values* False the hyperparameters are a recorded run's text values."""
-    algorithm = session.get(Algorithm, data["algorithm"])
-    if algorithm is None or not can_see(algorithm, who):
-        raise LibraryError(404, "not-found", f"No algorithm with id {data['algorithm']} is visible to you.",
-                           "algorithm")
+    """The columns of a run from a request: the algorithm, dataset and parent model checked, now, as *who*
+    may use them, and settings filled in.  With *typed_values* False the hyperparameters are a recorded
+    run's text values (:func:`settings`)."""
+    algorithm, parent = require_usable(session, who, data["algorithm"], (data["dataset"],),
+                                       data.get("parent_model"))
     train = [i for i in algorithm.images if i.role == "train" and i.tag]
     if algorithm.status != Status.online or not train or not algorithm.train:
         raise LibraryError(409, "algorithm-not-ready", f"{algorithm.name} {algorithm.version} is "
                            f"{algorithm.status.value}{'' if train else ' and has no validated train image'}; train "
                            "with an online algorithm that has one", "algorithm")
     dataset = session.get(Dataset, data["dataset"])
-    if dataset is None or not can_see(dataset, who):
-        raise LibraryError(404, "not-found", f"No dataset with id {data['dataset']} is visible to you.", "dataset")
     if dataset.status != Status.online:
         raise LibraryError(409, "dataset-not-online", f"{dataset.name} {dataset.version} is {dataset.status.value}; "
                            "bring it online first", "dataset")
@@ -164,16 +155,10 @@ def resolve(session: Session, who: Who, data: dict, limits: Limits, typed_values
     independent = dataset.test_mode == "independent"
     env_vars = (algorithm.train or {}).get("env_vars") or {}
     given = data.get("hyperparameters") or {}
-    parent = None
-    if data.get("parent_model"):
-        parent = session.get(Model, data["parent_model"])
-        if parent is None or not model_can_see(parent, who):
-            raise LibraryError(404, "not-found", f"No model with id {data['parent_model']} is visible to you.",
-                               "parent_model")
-        if not algorithm.transfer_training:
-            raise LibraryError(409, "no-transfer", f"{algorithm.name} {algorithm.version} does not support transfer "
-                               "training (its algorithm.yaml says transfer_training: false); train from scratch",
-                               "parent_model")
+    if parent is not None and not algorithm.transfer_training:
+        raise LibraryError(409, "no-transfer", f"{algorithm.name} {algorithm.version} does not support transfer "
+                           "training (its algorithm.yaml says transfer_training: false); train from scratch",
+                           "parent_model")
     return {
         "name": data["name"], "description": data.get("description", ""), "algorithm_id": algorithm.id,
         "dataset_id": dataset.id, "algorithm_label": f"{algorithm.owner}/{algorithm.name} {algorithm.version}",
@@ -187,9 +172,24 @@ def resolve(session: Session, who: Who, data: dict, limits: Limits, typed_values
     }
 
 
-def require_idle(run: Run, action: str) -> None:
-    if run.status in ACTIVE or run.status == RunStatus.queued:
-        raise LibraryError(409, "active", f"run {run.name} is {run.status.value}; stop it before you {action} it")
+def settings(run: Run) -> dict:
+    """A recorded run as the request that would make it again (hyperparameters as recorded text)."""
+    return {"name": run.name, "description": run.description, "algorithm": run.algorithm_id,
+            "dataset": run.dataset_id, "hyperparameters": dict(run.hyperparameters), "resources": run.resources,
+            "max_runtime": run.max_runtime, "seed": run.seed,
+            **({"parent_model": run.parent_model_id} if run.parent_model_id else {}),
+            **({"train_ratio": run.train_ratio} if run.train_ratio is not None else {})}
+
+
+def again(session: Session, who: Who, run: Run, limits: Limits) -> dict:
+    """The columns of *run* resolved anew as *who*, for a start or a rerun: what was visible when the run
+    was saved or first ran proves nothing now.  An input deleted meanwhile is a 409 naming it."""
+    data = settings(run)
+    for field in ("algorithm", "dataset"):
+        if data[field] is None:
+            raise LibraryError(409, "input-gone", f"the {field} of run {run.name} was deleted; train a new run",
+                               field)
+    return resolve(session, who, data, limits, typed_values=False)
 
 
 def queue(run: Run) -> None:

@@ -10,17 +10,21 @@ loopback, so such a port would let any user call any private service.
 from __future__ import annotations
 
 import json
+import re
 import time
+from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from .. import rules
+from .. import access, rules
 from ..api import BaseHandler, _int_arg, _time
+from ..errors import LibraryError
 from ..models import Service, ServiceStatus, Status
-from ..rules import LibraryError, can_see
-from .rules import SCHEMAS, predict_source
+from .rules import SCHEMAS, inputs, predict_source
 
 MAX_BODY = 10 * 1024**2
+# what the address forwards: printable text; control characters (NUL, CR, LF, TAB) never reach a replica
+CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def service_json(service: Service, prefix: str) -> dict:
@@ -33,10 +37,7 @@ def service_json(service: Service, prefix: str) -> dict:
 
 class ServiceHandler(BaseHandler):
     def one(self, service_id) -> Service:
-        service = self.db.get(Service, int(service_id))
-        if service is None or not can_see(service, self.who):
-            raise LibraryError(404, "not-found", f"No service with id {service_id} is visible to you.")
-        return service
+        return access.get_visible(self.db, Service, int(service_id), self.who)
 
     def json(self, service: Service) -> dict:
         return service_json(service, self.settings["service_prefix"])
@@ -51,10 +52,11 @@ class ServiceListHandler(ServiceHandler):
         who = self.who
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
-        query = select(Service).where(rules.visible_to(Service, who))
-        rows = self.db.scalars(query.order_by(Service.created.desc(), Service.id.desc())).all()
-        items = rows[(page - 1) * per_page:page * per_page]
-        self.send({"items": [self.json(s) for s in items], "total": len(rows), "page": page, "per_page": per_page})
+        where = [access.visible(Service, who)]
+        total = self.db.scalar(select(func.count()).select_from(Service).where(*where))
+        items = self.db.scalars(select(Service).where(*where).order_by(Service.created.desc(), Service.id.desc())
+                                .offset((page - 1) * per_page).limit(per_page))
+        self.send({"items": [self.json(s) for s in items], "total": total, "page": page, "per_page": per_page})
 
     async def post(self):
         who = self.who
@@ -78,7 +80,7 @@ class ServiceItemHandler(ServiceHandler):
 
     def patch(self, service_id):
         service = self.one(service_id)
-        rules.require_change(service, self.who)
+        access.require_change(service, self.who)
         data = rules.check_input(SCHEMAS["service-edit"], self.json_body())
         rules.require_visibility_allowed(data.get("visibility"), self.who)
         rules.apply_fields(service, data)
@@ -87,7 +89,7 @@ class ServiceItemHandler(ServiceHandler):
 
     async def delete(self, service_id):
         service = self.one(service_id)
-        rules.require_change(service, self.who)
+        access.require_change(service, self.who)
         service_id = service.id
         self.db.delete(service)
         self.db.commit()
@@ -106,7 +108,7 @@ class ServiceActionHandler(ServiceHandler):
         service = self.one(service_id)
         if action == "test":
             return await self.test(service)
-        rules.require_change(service, self.who)
+        access.require_change(service, self.who)
         body = self.json_body()
         service_id = service.id
         if action == "redo":
@@ -123,10 +125,13 @@ class ServiceActionHandler(ServiceHandler):
             self.db.commit()
             return self.send(self.json(service))
         if action == "stop":
+            rules.check_input("empty", body)
             replicas = 0
         else:
             default = {"replicas": max(1, service.replicas)} if action == "start" else {}
             replicas = rules.check_input(SCHEMAS["service-scale"], {**default, **body})["replicas"]
+            if replicas:  # more replicas start: the caller must still be allowed what they serve
+                predict_source(self.db, self.who, inputs(service))
         self.release_db()
         await self.service.run(self.services.scale, service_id, replicas)
         self.send(self.json(self.one(service_id)))
@@ -134,15 +139,13 @@ class ServiceActionHandler(ServiceHandler):
     async def test(self, service: Service):
         """Call the interface with *params* (its test values by default): status, response and latency."""
         interface = service.interface
-        params = self.json_body().get("params")
+        params = rules.check_input("test", self.json_body()).get("params")
         if params is None:
             params = {p["name"]: p.get("test_value") for p in interface.get("params", [])}
-        if not isinstance(params, dict):
-            raise LibraryError(400, "invalid-field", "params must be an object of interface values", "params")
         service_id = service.id
         self.release_db()
         started = time.perf_counter()
-        status, body = await self.service.run(
+        status, body, _ = await self.service.run(
             self.services.call, service_id, interface.get("method", "POST"), f"/{interface['name']}",
             json.dumps(params).encode(), {"Content-Type": "application/json"})
         latency = round((time.perf_counter() - started) * 1000, 1)
@@ -158,6 +161,7 @@ class ServiceLogsHandler(ServiceHandler):
 
     async def get(self, service_id):
         service = self.one(service_id)
+        access.require_logs(service, self.who)
         kept = self.services.log_file(service)
         pool = self.services.pool(service.id)
         self.release_db()
@@ -179,23 +183,25 @@ class ServeHandler(BaseHandler):
             super().check_xsrf_cookie()
 
     async def serve(self, owner, name, path):
-        who = self.who
-        service = self.db.scalars(select(Service).where(Service.owner == owner, Service.name == name)).first()
-        if service is None or not can_see(service, who):
-            raise LibraryError(404, "not-found", f"No service {owner}/{name} is visible to you.")
+        service = access.service_at(self.db, owner, name, self.who)
         if service.state == ServiceStatus.stopped:
             raise LibraryError(503, "stopped", f"{owner}/{name} is stopped; start it to serve this address again")
         body = self.request.body or None
         if body and len(body) > MAX_BODY:
             raise LibraryError(413, "too-large", f"the body is over {MAX_BODY} bytes")
+        path = path or "/"
+        if CONTROL.search(path):
+            raise LibraryError(400, "bad-path", "the path holds a control character or a space (NUL, CR, LF, TAB); "
+                               "send the interface's path, such as /predict")
         query = f"?{self.request.query}" if self.request.query else ""
         headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
         service_id = service.id
         self.release_db()
-        status, answer = await self.service.run(self.service.services.call, service_id, self.request.method,
-                                                (path or "/") + query, body, headers)
+        status, answer, content_type = await self.service.run(
+            self.service.services.call, service_id, self.request.method,
+            quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers)
         self.set_status(status)
-        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Type", content_type)
         self.finish(answer)
 
     get = post = put = delete = patch = serve

@@ -18,6 +18,7 @@ again instead of starting new ones.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -28,12 +29,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from workspace_hub.executor import LABEL_KEY, DockerExecutor, ProbeFailed, Replica
+from workspace_hub.executor import HEALTH_ANSWER, LABEL_KEY, AnswerTooLarge, DockerExecutor, ProbeFailed, Replica
 
 from ..models import Service, ServiceStatus
 
 log = logging.getLogger("workspace_library")
 MAX_FAILURES = 3
+JSON = "application/json"
 LATENCIES = 1000  # recent calls kept for p50 and p95
 
 
@@ -54,8 +56,9 @@ class Pool:
 
 class Services:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
-                 interval: float = 1.0, health_timeout: float = 60):
+                 interval: float = 1.0, health_timeout: float = 60, max_answer: int = 10 * 1024**2):
         self.sessions = sessions
+        self.max_answer = max_answer  # bytes of one answer the address forwards
         self.health_timeout = health_timeout  # seconds a new replica gets to answer /health
         self.root = root  # <data root>/library/services: one log file per service
         self.data_root = data_root
@@ -186,7 +189,8 @@ class Services:
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict):
-        """(status, body, content type) from a healthy replica, trying the next one if one fails."""
+        """(status, body, content type) from a healthy replica, trying the next one if one fails; an answer
+        over ``max_answer`` bytes is a 502 (read no further than that)."""
         pool = self.pool(service_id)
         with pool.lock:
             ready = [r for r, _ in pool.replicas if r.container.id in pool.healthy]
@@ -199,13 +203,17 @@ class Services:
         for i in range(len(ready)):
             replica = ready[(start + i) % len(ready)]
             try:
-                answer = replica.request(method, path, body, headers, timeout=60)
+                answer = replica.request(method, path, body, headers, timeout=60, limit=self.max_answer)
+            except AnswerTooLarge:
+                self._count(pool, 502, time.perf_counter() - started)
+                return 502, _error(502, "answer-too-large", f"the service's answer passed {self.max_answer} bytes "
+                                   "(LibraryService.serve_max_answer_bytes); answer with less, or ask an admin"), JSON
             except OSError:
                 continue
             self._count(pool, answer.status, time.perf_counter() - started)
-            return answer.status, answer.body
+            return answer.status, answer.body, answer.content_type
         self._count(pool, 503, time.perf_counter() - started)
-        return 503, b'{"error": "no replica of this service answers; see its status"}'
+        return 503, _error(503, "no-replica", "no replica of this service answers; see its status"), JSON
 
     @staticmethod
     def _count(pool: Pool, status: int, seconds: float) -> None:
@@ -268,8 +276,12 @@ class Services:
                 replica.remove()
 
 
+def _error(status: int, code: str, message: str) -> bytes:
+    return json.dumps({"error": {"status": status, "code": code, "message": message, "field": None}}).encode()
+
+
 def _healthy(replica: Replica) -> bool:
     try:
-        return replica.request("GET", "/health", timeout=2).status == 200
-    except OSError:
+        return replica.request("GET", "/health", timeout=2, limit=HEALTH_ANSWER).status == 200
+    except (OSError, AnswerTooLarge):
         return False

@@ -3,16 +3,17 @@
 A service runs the predict image of an online algorithm, with a model mounted read-only (a model version,
 whose algorithm's predict image serves it, or no model for an algorithm that carries its own).  It is
 visible like the library's other records (private, public, preset) and changed by its owner or an admin;
-calling it needs only that the caller may see it.
+calling it needs only that the caller may see it, and its log is its owner's.
 """
 
 from __future__ import annotations
 
 from workspace_hub.algorithm import NAME
 
-from ..models import Algorithm, Model, Status
-from ..registry.rules import can_see as model_can_see
-from ..rules import TEXT, VISIBILITY, LibraryError, _schema, can_see
+from ..access import require_usable
+from ..errors import LibraryError
+from ..models import Status
+from ..rules import TEXT, VISIBILITY, _schema
 
 FIELDS = {"name": {"type": "string", "pattern": NAME}, "description": TEXT, "visibility": VISIBILITY,
           "model": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
@@ -27,25 +28,23 @@ SCHEMAS = {
 
 
 def predict_source(session, who, data: dict) -> dict:
-    """The image, model and interface a service runs: a model (its algorithm's predict image) or an algorithm."""
-    model = None
-    if data.get("model"):
-        model = session.get(Model, data["model"])
-        if model is None or not model_can_see(model, who):
-            raise LibraryError(404, "not-found", f"No model with id {data['model']} is visible to you.", "model")
-        algorithm = session.get(Algorithm, model.algorithm_id) if model.algorithm_id else None
-    elif data.get("algorithm"):
-        algorithm = session.get(Algorithm, data["algorithm"])
-        if algorithm is None or not can_see(algorithm, who):
-            raise LibraryError(404, "not-found", f"No algorithm with id {data['algorithm']} is visible to you.",
-                               "algorithm")
-    else:
+    """The image, model and interface a service runs: a model (its algorithm's predict image) or an algorithm.
+    Checked as *who* at each create, start, scale and redo: the model and the algorithm behind it must both
+    be visible to the caller now."""
+    if not data.get("model") and not data.get("algorithm"):
         raise LibraryError(400, "invalid-field", "name a model (served with its algorithm's predict image) or an "
                            "algorithm with a predict image", "model")
-    predict = [i for i in (algorithm.images if algorithm else []) if i.role == "predict" and i.tag]
-    interface = ((algorithm.predict or {}).get("interface") if algorithm else None) or {}
-    if algorithm is None or not predict or not interface or algorithm.status != Status.online:
+    algorithm, model = require_usable(session, who, data.get("algorithm"), model_id=data.get("model"),
+                                      algorithm_of_model=bool(data.get("model")), model_field="model")
+    predict = [i for i in algorithm.images if i.role == "predict" and i.tag]
+    interface = (algorithm.predict or {}).get("interface") or {}
+    if not predict or not interface or algorithm.status != Status.online:
         raise LibraryError(409, "no-predict", "the algorithm behind this service has no online, validated predict "
                            "image with an interface; publish its api project first", "model" if model else "algorithm")
     return {"algorithm_id": algorithm.id, "model_id": model.id if model else None, "image": predict[0].tag,
             "model_manifest": model.manifest if model else "", "interface": interface}
+
+
+def inputs(service) -> dict:
+    """What a service serves now, as the request that names it (re-checked before each start)."""
+    return {"model": service.model_id} if service.model_id else {"algorithm": service.algorithm_id}

@@ -1,0 +1,74 @@
+"""Every byte a user makes the library keep counts against one quota, checked before the bytes arrive.
+
+What counts: image tars (algorithm versions and base envs), dataset archives (their declared sizes, so a
+larger ``Upload-Length`` is checked before a byte of it is accepted), and models, whether uploaded by
+hand or written by a run.  Sizes are what the user's records hold: content stored once for two users
+still counts for each, so a quota never tells one user what another stored.  Admins have no quota;
+the per-file limit holds for everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .access import Who
+from .errors import LibraryError
+from .models import Algorithm, BaseEnv, Dataset, Image, Model
+
+
+def size_text(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def bytes_used(session: Session, who: Who) -> int:
+    """The bytes the records of *who* hold."""
+    def total(query) -> int:
+        return int(session.scalar(query) or 0)
+
+    used = total(select(func.coalesce(func.sum(Dataset.size), 0)).where(Dataset.owner == who.name))
+    used += total(select(func.coalesce(func.sum(Model.size), 0)).where(Model.owner == who.name))
+    for kind, key in ((Algorithm, Image.algorithm_id), (BaseEnv, Image.env_id)):
+        used += total(select(func.coalesce(func.sum(Image.size), 0)).join(kind, key == kind.id)
+                      .where(kind.owner == who.name))
+    return used
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The admin's limits: bytes per user (``LibraryService.user_quota_bytes``) and per file
+    (``LibraryService.max_upload_bytes``)."""
+
+    per_user: int
+    per_file: int
+
+    def left(self, session: Session, who: Who, releasing: int = 0) -> int | None:
+        """What *who* may still add (None: no quota), when *releasing* bytes of theirs are replaced."""
+        if who.admin:
+            return None
+        return max(0, self.per_user - bytes_used(session, who) + releasing)
+
+    def room(self, session: Session, who: Who) -> int:
+        """The most one upload of *who* may send now: the per-file limit or what the quota leaves."""
+        left = self.left(session, who)
+        return self.per_file if left is None else min(self.per_file, left)
+
+    def require(self, session: Session, who: Who, size: int, releasing: int = 0, what: str = "this upload",
+                field: str | None = None) -> None:
+        """A 413 naming the limit and the usage unless *size* more bytes (replacing *releasing*) fit."""
+        if size > self.per_file:
+            raise LibraryError(413, "too-large", f"{what} is {size_text(size)}; the limit per file is "
+                               f"{size_text(self.per_file)}", field)
+        left = self.left(session, who, releasing)
+        if left is not None and size > left:
+            used = bytes_used(session, who) - releasing
+            raise LibraryError(413, "quota", f"{what} needs {size_text(size)}, but your quota is "
+                               f"{size_text(self.per_user)} and you use {size_text(used)} ({size_text(left)} "
+                               "left); delete models, datasets or algorithm versions you no longer need, or ask "
+                               "an admin for a larger quota", field)
