@@ -35,8 +35,13 @@ class Who:
     kind: str = "user"
 
 
+def owns(item, who: Who) -> bool:
+    """The owner, or an admin: who reads what a record's users did (its log, who mounts it)."""
+    return who.admin or item.owner == who.name
+
+
 def can_see(item, who: Who) -> bool:
-    if who.admin or item.owner == who.name:
+    if owns(item, who):
         return True
     if isinstance(item, Run):
         return False
@@ -90,7 +95,7 @@ def require_change(item, who: Who) -> None:
 
 def require_logs(item, who: Who) -> None:
     """A service's log is its owner's (and admins'): calling a public service is not reading its traffic."""
-    if not (who.admin or item.owner == who.name):
+    if not owns(item, who):
         raise LibraryError(403, "not-owner", f"the log of {item.owner}/{item.name} holds its callers' requests, "
                            "so only its owner or an admin reads it; ask them for what you need")
 

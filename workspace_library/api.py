@@ -478,7 +478,7 @@ class OnlineTestHandler(ItemHandler):
         item = self.item(item_id)
         if not (item.predict or {}).get("interface") or not any(i.role == "predict" and i.tag for i in item.images):
             raise LibraryError(409, "no-predict", f"{item.name} has no validated predict image to test.")
-        if item.status != Status.online and not (self.who.admin or self.who.name == item.owner):
+        if item.status != Status.online and not access.owns(item, self.who):
             raise LibraryError(409, "status", f"{item.name} is {item.status.value}; only online algorithms "
                                "can be tested by others.")
         interface = item.predict["interface"]

@@ -9,7 +9,7 @@ from harness.archives import zip_archive
 from harness.waiting import wait_until
 from workspace_library.models import Dataset, Status, Visibility
 
-from .test_library_api import EXPECTED, ROLES, allowed, as_, db_url, library  # noqa: F401  (fixtures)
+from .test_library_api import EXPECTED, ROLES, allowed
 
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
 

@@ -15,7 +15,6 @@ import pytest
 
 from harness.library import running_service
 
-from .test_library_api import db_url  # noqa: F401  (the SQLite/Postgres parametrized fixture)
 
 
 @pytest.fixture

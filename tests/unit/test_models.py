@@ -13,7 +13,7 @@ from workspace_library.models import (Algorithm, Dataset, Image, ImageStatus, Mo
                                       ServiceStatus, Status, Visibility)
 from workspace_library.registry.rules import register
 
-from .test_library_api import EXPECTED, ROLES, allowed, as_, db_url, library  # noqa: F401  (fixtures)
+from .test_library_api import EXPECTED, ROLES, allowed
 
 
 def trained(service, tmp_path, files: dict, name="news", owner="olive", transfer=False) -> int:

@@ -26,7 +26,7 @@ from workspace_library.runs.logs import parse_metric
 from workspace_library.runs.queue import Runs
 from workspace_library.runs.rules import check_hyperparameters
 
-from .test_library_api import EXPECTED, ROLES, allowed, as_, db_url, library  # noqa: F401  (fixtures)
+from .test_library_api import EXPECTED, ROLES, allowed
 
 GOLDEN = Path(__file__).with_name("golden")
 ENV_VARS = {"EPOCHS": {"type": "Integer", "default": 5, "range": [1, 100]},

@@ -301,7 +301,7 @@ class UsersHandler(DatasetMixin, ItemHandler):
 
     async def get(self, item_id):
         dataset = self.item(item_id)
-        mine = self.who.admin or dataset.owner == self.who.name
+        mine = access.owns(dataset, self.who)
         key = dataset.key
         self.release_db()
         servers = await self.service.run(self.service.servers_using, "dataset", key)

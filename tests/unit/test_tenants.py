@@ -1,0 +1,199 @@
+"""What one user does never changes what another runs, reads or waits for: the rules, without an engine.
+
+The same attacks run through the real hub and engine in tests/integration/test_tenants.py; here each
+rule is pinned where a fake is enough (the scheduler's choices, names that only a stand-in hub can
+create, the one place that decides visibility).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import library as harness_library
+from workspace_library.db import open_database
+from workspace_library.models import Model, Run, RunStatus, Visibility
+from workspace_library.runs.queue import Runs
+
+from .test_models import trained
+
+ROOT = Path(__file__).resolve().parents[2] / "workspace_library"
+
+
+# ---- the queue: fair slots, and a run that cannot start frees its slot
+
+class Started:
+    """A container the fake engine started; nothing watches it (the test ends runs by hand)."""
+
+    class image:
+        id = "sha256:" + "0" * 64
+
+
+class FakeEngine:
+    def __init__(self):
+        self.started: list[str] = []
+
+    def run_batch(self, **batch):
+        self.started.append(batch["key"])
+        return Started()
+
+    def find(self, key):
+        return None
+
+
+@pytest.fixture
+def queue(tmp_path):
+    sessions = open_database(f"sqlite:///{tmp_path / 'library.sqlite'}")
+    engine = FakeEngine()
+    runs = Runs(sessions, tmp_path / "library" / "runs", tmp_path, engine, slots=2, per_user=2)
+    runs._watch = lambda *args, **kwargs: None
+    return runs, sessions, engine
+
+
+def queued(sessions, owner: str, resources: dict | None = None) -> int:
+    from workspace_library.models import now
+
+    with sessions() as db:
+        run = Run(name=f"r{uuid.uuid4().hex[:6]}", owner=owner, status=RunStatus.queued, queued_at=now(),
+                  image="x", dataset_manifests={}, hyperparameters={}, resources=resources or {}, seed=1)
+        db.add(run)
+        db.commit()
+        return run.id
+
+
+def status(sessions, run_id: int) -> Run:
+    with sessions() as db:
+        return db.get(Run, run_id)
+
+
+def end(sessions, run_id: int) -> None:
+    with sessions() as db:
+        db.get(Run, run_id).status = RunStatus.succeeded
+        db.commit()
+
+
+def test_a_user_who_queues_many_runs_does_not_make_another_wait_for_all_of_them(queue):
+    runs, sessions, _ = queue
+    mallory = [queued(sessions, "mallory") for _ in range(6)]
+    assert runs.schedule() == mallory[:2]  # two slots, both hers: nobody else asked
+    victor = queued(sessions, "victor")
+    end(sessions, mallory[0])
+    assert runs.schedule() == [victor]  # the next free slot is victor's, not her third run's
+    end(sessions, mallory[1])
+    assert runs.schedule() == [mallory[2]]
+
+
+def test_a_run_that_cannot_become_a_container_fails_and_frees_its_slot(queue):
+    runs, sessions, engine = queue
+    broken = queued(sessions, "mallory", {"mem_gb": float("nan")})  # written past the API, which refuses NaN
+    victor = queued(sessions, "victor")
+    runs.schedule()
+    runs.schedule()
+    failed = status(sessions, broken)
+    assert (failed.status, failed.reason) == (RunStatus.failed, "platform")
+    assert "could not be prepared" in failed.message
+    assert status(sessions, victor).status == RunStatus.running and len(engine.started) == 1
+
+
+def test_a_run_stuck_starting_without_a_container_can_be_stopped(queue):
+    runs, sessions, _ = queue
+    run_id = queued(sessions, "mallory")
+    with sessions() as db:
+        db.get(Run, run_id).status = RunStatus.starting
+        db.commit()
+    runs.stop(run_id)
+    assert status(sessions, run_id).status == RunStatus.stopped
+
+
+# ---- sharing is an exact grant; names that only a stand-in hub can create
+
+@pytest.mark.parametrize("name", ["al_ce", "%", "ALICE", "alice ", "_lice"])
+def test_a_model_shared_with_alice_is_seen_by_alice_alone(library, as_, tmp_path, monkeypatch, name):
+    service, base = library
+    monkeypatch.setitem(harness_library.USERS, "alice-token", {"kind": "user", "name": "alice", "admin": False})
+    monkeypatch.setitem(harness_library.USERS, "lookalike", {"kind": "user", "name": name, "admin": False})
+    model = trained(service, tmp_path, {"m": b"secret"}, name=f"shared-{uuid.uuid4().hex[:6]}")
+    assert as_["owner"]("POST", f"models/{model}/share", json={"user": "alice"}).status_code == 200
+    alice, lookalike = (harness_library.Client(base, token) for token in ("alice-token", "lookalike"))
+    assert model in [m["id"] for m in alice("GET", "models", params={"per_page": 100}).json()["items"]]
+    assert model not in [m["id"] for m in lookalike("GET", "models", params={"per_page": 100}).json()["items"]]
+    assert lookalike("GET", f"models/{model}").status_code == 404
+    assert lookalike("POST", f"models/{model}/transfer", json={}).status_code == 404
+    as_["owner"]("DELETE", f"models/{model}/share/alice")
+    assert alice("GET", f"models/{model}").status_code == 404  # unsharing takes it back at once
+
+
+# ---- bodies: non-finite numbers never reach a schema or a rule
+
+@pytest.mark.parametrize("body", ['{"name": "x", "algorithm": 1, "dataset": 1, "resources": {"mem_gb": NaN}}',
+                                  '{"name": "x", "algorithm": 1, "dataset": 1, "train_ratio": Infinity}',
+                                  '{"name": "x", "algorithm": 1, "dataset": 1, "train_ratio": -Infinity}',
+                                  '{"name": "x", "algorithm": 1, "dataset": 1, "seed": 1e999}'])
+def test_non_finite_numbers_are_refused_when_the_body_is_parsed(as_, body):
+    r = as_["owner"]("POST", "runs", data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid-json", r.text
+    assert "finite" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [{"dataset": [1, 2]}, {"name": ["x"]}, {"name": "../../Evil<script>"},
+                                  {"name": "x" * 300}, {"name": "UPPER case"}, {"dataset": {"id": 1}},
+                                  {"parent_model": 1}])
+def test_a_transfer_body_follows_its_schema(library, as_, tmp_path, body):
+    service, _ = library
+    model = trained(service, tmp_path, {"m": b"w"}, name=f"t{uuid.uuid4().hex[:6]}", transfer=True)
+    r = as_["owner"]("POST", f"models/{model}/transfer", json=body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid-field", r.text
+
+
+# ---- quotas count models too, and a dry run tells only the caller's usage
+
+def test_models_count_against_the_quota(library, as_, tmp_path, monkeypatch):
+    service, _ = library
+    from workspace_library.access import Who
+    from workspace_library.quota import bytes_used
+
+    with service.sessions() as db:
+        before = bytes_used(db, Who("olive"))
+    trained(service, tmp_path, {"big": b"w" * 1000}, name=f"q{uuid.uuid4().hex[:6]}")
+    with service.sessions() as db:
+        assert bytes_used(db, Who("olive")) == before + 1000 + 1  # the model, and its algorithm's 1-byte tar
+    monkeypatch.setattr(service, "user_quota_bytes", before + 1000)
+    r = as_["owner"]("POST", "models/upload", params={"name": "more"}, data=b"PK" + b"x" * 100,
+                     headers={"Content-Type": "application/zip"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "quota", r.text
+    assert "quota" in r.json()["error"]["message"] and "you use" in r.json()["error"]["message"]
+
+
+def test_a_dry_run_delete_is_the_same_whoever_else_stored_the_content(library, as_, tmp_path):
+    service, _ = library
+    secret = b"victor's private weights"
+    trained(service, tmp_path, {"w": secret}, owner="oscar", name=f"v{uuid.uuid4().hex[:6]}")
+    guess = trained(service, tmp_path, {"a": b"x", "g": secret}, name=f"g{uuid.uuid4().hex[:6]}")
+    miss = trained(service, tmp_path, {"a": b"x", "g": b"y" * len(secret)}, name=f"m{uuid.uuid4().hex[:6]}")
+    answers = [as_["owner"]("DELETE", f"models/{m}", params={"dry_run": "1"}).json() for m in (guess, miss)]
+    assert answers[0] == answers[1] and "freed" not in answers[0]
+    assert not re.search(r"[0-9a-f]{64}", str(answers))
+    with service.sessions() as db:
+        assert db.get(Model, guess).visibility == Visibility.private
+
+
+# ---- one place decides who may see what
+
+# a visibility test, an "owner or admin" test, a grant lookup, or a pattern match where names are compared
+VISIBILITY_QUERIES = re.compile(r"\.visibility\s*(!=|==)|admin or|or \S*\.?admin\b|ModelGrant\.user"
+                                r"|def can_see|def visible|def get_visible|\.like\(|\.contains\(")
+
+
+def test_no_handler_decides_visibility_on_its_own():
+    """Handlers and rules ask workspace_library/access.py; a query of their own would drift from it."""
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.name in ("access.py", "models.py") or "migrations" in path.parts:  # the rule, and the tables
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if VISIBILITY_QUERIES.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
