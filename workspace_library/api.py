@@ -42,6 +42,7 @@ from .store import TooLarge
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 MULTIPART_SLACK = 64 * 1024  # part headers and boundaries around the largest accepted tar
+REFUSED_BODY_READ = 16 * 1024**2  # a logged-in caller's refused upload up to this size is read (and dropped)
 SCHEMA_PREFIX = {Algorithm: "algorithm", BaseEnv: "env"}
 ROLES = {Algorithm: ("train", "predict"), BaseEnv: ("env",)}  # the image tars each kind of item takes
 FILTERS = {
@@ -140,6 +141,15 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def log_exception(self, typ, value, tb):
         if not isinstance(value, LibraryError):
             super().log_exception(typ, value, tb)
+
+    def refuse_upload(self, error: LibraryError) -> None:
+        """Answer *error* to a streamed upload once its body is in: a logged-in caller's body of up to
+        :data:`REFUSED_BODY_READ` bytes is read and dropped, so that the client reads the refusal instead of
+        a reset connection; anyone else's, or a larger one, meets the server's small limit and is cut off."""
+        self.refusal = error
+        length = self.request.headers.get("Content-Length", "")
+        if self.current_user and length.isdigit() and int(length) <= REFUSED_BODY_READ:
+            self.request.connection.set_max_body_size(int(length))
 
     def json_body(self) -> dict:
         """The body as a JSON object; ``NaN``, ``Infinity`` and numbers too large for a float are refused here,
@@ -341,7 +351,7 @@ class UploadHandler(ItemHandler):
                 raise LibraryError(415, "multipart", "send the tar as multipart/form-data "
                                    "(curl -F train=@file.tar)")
         except LibraryError as e:
-            self.refusal = e
+            self.refuse_upload(e)
             return
         finally:
             self.release_db()  # no connection is held while the body streams in

@@ -174,7 +174,7 @@ class ArchiveHandler(DatasetMixin, ItemHandler):
         try:
             await self._prepare_patch()
         except LibraryError as e:
-            self.refusal = e
+            self.refuse_upload(e)
         finally:
             self.release_db()
 

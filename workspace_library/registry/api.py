@@ -243,7 +243,7 @@ class UploadHandler(ModelHandler):
             if length > limit:
                 self.service.quota.require(self.db, who, length, what="the upload")
         except LibraryError as e:
-            self.refusal = e
+            self.refuse_upload(e)
             return
         finally:
             self.release_db()
