@@ -60,7 +60,8 @@ class Client:
 @contextmanager
 def running_service(data_root: Path, db_url: str | None = None, runs: bool = False, **traits):
     """The service on a free loopback port, in a thread; yields (service, base URL).  With *runs*, training runs
-    and service replicas start on the real engine (the run scheduler and the service monitor run)."""
+    and service replicas start on the real engine (the run scheduler and the service monitor run), and every
+    container the service started is removed when it stops."""
     data_root.mkdir(parents=True, exist_ok=True)
     service = LibraryService(data_root=str(data_root), **({"db_url": db_url} if db_url else {}), **traits)
     service.initialize([])
@@ -90,4 +91,9 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
         service.runs.close()
         service.services.close()
         service.jobs.pool.shutdown(wait=True)
+        if runs:  # runs and replicas outlive a library by design: what this one started goes with it
+            executor = service.jobs.executor
+            for container in executor.client.containers.list(all=True, filters={
+                    "label": f"ai.workspace-hub.owner={executor.owner}"}):
+                container.remove(force=True)
         service.sessions.kw["bind"].dispose()

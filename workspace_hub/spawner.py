@@ -243,11 +243,17 @@ class WorkspaceMixin(Configurable):
             if self.library_url:
                 notice = ("The library did not answer, so only the built-in environments are listed, and no "
                           "datasets; what is registered in the library is missing until it is back.")
-        envs = [e for e in envs if not e.gpu or self.gpu_available]
+        gpu = await self.gpu_offered()
+        envs = [e for e in envs if not e.gpu or gpu]
         versions = await asyncio.gather(*(self.env_version(e) for e in envs))
         offered = [replace(e, display_name=with_version(e.display_name, v)) for e, v in zip(envs, versions)
                    if v is not None]
         return Offer(offered, [e for e, v in zip(envs, versions) if v is None], notice, datasets or [])
+
+    async def gpu_offered(self) -> bool:
+        """Whether GPU envs are offered: ``gpu_available``; backends that can ask their engine (Docker) do so
+        when it is not set."""
+        return self.gpu_available
 
     async def env_version(self, env: WorkspaceEnv) -> str | None:
         """The framework version *env*'s built image reports ("" when unknown), or None when its image
@@ -483,12 +489,15 @@ class DockerWorkspaceSpawner(WorkspaceMixin, HostNetworkDockerSpawner):
         version = labels.get(f"{ENV_LABEL_PREFIX}framework-version")
         return f"{env.framework} {version}" if version else ""
 
-    @default("gpu_available")
-    def _default_gpu_available(self):
+    async def gpu_offered(self) -> bool:
+        """``gpu_available`` if the site set it, else whether the engine has the NVIDIA runtime (asked once,
+        through DockerSpawner's thread pool, never on the hub's event loop)."""
+        if self.trait_has_value("gpu_available"):
+            return self.gpu_available
         cls = DockerWorkspaceSpawner
         if cls._engine_has_gpu is None:
             try:
-                cls._engine_has_gpu = "nvidia" in (self.client.info().get("Runtimes") or {})
+                cls._engine_has_gpu = "nvidia" in ((await self.docker("info")).get("Runtimes") or {})
             except Exception:  # engine unreachable: offer no GPU envs
                 return False
         return cls._engine_has_gpu

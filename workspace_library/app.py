@@ -75,12 +75,12 @@ class LibraryService(Application):
         write_private(path, b"")  # private from its first byte; SQLite fills the empty file
         return f"sqlite:///{path}"
 
-    max_upload_bytes = Integer(20 * 1024**3, config=True, help="Largest file (image tar, dataset or model archive) "
-                                                                 "accepted, in bytes.")
-    user_quota_bytes = Integer(100 * 1024**3, config=True,
-                               help="Bytes each user may keep in the library: image tars, dataset archives and models, uploaded or "
-                                    "trained (admins: no quota).")
-    max_request_bytes = Integer(1024**2, config=True,
+    max_upload_bytes = Integer(20 * 1024**3, min=1, config=True,
+                               help="Largest file (image tar, dataset or model archive) accepted, in bytes.")
+    user_quota_bytes = Integer(100 * 1024**3, min=0, config=True,
+                               help="Bytes each user may keep in the library: image tars, dataset archives and "
+                                    "models, uploaded or trained (admins: no quota).")
+    max_request_bytes = Integer(1024**2, min=1024, config=True,
                                 help="Largest request body, except on the upload endpoints, where an "
                                      "authenticated owner may send up to max_upload_bytes.")
     smoke_by_default = Bool(True, config=True, help="Run each image once, sandboxed, before it is ready. "
@@ -92,24 +92,24 @@ class LibraryService(Application):
     def _default_registry(self):
         return os.environ.get("WSHUB_LIBRARY_REGISTRY", "")
 
-    dataset_max_bytes = Integer(50 * 1024**3, config=True,
+    dataset_max_bytes = Integer(50 * 1024**3, min=1, config=True,
                                 help="Most bytes one dataset archive may expand to (a zip bomb stops there).")
-    dataset_max_files = Integer(200_000, config=True, help="Most files one dataset archive may hold.")
-    dataset_max_ratio = Integer(200, config=True,
+    dataset_max_files = Integer(200_000, min=1, config=True, help="Most files one dataset archive may hold.")
+    dataset_max_ratio = Integer(200, min=1, config=True,
                                 help="Most bytes out per byte in when an archive expands (past its first 64 MiB).")
-    run_slots = Integer(2, config=True, help="Training runs that run at once on this engine.")
-    run_per_user = Integer(2, config=True, help="Training runs one user may have running at once.")
-    run_max_mem_gb = Float(8, config=True, help="Most memory a training run may ask for, in GB.")
-    run_max_cpus = Float(4, config=True, help="Most CPUs a training run may ask for.")
-    run_max_runtime = Integer(24 * 3600, config=True, help="Longest maximum runtime a run may set, in seconds.")
-    serve_max_answer_bytes = Integer(10 * 1024**2, config=True,
+    run_slots = Integer(2, min=1, config=True, help="Training runs that run at once on this engine.")
+    run_per_user = Integer(2, min=1, config=True, help="Training runs one user may have running at once.")
+    run_max_mem_gb = Float(8, min=0.25, config=True, help="Most memory a training run may ask for, in GB.")
+    run_max_cpus = Float(4, min=0.1, config=True, help="Most CPUs a training run may ask for.")
+    run_max_runtime = Integer(24 * 3600, min=10, config=True, help="Longest maximum runtime a run may set, in seconds.")
+    serve_max_answer_bytes = Integer(10 * 1024**2, min=1, config=True,
                                      help="Largest answer a service's replica may send through its address; a "
                                           "larger one is refused with a 502 (answer-too-large), read no further.")
-    service_health_timeout = Float(60, config=True, help="Seconds a new service replica gets to answer /health "
+    service_health_timeout = Float(60, min=1, config=True, help="Seconds a new service replica gets to answer /health "
                                                           "before it is replaced (or a redo is rolled back).")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
-    workers = Integer(2, config=True, help="Validation jobs that run at once.")
+    workers = Integer(2, min=1, config=True, help="Validation jobs that run at once.")
     service_name = Unicode(config=True, help="This service's name in the hub (default $JUPYTERHUB_SERVICE_NAME).")
 
     @default("service_name")

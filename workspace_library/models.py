@@ -159,6 +159,16 @@ class RunStatus(str, enum.Enum):
     stopping = "stopping"
     stopped = "stopped"
 
+    @classmethod
+    def active(cls) -> tuple[RunStatus, ...]:
+        """The states that hold a slot: a container exists, or is being made or stopped."""
+        return (cls.starting, cls.running, cls.stopping)
+
+    @classmethod
+    def unfinished(cls) -> tuple[RunStatus, ...]:
+        """Queued or active: what a stop acts on, and what keeps its inputs from being deleted."""
+        return (cls.queued, *cls.active())
+
 
 class Run(Base):
     """One training run: an algorithm version's train image on a dataset version, with its settings, and

@@ -219,8 +219,13 @@ def listing(session: Session, model, who: Who, filters: dict, q: str | None, pag
         where.append(or_(model.name.ilike(pattern, escape="\\"), model.description.ilike(pattern, escape="\\")))
     column = getattr(model, sort.lstrip("-"))
     order = column.desc() if sort.startswith("-") else column.asc()
+    return paginate(session, model, where, (order, model.id.desc()), page, per_page)
+
+
+def paginate(session: Session, model, where: list, order: tuple, page: int, per_page: int) -> dict:
+    """One page of the rows of *model* that match *where*, and their total: the one listing query."""
     total = session.scalar(select(func.count()).select_from(model).where(*where))
-    rows = session.scalars(select(model).where(*where).order_by(order, model.id.desc())
+    rows = session.scalars(select(model).where(*where).order_by(*order)
                           .offset((page - 1) * per_page).limit(per_page)).all()
     return {"items": rows, "total": total, "page": page, "per_page": per_page}
 

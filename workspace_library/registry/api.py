@@ -69,12 +69,8 @@ class ModelListHandler(ModelHandler):
                 where.append(getattr(Model, name) == value[:255])
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
-        query = select(Model).where(*where)
-        total = len(self.db.scalars(query.with_only_columns(Model.id)).all())
-        items = self.db.scalars(query.order_by(Model.created.desc(), Model.id.desc())
-                                .offset((page - 1) * per_page).limit(per_page))
-        self.send({"items": [model_json(self.db, m, detail=False) for m in items], "total": total, "page": page,
-                   "per_page": per_page})
+        result = rules.paginate(self.db, Model, where, (Model.created.desc(), Model.id.desc()), page, per_page)
+        self.send({**result, "items": [model_json(self.db, m, detail=False) for m in result["items"]]})
 
 
 class ModelItemHandler(ModelHandler):

@@ -20,7 +20,6 @@ from ..api import BaseHandler, _int_arg, _time
 from ..errors import LibraryError
 from ..models import Run, RunStatus
 from . import rules as run_rules
-from .queue import ACTIVE
 
 TAIL_POLL = 0.1  # seconds between looks at a growing log
 
@@ -53,24 +52,23 @@ class RunListHandler(RunHandler):
 
     def get(self):
         who = self.who
-        query = self.db.query(Run).filter(access.visible(Run, who))
+        where = [access.visible(Run, who)]
         status = self.get_query_argument("status", None)
         if status is not None:
             if status not in RunStatus.__members__:
                 raise LibraryError(400, "invalid-query", f"status must be one of {', '.join(RunStatus.__members__)}",
                                    "status")
-            query = query.filter(Run.status == RunStatus(status))
+            where.append(Run.status == RunStatus(status))
         for name, column in (("algorithm", Run.algorithm_id), ("dataset", Run.dataset_id)):
             raw = self.get_query_argument(name, None)
             if raw is not None:
                 if not re.fullmatch(r"\d{1,9}", raw):
                     raise LibraryError(400, "invalid-query", f"{name} must be an id", name)
-                query = query.filter(column == int(raw))
+                where.append(column == int(raw))
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
-        total = query.count()
-        items = query.order_by(Run.created.desc(), Run.id.desc()).offset((page - 1) * per_page).limit(per_page)
-        self.send({"items": [run_json(r) for r in items], "total": total, "page": page, "per_page": per_page})
+        result = rules.paginate(self.db, Run, where, (Run.created.desc(), Run.id.desc()), page, per_page)
+        self.send({**result, "items": [run_json(r) for r in result["items"]]})
 
     def post(self):
         who = self.who
@@ -106,7 +104,7 @@ class RunItemHandler(RunHandler):
     async def delete(self, run_id):
         """Delete a run in any state: one that is queued or active is stopped first."""
         run = self.run(run_id)
-        if run.status in (*ACTIVE, RunStatus.queued):
+        if run.status in RunStatus.unfinished():
             run_id = run.id
             self.release_db()
             await self.service.run(self.runs.stop, run_id)
@@ -138,7 +136,7 @@ class RunActionHandler(RunHandler):
             self.runs.wake()
             return self.send(run_json(run))
         if action == "stop":
-            if run.status not in (*ACTIVE, RunStatus.queued):
+            if run.status not in RunStatus.unfinished():
                 raise LibraryError(409, "status", f"run {run.name} is {run.status.value}; there is nothing to stop")
             run_id = run.id
             self.release_db()
@@ -204,7 +202,7 @@ class RunLogHandler(RunHandler):
                     quiet = 0.0
                     with self.service.sessions() as session:
                         status = session.get(Run, run_id).status
-                    if status not in (*ACTIVE, RunStatus.queued, RunStatus.draft):
+                    if status not in (*RunStatus.unfinished(), RunStatus.draft):
                         self.write(f"event: end\ndata: {status.value}\n\n")
                         await self.flush()
                         break

@@ -43,7 +43,6 @@ from ..store import ObjectStore
 from .logs import RunFiles
 
 log = logging.getLogger("workspace_library")
-ACTIVE = (RunStatus.starting, RunStatus.running, RunStatus.stopping)
 MAX_ATTEMPTS = 3
 STOP_GRACE = 5
 METRICS_FILES = {"metrics.json", "metrics.jsonl"}
@@ -106,7 +105,7 @@ class Runs:
         """
         started = []
         with self._lock, self.sessions() as session:
-            per_owner = dict(session.execute(select(Run.owner, func.count()).where(Run.status.in_(ACTIVE))
+            per_owner = dict(session.execute(select(Run.owner, func.count()).where(Run.status.in_(RunStatus.active()))
                                              .group_by(Run.owner)).all())
             running = sum(per_owner.values())
             waiting: dict[str, list[Run]] = {}
@@ -311,7 +310,7 @@ class Runs:
         those whose containers are gone."""
         found, lost = [], []
         with self.sessions() as session:
-            runs = [(r.id, r.key, r.started) for r in session.scalars(select(Run).where(Run.status.in_(ACTIVE)))]
+            runs = [(r.id, r.key, r.started) for r in session.scalars(select(Run).where(Run.status.in_(RunStatus.active())))]
         for run_id, key, started in runs:
             container = self.executor.find(key)
             if container is None:

@@ -26,7 +26,6 @@ from ..access import Who, require_usable
 from ..errors import LibraryError
 from ..models import Algorithm, Dataset, Run, RunStatus, Status, now
 from ..rules import TEXT, _schema
-from .queue import ACTIVE
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.stopped)
 RESOURCES = {"type": "object", "additionalProperties": False,
@@ -203,7 +202,7 @@ def require_no_active_runs(session: Session, record) -> None:
     """An algorithm or dataset that a queued or active run uses cannot be deleted."""
     column = Run.algorithm_id if isinstance(record, Algorithm) else Run.dataset_id
     names = [r.name for r in session.query(Run).filter(column == record.id,
-                                                        Run.status.in_([RunStatus.queued, *ACTIVE])).limit(5)]
+                                                        Run.status.in_(RunStatus.unfinished())).limit(5)]
     if names:
         raise LibraryError(409, "in-use", f"{record.name} is used by training runs ({', '.join(names)}); stop them "
                            "first")

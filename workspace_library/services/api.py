@@ -14,7 +14,6 @@ import re
 import time
 from urllib.parse import quote
 
-from sqlalchemy import func, select
 
 from .. import access, rules
 from ..api import BaseHandler, _int_arg, _time
@@ -52,11 +51,9 @@ class ServiceListHandler(ServiceHandler):
         who = self.who
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
-        where = [access.visible(Service, who)]
-        total = self.db.scalar(select(func.count()).select_from(Service).where(*where))
-        items = self.db.scalars(select(Service).where(*where).order_by(Service.created.desc(), Service.id.desc())
-                                .offset((page - 1) * per_page).limit(per_page))
-        self.send({"items": [self.json(s) for s in items], "total": total, "page": page, "per_page": per_page})
+        result = rules.paginate(self.db, Service, [access.visible(Service, who)],
+                                (Service.created.desc(), Service.id.desc()), page, per_page)
+        self.send({**result, "items": [self.json(s) for s in result["items"]]})
 
     async def post(self):
         who = self.who
