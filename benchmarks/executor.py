@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared harness/
 from harness.waiting import free_port, wait_until  # noqa: E402
 from workspace_hub.envbuild import OS_IMAGE  # noqa: E402
-from workspace_hub.executor import SANDBOX, DockerExecutor, Replica  # noqa: E402
+from workspace_hub.executor import ReplicaSpec  # noqa: E402
+from workspace_hub.executor.docker import SANDBOX, DockerExecutor  # noqa: E402
 from workspace_hub.validate import check_tar  # noqa: E402
 
 SERVER = ("import http.server, os\n"
@@ -75,7 +76,7 @@ def loads(executor: DockerExecutor, path: Path, image_id: str, rounds: int = 3) 
 
 def latencies(executor: DockerExecutor, path: Path, image_id: str, calls: int = 1000) -> dict[str, float]:
     subprocess.run(["docker", "load", "-q", "-i", str(path)], check=True, capture_output=True)
-    replica = executor.start_replica(image_id, Path(tempfile.mkdtemp()), {}, "bench")
+    replica = executor.start_replica(ReplicaSpec(image_id, "bench", Path(tempfile.mkdtemp())))
     port = free_port()
     host = executor.client.containers.run(image_id, detach=True, environment={"PORT": str(port), "HOST": "127.0.0.1"},
                                           **{**SANDBOX, "network_mode": "host"})

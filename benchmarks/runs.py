@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.library import Client, running_service  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 from workspace_hub.catalog import REPO_ROOT  # noqa: E402
-from workspace_hub.executor import SANDBOX  # noqa: E402
+from workspace_hub.executor.docker import SANDBOX  # noqa: E402
 from workspace_library.models import Algorithm, Image, ImageStatus, Run, Status, Visibility  # noqa: E402
 
 ROUNDS = 5
@@ -86,23 +86,22 @@ def run_to_end(client: Client, algorithm: int, dataset: int, name: str) -> tuple
 def docker_run(service, run_id: int, work: Path) -> float:
     """The same container the run started, by hand: same image, mounts (a fresh model folder), env, sandbox."""
     with service.sessions() as db:
-        batch = service.runs.batch(db.get(Run, run_id))
+        spec = service.runs.spec(db.get(Run, run_id))
     model = work / f"model-{time.monotonic_ns()}"
     model.mkdir()
     model.chmod(0o777)
-    mounts = {host: spec for host, spec in batch["mounts"].items() if spec[0] != "/project/model"}
+    mounts = {m.host: (m.target, "ro" if m.read_only else "rw") for m in spec.mounts if m.target != "/project/model"}
     mounts[model] = ("/project/model", "rw")
-    limits = batch["limits"]
     args = ["docker", "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp:rw,size=256m",
-            "--memory", limits["mem_limit"], "--memory-swap", limits["memswap_limit"],
-            "--cpus", str(limits["nano_cpus"] / 1e9), "--pids-limit", str(SANDBOX["pids_limit"]),
+            "--memory", str(spec.memory), "--memory-swap", str(spec.memory),
+            "--cpus", str(spec.cpus), "--pids-limit", str(SANDBOX["pids_limit"]),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
     for host, (target, mode) in mounts.items():
         args += ["-v", f"{host}:{target}:{mode}"]
-    for key, value in batch["environment"].items():
+    for key, value in spec.environment.items():
         args += ["-e", f"{key}={value}"]
     started = time.perf_counter()
-    subprocess.run(args + [batch["image"]], check=True, capture_output=True)
+    subprocess.run(args + [spec.image], check=True, capture_output=True)
     return time.perf_counter() - started
 
 

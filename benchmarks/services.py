@@ -26,6 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.library import Client, running_service  # noqa: E402
+from workspace_hub.executor import ReplicaSpec  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 from workspace_library.models import Algorithm, Image, ImageStatus, Run, RunStatus, Status, Visibility  # noqa: E402
 from workspace_library.registry.rules import register  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
                                             timeout=10).status_code == 200, interval=0.05, timeout=120)
             ours.append(time.perf_counter() - started)
             started = time.perf_counter()
-            replica = service.jobs.executor.start_replica("bench-serve/v1:1", work / "images", {}, "bench")
+            replica = service.executor.start_replica(ReplicaSpec("bench-serve/v1:1", "bench", work / "images"))
             replica.wait_healthy(120, poll=0.05)
             direct.append(time.perf_counter() - started)
             replica.remove()

@@ -92,7 +92,7 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
         service.services.close()
         service.jobs.pool.shutdown(wait=True)
         if runs:  # runs and replicas outlive a library by design: what this one started goes with it
-            executor = service.jobs.executor
+            executor = service.executor
             for container in executor.client.containers.list(all=True, filters={
                     "label": f"ai.workspace-hub.owner={executor.owner}"}):
                 container.remove(force=True)

@@ -40,7 +40,7 @@ from docker.errors import APIError, ImageNotFound
 
 from .catalog import DEFAULT_CATALOG_DIR, REPO_ROOT, WorkspaceEnv, load_catalog
 from .errors import WorkspaceHubError
-from .executor import engine
+from .executor.docker import engine
 from .projects import pinned_image
 
 OS_IMAGE = "workspace-hub/os:bookworm"

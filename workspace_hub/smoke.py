@@ -27,19 +27,16 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .executor import DockerExecutor, EngineUnavailable, ProbeFailed
 from .contract import DATASET_DIR, LABEL_ALGORITHM, LABEL_INTERFACE, LABEL_PORT, MODEL_DIR
+from .executor import (AnswerTooLarge, BatchSpec, EngineError, EngineUnavailable, Executor, Mount, ProbeFailed,
+                       Reason, ReplicaSpec, State)
 from .validate import Problem, Report, bounded_json
 
 MAX_MODEL_FILES = 10_000
 MAX_MODEL_BYTES = 4 * 1024**3
-
-
-def _tail(container, lines: int = 15) -> str:
-    try:
-        return container.logs(tail=lines).decode("utf-8", "replace").strip()
-    except Exception:
-        return ""
+# how a smoke training's end reads in a validation report (the reasons are the executor's)
+TRAIN_PROBLEMS = {Reason.max_runtime: "smoke-timeout", Reason.exit_code: "smoke-exit", Reason.oom: "smoke-exit",
+                  Reason.no_model: "smoke-no-model", Reason.platform: "smoke-engine"}
 
 
 def copy_model(source: Path, target: Path, max_files: int = MAX_MODEL_FILES,
@@ -91,7 +88,7 @@ def copy_model(source: Path, target: Path, max_files: int = MAX_MODEL_FILES,
 def smoke_test(path, report: Report, dataset: str | None = None, model: str | None = None,
                train_timeout: float = 600, health_timeout: float = 120,
                model_out: str | Path | None = None, keep_as: str | None = None,
-               executor: DockerExecutor | None = None) -> list[Problem]:
+               executor: Executor | None = None) -> list[Problem]:
     """Run the image at *path* (already checked statically); return the problems found.
 
     A train run that passes copies what it wrote to *model_out*, if given, so
@@ -99,41 +96,37 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
     passes is tagged *keep_as* (``repo:tag``), if given, so that the caller
     need not load it again; that is the only tag the run ever creates.
     """
-    import docker
-
     try:
-        executor = executor or DockerExecutor()
-        client = executor.client
+        if executor is None:
+            from .executor.docker import DockerExecutor
+
+            executor = DockerExecutor()
+        existed = executor.has_image(report.image["config_digest"])
     except EngineUnavailable as e:
         return [Problem("smoke-engine", f"--smoke needs a Docker engine ({e}); start dockerd or drop --smoke")]
-    try:
-        client.images.get(report.image["config_digest"])
-        existed = True
-    except docker.errors.ImageNotFound:
-        existed = False
-    except docker.errors.DockerException as e:
+    except EngineError as e:
         return [Problem("smoke-engine", f"the engine refused the smoke run: {e}")]
     work = Path(tempfile.mkdtemp(prefix="ws-smoke-"))
-    image_id = container = replica = None
+    image_id = run = replica = None
     kept = False
     try:
         image_id = executor.load(path, report)
         if report.kind == "train":
-            container, problems = _train(executor, image_id, work, dataset, train_timeout, report.image["labels"])
+            run, problems = _train(executor, image_id, work, dataset, train_timeout, report.image["labels"])
             if model_out and not problems:
                 problems, warnings = copy_model(work / "model", Path(model_out))
                 report.warnings.extend(warnings)
         else:
             replica, problems = _predict(executor, image_id, report, work, model, health_timeout)
         if keep_as and not problems:
-            client.images.get(image_id).tag(*keep_as.rsplit(":", 1))
+            executor.tag(image_id, keep_as)
             kept = True
         return problems
-    except docker.errors.DockerException as e:
+    except EngineError as e:
         return [Problem("smoke-engine", f"the engine refused the smoke run: {e}")]
     finally:
-        if container is not None:
-            container.remove(force=True)
+        if run is not None:
+            run.remove()
         if replica is not None:
             replica.remove()
         if image_id is not None and not kept and not existed:
@@ -154,36 +147,33 @@ def sample_dataset(labels: dict) -> Path | None:
     return variants / folder if folder else None
 
 
-def _train(executor: DockerExecutor, image_id: str, work: Path, dataset: str | None, timeout: float,
-           labels: dict):
+def _train(executor: Executor, image_id: str, work: Path, dataset: str | None, timeout: float, labels: dict):
     model = work / "model"
     model.mkdir()
     model.chmod(0o777)  # the image's user, whatever its uid, must write here
     if dataset is None:
         dataset = sample_dataset(labels) or work / "dataset"
         Path(dataset).mkdir(exist_ok=True)
-    container = executor.run_batch(image_id, {dataset: (DATASET_DIR, "ro"), model: (MODEL_DIR, "rw")},
-                                   {"EPOCHS": "1"}, "smoke")
-    try:
-        status = container.wait(timeout=timeout)["StatusCode"]
-    except Exception:
-        return container, [Problem("smoke-timeout", f"training did not finish within {timeout:.0f} s with "
-                                   "EPOCHS=1; make one epoch on the sample data fast")]
-    if status != 0:
-        return container, [Problem("smoke-exit", f"training exited with status {status} (network is off in "
-                                   f"the sandbox). Last output:\n{_tail(container)}")]
-    if not any(model.iterdir()):
-        return container, [Problem("smoke-no-model", f"training exited 0 but wrote nothing to {MODEL_DIR}; "
-                                   "save the model there")]
-    return container, []
+    run = executor.start_batch(BatchSpec(image_id, "smoke", environment={"EPOCHS": "1"}, deadline=timeout,
+                                         mounts=(Mount(Path(dataset), DATASET_DIR), Mount(model, MODEL_DIR, False))))
+    outcome = run.wait(model=model)
+    if outcome.state == State.succeeded:
+        return run, []
+    explained = {
+        Reason.max_runtime: f"training did not finish within {timeout:.0f} s with EPOCHS=1; make one epoch on the "
+                            "sample data fast",
+        Reason.no_model: f"training exited 0 but wrote nothing to {MODEL_DIR}; save the model there",
+        Reason.platform: outcome.message,
+    }.get(outcome.reason) or (f"training exited with status {outcome.exit_code} (network is off in the "
+                              f"sandbox). Last output:\n{run.tail()}")
+    return run, [Problem(TRAIN_PROBLEMS[outcome.reason], explained)]
 
 
-def _predict(executor: DockerExecutor, image_id: str, report: Report, work: Path, model: str | None,
-             timeout: float):
+def _predict(executor: Executor, image_id: str, report: Report, work: Path, model: str | None, timeout: float):
     model_dir = Path(model) if model else work / "model"
     model_dir.mkdir(exist_ok=True)
     try:
-        replica = executor.start_replica(image_id, model_dir, {}, "smoke")
+        replica = executor.start_replica(ReplicaSpec(image_id, "smoke", model_dir))
     except ProbeFailed as e:
         return None, [Problem("smoke-exit", str(e))]
     try:
@@ -206,6 +196,6 @@ def _predict(executor: DockerExecutor, image_id: str, report: Report, work: Path
             return replica, [Problem("smoke-interface", f"{spec['name']} answered {answer.status} to its test "
                                      "values")]
         json.loads(answer.body)
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, OSError, AnswerTooLarge) as e:
         return replica, [Problem("smoke-interface", f"the interface test failed: {e}")]
     return replica, []

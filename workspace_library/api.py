@@ -292,10 +292,10 @@ class ItemHandler(BaseHandler):
         if isinstance(item, Algorithm):
             require_no_active_runs(self.db, item)
         if isinstance(item, BaseEnv):
-            await self.service.run(self.service.check_unused, item)
+            await self.service.offload(self.service.check_unused, item)
         else:
-            await self.service.run(self.service.serving.stop, item)
-        await self.service.run(self.service.jobs.forget, item)
+            await self.service.offload(self.service.serving.stop, item)
+        await self.service.offload(self.service.jobs.forget, item)
         self.db.delete(item)
         self.db.commit()
         self.set_status(204)
@@ -462,11 +462,11 @@ class PullHandler(ItemHandler):
             raise LibraryError(400, "invalid-field", f"role must be {' or '.join(roles)}", "role")
         limit = self.service.quota.room(self.db, self.who)
         self.release_db()
-        if await self.service.run(self.service.jobs.name_taken, reference):
+        if await self.service.offload(self.service.jobs.name_taken, reference):
             raise LibraryError(409, "name-taken", f"the engine already holds an image named {reference}, and a "
                                "pull would move that name; push your image under a new name or tag", "reference")
         try:
-            digest, size = await self.service.run(self.service.jobs.pull, reference, limit)
+            digest, size = await self.service.offload(self.service.jobs.pull, reference, limit)
         except Exception as e:
             raise LibraryError(422, "pull-failed", f"could not pull {reference}: {e}", "reference") from None
         item = self.item(item_id)
@@ -496,7 +496,7 @@ class OnlineTestHandler(ItemHandler):
         if params is None:
             params = {p["name"]: p.get("test_value") for p in interface["params"]}
         self.release_db()
-        status, response = await self.service.run(self.service.serving.call, item, params)
+        status, response = await self.service.offload(self.service.serving.call, item, params)
         self.send({"status": status, "response": response})
 
 
@@ -523,7 +523,7 @@ class FromProjectHandler(BaseHandler):
             images = []
             for role, path in sorted(tars.items()):
                 with open(path, "rb", opener=_no_follow) as source:
-                    digest, size = await self.service.run(self.service.store.copy_in, source, limit)
+                    digest, size = await self.service.offload(self.service.store.copy_in, source, limit)
                 limit -= size
                 images.append(Image(role=role, filename=path.name, sha256=digest, size=size))
         except (OSError, TooLarge) as e:

@@ -23,11 +23,11 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from sqlalchemy import select
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Type, Unicode, default
 from traitlets.config import Application
 
 from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
-from workspace_hub.executor import EngineUnavailable
+from workspace_hub.executor import EngineError, EngineUnavailable
 from workspace_hub.files import write_private
 
 from . import api, pages
@@ -38,12 +38,12 @@ from .errors import LibraryError
 from .quota import Quota
 from .datasets import api as dataset_api
 from .datasets import presets as dataset_presets
-from .datasets.archive import Limits
+from .datasets.archive import ArchiveLimits
 from .datasets.imports import Imports
 from .registry import api as model_api
 from .runs import api as run_api
 from .runs.queue import Runs
-from .runs.rules import Limits as RunLimits
+from .runs.rules import RunLimits
 from .services import api as service_api
 from .services.replicas import Services
 from .store import TarStore
@@ -110,6 +110,9 @@ class LibraryService(Application):
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, min=1, config=True, help="Validation jobs that run at once.")
+    executor_class = Type("workspace_hub.executor.docker.DockerExecutor", klass="workspace_hub.executor.Executor",
+                          config=True, help="The executor every run, validation, online test and service replica "
+                                            "starts on (the local Docker engine by default).")
     service_name = Unicode(config=True, help="This service's name in the hub (default $JUPYTERHUB_SERVICE_NAME).")
 
     @default("service_name")
@@ -128,18 +131,19 @@ class LibraryService(Application):
         self.store = TarStore(root / "library")
         # the containers this library starts carry its data root's digest: another hub on the engine has its own
         owner = "library-" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
-        self.jobs = Jobs(self.sessions, self.store, registry=self.registry, workers=self.workers, owner=owner)
+        self.executor = self.executor_class(owner=owner)
+        self.jobs = Jobs(self.sessions, self.store, self.executor, registry=self.registry, workers=self.workers)
         self.serving = Serving(self.jobs)
-        limits = Limits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
+        limits = ArchiveLimits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits)
-        self.runs = Runs(self.sessions, root / "library" / "runs", root, self.jobs.executor, slots=self.run_slots,
+        self.runs = Runs(self.sessions, root / "library" / "runs", root, self.executor, slots=self.run_slots,
                          per_user=self.run_per_user, objects=self.imports.objects, quota=self.quota)
-        self.services = Services(self.sessions, root / "library" / "services", root, self.jobs.executor,
+        self.services = Services(self.sessions, root / "library" / "services", root, self.executor,
                                  health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
 
-    def run(self, fn, *args):
+    def offload(self, fn, *args):
         """Run blocking *fn* (copies, pulls, calls to containers) off the event loop."""
         return asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
@@ -183,9 +187,9 @@ class LibraryService(Application):
         """Find the runs and service replicas a previous process left running, then start the run
         scheduler and the service monitor."""
         try:
-            self.gpu = "nvidia" in (self.jobs.executor.client.info().get("Runtimes") or {})
+            self.gpu = self.executor.has_gpu()
             found = self.runs.recover()
-        except EngineUnavailable as e:
+        except (EngineUnavailable, EngineError) as e:
             self.log.warning("runs cannot be recovered: %s", e)
         else:
             if found["found"] or found["lost"]:
@@ -249,7 +253,7 @@ class LibraryService(Application):
     def start(self) -> None:
         self.store.clean_incoming()
         try:
-            removed = self.jobs.executor.remove_leftovers()
+            removed = self.executor.remove_leftovers()
         except EngineUnavailable as e:  # the library still serves; validation jobs will say so
             self.log.warning("%s", e)
         else:
@@ -273,7 +277,7 @@ class LibraryService(Application):
         resumed on the next start (:meth:`Jobs.recover`), so waiting for them buys nothing."""
         self.serving.stop_all()
         try:
-            self.jobs.executor.remove_leftovers()
+            self.executor.remove_leftovers()
         except EngineUnavailable:
             pass
         logging.shutdown()

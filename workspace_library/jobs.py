@@ -31,7 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from workspace_hub.contract import LABEL_ALGORITHM
-from workspace_hub.executor import DockerExecutor, ProbeFailed, Replica
+from workspace_hub.executor import (AnswerTooLarge, BatchSpec, EngineError, Executor, ProbeFailed, ReplicaHandle,
+                                    ReplicaSpec, State)
 from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import Problem, bounded_json, check_tar
 
@@ -67,19 +68,15 @@ def _problem(image: Image, problem: dict) -> dict:
 
 
 class Jobs:
-    """Runs validation jobs and owns the engine connection."""
+    """Runs validation jobs on the library's executor."""
 
-    def __init__(self, sessions: sessionmaker, store: TarStore, registry: str = "", workers: int = 2,
-                 owner: str = "library"):
+    def __init__(self, sessions: sessionmaker, store: TarStore, executor: Executor, registry: str = "",
+                 workers: int = 2):
         self.sessions = sessions
         self.store = store
         self.registry = registry.rstrip("/")
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="library-job")
-        self.executor = DockerExecutor(owner=owner)
-
-    @property
-    def engine(self):
-        return self.executor.client
+        self.executor = executor
 
     def submit(self, model, item_id: int):
         return self.pool.submit(self._run_logged, model, item_id)
@@ -223,64 +220,50 @@ class Jobs:
         """A base env must start a single-user server: run ``jupyterhub-singleuser --version`` sandboxed.
 
         One that passes stays loaded as *keep_as*."""
-        import docker
-
         image_id = self.executor.load(path, report)
         try:
-            container = self.executor.run_batch(image_id, {}, {}, "smoke", ["jupyterhub-singleuser", "--version"])
+            run = self.executor.start_batch(BatchSpec(image_id, "smoke", ("jupyterhub-singleuser", "--version"),
+                                                      deadline=300))
             try:
-                status = container.wait(timeout=300)["StatusCode"]
+                outcome = run.wait()
+                failure = "" if outcome.state == State.succeeded else outcome.message
             finally:
-                container.remove(force=True)
-        except docker.errors.DockerException as e:
-            status = e
-        if status != 0:
+                run.remove()
+        except EngineError as e:
+            failure = str(e)
+        if failure:
             self.executor.discard(image_id)
-            return [Problem("smoke-env", f"`jupyterhub-singleuser --version` failed in the image ({status}); "
+            return [Problem("smoke-env", f"`jupyterhub-singleuser --version` failed in the image ({failure}); "
                             "base envs need JupyterHub's single-user server")]
-        self.engine.images.get(image_id).tag(*keep_as.rsplit(":", 1))
+        self.executor.tag(image_id, keep_as)
         return []
 
     def _load(self, path: Path, report, tag: str, loaded: bool = False) -> str:
         """Load the checked tar by digest (unless the smoke run *loaded* it) as *tag*; push when a registry is set."""
-        image = self.engine.images.get(tag if loaded else self.executor.load(path, report))
-        repository, _, version = tag.rpartition(":")
-        image.tag(repository, version)
-        if self.registry:
-            remote = f"{self.registry}/{repository}"
-            image.tag(remote, version)
-            for line in self.engine.images.push(remote, version, stream=True, decode=True):
-                if "error" in line:
-                    raise RuntimeError(f"push to {self.registry} failed: {line['error']}")
-            return f"{remote}:{version}"
-        return tag
+        if not loaded:
+            self.executor.tag(self.executor.load(path, report), tag)
+        return self.executor.push(tag, self.registry) if self.registry else tag
 
     def name_taken(self, reference: str) -> bool:
         """Whether the engine already holds *reference* (a pull would move that name)."""
-        import docker
-
-        try:
-            self.engine.images.get(reference)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
+        return self.executor.has_image(reference)
 
     def pull(self, reference: str, limit: int) -> tuple[str, int]:
         """Pull *reference* into the engine and store it as a tar; return (sha256, size).
 
         The pull creates the tag *reference* in the engine; it is removed as soon
         as the image is stored, since the library loads what it checked, by digest."""
-        image = self.engine.images.pull(reference)
+        chunks = self.executor.pull(reference)
         incoming = self.store.receive(limit)
         try:
-            for chunk in image.save(named=False):
+            for chunk in chunks:
                 incoming.write(chunk)
             return incoming.commit()
         except BaseException:
             incoming.discard()
             raise
         finally:
-            self.executor.remove_tag(reference)
+            chunks.close()  # the name the pull created goes with the stream
 
 
 class Serving:
@@ -294,7 +277,7 @@ class Serving:
     def __init__(self, jobs: Jobs, health_timeout: float = 120):
         self.jobs = jobs
         self.health_timeout = health_timeout
-        self.running: dict[str, Replica] = {}
+        self.running: dict[str, ReplicaHandle] = {}
         self.locks: dict[str, threading.Lock] = {}
         self.guard = threading.Lock()  # protects the two dicts, never held across engine calls
 
@@ -310,14 +293,14 @@ class Serving:
         try:
             answer = replica.request(interface.get("method", "POST"), f"/{interface['name']}",
                                      json.dumps(params).encode(), {"Content-Type": "application/json"}, timeout=60)
-        except OSError as e:
+        except (OSError, AnswerTooLarge) as e:
             raise LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
         try:
             return answer.status, json.loads(answer.body)
         except ValueError:
             return answer.status, answer.body.decode("utf-8", "replace")[:2000]
 
-    def _ensure(self, algorithm: Algorithm) -> Replica:
+    def _ensure(self, algorithm: Algorithm) -> ReplicaHandle:
         replica = self.running.get(algorithm.key)
         if replica is not None:
             if replica.running():
@@ -327,9 +310,9 @@ class Serving:
         model = self.jobs.model_dir(algorithm)
         model.mkdir(parents=True, exist_ok=True)
         try:
-            replica = self.jobs.executor.start_replica(tag, model, {}, f"serving-{algorithm.key}")
+            replica = self.jobs.executor.start_replica(ReplicaSpec(tag, f"serving-{algorithm.key}", model))
             replica.wait_healthy(self.health_timeout)
-        except ProbeFailed as e:
+        except (ProbeFailed, EngineError) as e:
             if replica is not None:
                 replica.remove()
             raise LibraryError(502, "service-down", f"the predict image did not answer /health: "

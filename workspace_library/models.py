@@ -184,7 +184,7 @@ class Run(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     owner: Mapped[str] = mapped_column(String(255), index=True)
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), default=RunStatus.draft, index=True)
-    reason: Mapped[str] = mapped_column(String(16), default="")  # exit-code, oom, max-runtime, no-model, platform
+    reason: Mapped[str] = mapped_column(String(16), default="")  # a workspace_hub.executor.Reason value, or ""
     message: Mapped[str] = mapped_column(Text, default="")
     algorithm_id: Mapped[int | None] = mapped_column(ForeignKey("algorithms.id", ondelete="SET NULL"),
                                                      nullable=True, index=True)

@@ -63,7 +63,7 @@ async def send_archive(handler, files: list, path_of, filename: str, fmt: str = 
         with io.BufferedWriter(pipe, 1 << 20) as out:
             _write(out, files, path_of, fmt)
 
-    writer = handler.service.run(write)
+    writer = handler.service.offload(write)
     writer.add_done_callback(lambda _: queue.put_nowait(None))
     try:
         while (chunk := await queue.get()) is not None:

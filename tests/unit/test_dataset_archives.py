@@ -12,7 +12,7 @@ import pytest
 
 from harness.archives import DIR, LINK, deflate_bomb, rar, zip_archive
 from workspace_library.datasets import importer
-from workspace_library.datasets.archive import Limits
+from workspace_library.datasets.archive import ArchiveLimits
 
 OK = [("cats/1.txt", b"a cat"), ("dogs/1.txt", b"a dog")]
 
@@ -80,14 +80,14 @@ CORPUS = {
     "too-large": (lambda p: zip_archive(p, [("cats/big.txt", b"x" * 5000)], compression=zipfile.ZIP_STORED),
                   "archive-too-large"),
 }
-LIMITS = Limits(max_files=25, max_bytes=4096)  # small, so that the last two cases stay small
+LIMITS = ArchiveLimits(max_files=25, max_bytes=4096)  # small, so that the last two cases stay small
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_a_hostile_archive_is_refused_with_its_code(tmp_path, case):
     build, code = CORPUS[case]
     archive = build(tmp_path / "upload.zip")
-    limits = Limits() if case.startswith(("bomb", "overlong")) else LIMITS
+    limits = ArchiveLimits() if case.startswith(("bomb", "overlong")) else LIMITS
     result = importer.run({"train": archive}, tmp_path / "staging", "dir", limits)
     split = result["splits"]["train"]
     assert (split["ok"], split["code"]) == (False, code), split
@@ -104,24 +104,24 @@ def test_the_corpus_has_at_least_30_hostile_archives():
 
 def test_links_inside_the_archive_are_a_second_name_for_a_file(tmp_path):
     archive = zip_archive(tmp_path / "a.zip", [*OK, ("cats/same.txt", b"1.txt", LINK)])
-    split = importer.run({"train": archive}, tmp_path / "s", "dir", Limits())["splits"]["train"]
+    split = importer.run({"train": archive}, tmp_path / "s", "dir", ArchiveLimits())["splits"]["train"]
     names = {m[0]: m[3] for m in split["members"]}
     assert split["ok"] and names["cats/same.txt"] == names["cats/1.txt"]
 
 
 def test_a_rar_imports_like_a_zip(tmp_path):
     archive = rar(tmp_path / "a.rar", [("cats", b"", DIR), *OK])
-    split = importer.run({"train": archive}, tmp_path / "s", "dir", Limits())["splits"]["train"]
+    split = importer.run({"train": archive}, tmp_path / "s", "dir", ArchiveLimits())["splits"]["train"]
     assert split["ok"] and split["report"]["counts"] == {"cats": 1, "dogs": 1}
 
 
 def test_macos_junk_is_dropped(tmp_path):
     archive = zip_archive(tmp_path / "a.zip", [*OK, ("__MACOSX/cats/._1.txt", b"x"), ("cats/.DS_Store", b"x")])
-    split = importer.run({"train": archive}, tmp_path / "s", "dir", Limits())["splits"]["train"]
+    split = importer.run({"train": archive}, tmp_path / "s", "dir", ArchiveLimits())["splits"]["train"]
     assert split["ok"] and split["dropped"] == 2 and len(split["members"]) == 2
 
 
 def test_the_importer_child_runs_in_bounded_memory(tmp_path):
     archive = zip_archive(tmp_path / "a.zip", [(f"c{i % 2}/{i}.txt", bytes(1 << 20)) for i in range(64)])
-    result = importer.run({"train": archive}, tmp_path / "s", "dir", Limits())
+    result = importer.run({"train": archive}, tmp_path / "s", "dir", ArchiveLimits())
     assert result["splits"]["train"]["ok"] and result["peak_rss_kib"] < 128 * 1024

@@ -19,7 +19,9 @@ from kubernetes_asyncio.client import (
     V1PodStatus,
 )
 
-from workspace_hub.kubernetes import KubernetesExecutor, job_state
+from workspace_hub.executor import ReplicaSpec
+from workspace_hub.executor.docker import container_args
+from workspace_hub.executor.kubernetes import KubernetesExecutor, job_state
 from workspace_library.models import Algorithm, Dataset, Image, ImageStatus, Run, RunStatus, Status, Visibility
 from workspace_library.errors import LibraryError
 from workspace_library.runs.logs import parse_metric
@@ -80,10 +82,9 @@ def run_row(**overrides) -> Run:
 
 
 def render(tmp_path, run: Run) -> dict:
-    runs = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None)
-    batch = runs.batch(run)
+    spec = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None).spec(run)
     executor = KubernetesExecutor("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
-    return executor.render_batch(**batch, deadline=run.max_runtime, gpu=run.resources["device"] == "gpu")
+    return executor.render_batch(spec)
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
@@ -110,13 +111,20 @@ def test_the_job_keeps_the_sandbox(tmp_path):
     assert {"name": "SEED", "value": "42"} in container["env"] and {"name": "TRAIN_RATIO", "value": "0.9"} in container["env"]
 
 
-def test_a_gpu_run_asks_docker_for_the_gpus(tmp_path):
-    runs = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None)
-    gpu = runs.batch(run_row(resources={"device": "gpu", "mem_gb": 3, "cpus": 1.5}))["limits"]
-    cpu = runs.batch(run_row())["limits"]
-    assert [dict(r) for r in gpu["device_requests"]] == [{"Driver": "", "Count": -1, "DeviceIDs": [],
-                                                          "Capabilities": [["gpu"]], "Options": {}}]
-    assert "device_requests" not in cpu and cpu["mem_limit"] == cpu["memswap_limit"] == "3072m"
+def docker_args(tmp_path, run: Run) -> dict:
+    spec = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None).spec(run)
+    return container_args(spec, owner="library-1234")
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_a_run_renders_the_container_docker_runs(tmp_path, device):
+    args = docker_args(tmp_path, run_row(resources={"device": device, "mem_gb": 3, "cpus": 1.5}))
+    args["volumes"] = {host.replace(str(tmp_path.resolve()), "<data root>"): mount
+                       for host, mount in args["volumes"].items()}
+    args["device_requests"] = [dict(r) for r in args.get("device_requests", [])]
+    assert args == yaml.safe_load((GOLDEN / f"run-container-{device}.yaml").read_text())
+    assert args["network_mode"] == "none" and args["cap_drop"] == ["ALL"] and args["read_only"]
+    assert args["mem_limit"] == args["memswap_limit"] == 3 * 1024**3  # no swap past the memory asked for
 
 
 def test_nothing_outside_the_data_root_can_be_mounted(tmp_path):
@@ -231,8 +239,9 @@ def test_a_run_request_is_checked_before_anything_is_queued(library, as_):
 
 def test_a_service_renders_a_deployment_and_a_service_that_kubernetes_accepts(tmp_path):
     executor = KubernetesExecutor("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
-    manifests = executor.render_service("algorithms/abc/bayes:1.0-predict", tmp_path / "library" / "trees" / "c",
-                                        key="s" * 32, replicas=2, name="olive/echo")
+    spec = ReplicaSpec("algorithms/abc/bayes:1.0-predict", "service", tmp_path / "library" / "trees" / "c",
+                       key="s" * 32)
+    manifests = executor.render_service(spec, replicas=2, name="olive/echo")
     for manifest in manifests:
         kubernetes_validate.validate(manifest, "1.30", strict=True)
     deployment, service = manifests
@@ -241,5 +250,5 @@ def test_a_service_renders_a_deployment_and_a_service_that_kubernetes_accepts(tm
     assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
     assert pod["containers"][0]["volumeMounts"][0]["readOnly"] and pod["automountServiceAccountToken"] is False
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    stopped = executor.render_service("i", tmp_path / "library" / "trees" / "c", key="s" * 32, replicas=0, name="x")
+    stopped = executor.render_service(spec, replicas=0, name="x")
     assert stopped[1]["spec"] == service["spec"]  # stopping scales to 0; the Service (its ClusterIP) stays

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import library as harness_library
+from workspace_hub.executor import Executor, Handle
 from workspace_library.db import open_database
 from workspace_library.models import Model, Run, RunStatus, Visibility
 from workspace_library.runs.queue import Runs
@@ -25,19 +26,21 @@ ROOT = Path(__file__).resolve().parents[2] / "workspace_library"
 
 # ---- the queue: fair slots, and a run that cannot start frees its slot
 
-class Started:
-    """A container the fake engine started; nothing watches it (the test ends runs by hand)."""
+class Started(Handle):
+    """What the fake engine started; nothing watches it (the test ends runs by hand)."""
 
-    class image:
-        id = "sha256:" + "0" * 64
+    image_id = "sha256:" + "0" * 64
+
+    def remove(self):
+        pass
 
 
-class FakeEngine:
+class FakeEngine(Executor):
     def __init__(self):
         self.started: list[str] = []
 
-    def run_batch(self, **batch):
-        self.started.append(batch["key"])
+    def start_batch(self, spec):
+        self.started.append(spec.key)
         return Started()
 
     def find(self, key):

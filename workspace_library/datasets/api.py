@@ -69,7 +69,7 @@ class DatasetMixin:
             raise LibraryError(404, "not-found", f"{dataset.name} has no stored {split} split (status "
                                f"{dataset.status.value})", "split")
         try:
-            return await self.service.run(self.service.imports.objects.manifest, dataset.manifests[split])
+            return await self.service.offload(self.service.imports.objects.manifest, dataset.manifests[split])
         except FileNotFoundError:
             raise LibraryError(404, "content-missing", f"the stored files of {dataset.name} are missing; ask an "
                                "admin to restore the data root, or upload the dataset again") from None
@@ -112,7 +112,7 @@ class DatasetItemHandler(DatasetMixin, ItemHandler):
         require_no_active_runs(self.db, dataset)
         key = dataset.key
         self.release_db()
-        await self.service.run(self.service.check_unused, dataset)
+        await self.service.offload(self.service.check_unused, dataset)
         dataset = self.item(item_id)
         if dataset.key != key:
             raise LibraryError(409, "changed", "the dataset changed meanwhile; try again")
@@ -213,7 +213,7 @@ class ArchiveHandler(DatasetMixin, ItemHandler):
             raise LibraryError(409, "busy", "another request is uploading this archive; wait for it or let it "
                                "time out")
         self.claimed, self.key, self.split, self.dataset_id = True, dataset.key, split, dataset.id
-        self.file, self.digest = await self.service.run(imports.open_part, dataset, split, offset)
+        self.file, self.digest = await self.service.offload(imports.open_part, dataset, split, offset)
         self.request.connection.set_max_body_size(remaining)
 
     def data_received(self, chunk):
@@ -281,7 +281,7 @@ class FileHandler(DatasetMixin, ItemHandler):
         found = next((f for f in files if f[0] == path), None)
         if found is None:
             raise LibraryError(404, "not-found", f"{path[:120]!r} is not a file of {dataset.name}")
-        data = await self.service.run(objects.path(found[1]).read_bytes)
+        data = await self.service.offload(objects.path(found[1]).read_bytes)
         kind = next((t for magic, t in IMAGE_TYPES.items() if data.startswith(magic)), None)
         self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
         if kind:
@@ -304,7 +304,7 @@ class UsersHandler(DatasetMixin, ItemHandler):
         mine = access.owns(dataset, self.who)
         key = dataset.key
         self.release_db()
-        servers = await self.service.run(self.service.servers_using, "dataset", key)
+        servers = await self.service.offload(self.service.servers_using, "dataset", key)
         self.send({"count": len(servers), "servers": servers if mine else []})
 
 

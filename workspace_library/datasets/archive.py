@@ -58,7 +58,7 @@ _is_encrypted = ffi.ffi("entry_is_encrypted", [ffi.c_archive_entry_p], ctypes.c_
 
 
 @dataclass(frozen=True)
-class Limits:
+class ArchiveLimits:
     """What one archive may expand to; the service's settings fill these in."""
 
     max_files: int = 200_000
@@ -114,7 +114,7 @@ def archive_format(path: Path, tar_gz: bool = False) -> str:
                   "pack the folder as a zip and upload that")
 
 
-def normalise(raw, limits: Limits) -> str:
+def normalise(raw, limits: ArchiveLimits) -> str:
     """The member's name in the dataset, or :class:`Refused` with the rule it breaks."""
     if isinstance(raw, bytes):  # libarchive-c hands over bytes when the name is not valid UTF-8
         raise Refused("archive-encoding", f"the name {raw[:80]!r} is not valid UTF-8; rename the file",
@@ -158,7 +158,7 @@ def _zip_directory_check(path: Path) -> None:
                           "password", info.filename[:120])
 
 
-def extract(archive: Path, staging: Path, limits: Limits = Limits(), tar_gz: bool = False) -> Extracted:
+def extract(archive: Path, staging: Path, limits: ArchiveLimits = ArchiveLimits(), tar_gz: bool = False) -> Extracted:
     """Extract *archive* into *staging* (which must be empty) under the rules above (*tar_gz*: a tar.gz is
     accepted too, for model uploads).  Never raises for bad input: the result carries the refusal.  On
     refusal the caller removes *staging*."""
@@ -172,7 +172,7 @@ def extract(archive: Path, staging: Path, limits: Limits = Limits(), tar_gz: boo
     return result
 
 
-def _extract(archive: Path, staging: Path, limits: Limits, result: Extracted, tar_gz: bool) -> None:
+def _extract(archive: Path, staging: Path, limits: ArchiveLimits, result: Extracted, tar_gz: bool) -> None:
     fmt = archive_format(archive, tar_gz)
     if fmt == "zip":
         _zip_directory_check(archive)
@@ -265,7 +265,7 @@ def _parents_are_folders(names: dict) -> None:
             parent = posixpath.dirname(parent)
 
 
-def _link_target(name: str, target, symbolic: bool, limits: Limits) -> str:
+def _link_target(name: str, target, symbolic: bool, limits: ArchiveLimits) -> str:
     if not isinstance(target, str) or not target:
         raise Refused("archive-link", f"{name!r} is a link without a readable target", name)
     if symbolic:

@@ -21,7 +21,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .archive import Limits, extract
+from .archive import ArchiveLimits, extract
 from .formats import Report, validate
 
 MODEL = "model"  # the "format" of a model upload: extraction only
@@ -36,7 +36,7 @@ def _limit_child(max_file: int) -> None:  # runs in the child between fork and e
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
-def run(archives: dict[str, Path], staging: Path, fmt: str, limits: Limits) -> dict:
+def run(archives: dict[str, Path], staging: Path, fmt: str, limits: ArchiveLimits) -> dict:
     """Import *archives* ({split: path}) into ``staging/<split>/``; return the child's report.
 
     A child that dies (a crash in libarchive, a limit) is reported as ``import-crashed``."""
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--limits", type=json.loads, default={})
     parser.add_argument("archives", nargs="+", help="split=path")
     args = parser.parse_args(argv)
-    limits = Limits(**args.limits)
+    limits = ArchiveLimits(**args.limits)
     out = {"splits": {}}
     for spec in args.archives:
         split, _, path = spec.partition("=")

@@ -29,14 +29,14 @@ from sqlalchemy.orm import sessionmaker
 from ..models import Dataset, Status
 from ..store import CHUNK, ObjectStore
 from . import importer
-from .archive import Limits
+from .archive import ArchiveLimits
 from .rules import splits
 
 log = logging.getLogger("workspace_library")
 
 
 class Imports:
-    def __init__(self, sessions: sessionmaker, root: Path, limits: Limits, workers: int = 1):
+    def __init__(self, sessions: sessionmaker, root: Path, limits: ArchiveLimits, workers: int = 1):
         self.sessions = sessions
         self.root = root
         self.objects = ObjectStore(root)

@@ -53,7 +53,7 @@ class ModelHandler(BaseHandler):
 
     async def files(self, model: Model) -> list:
         try:
-            return await self.service.run(self.objects.manifest, model.manifest)
+            return await self.service.offload(self.objects.manifest, model.manifest)
         except FileNotFoundError:
             raise LibraryError(404, "content-missing", f"the stored files of {model.name} {model.version} are "
                                "missing; ask an admin to restore the data root") from None
@@ -93,9 +93,9 @@ class ModelItemHandler(ModelHandler):
         releases = {"bytes": model.size, "files": model.files}  # the caller's own usage, whoever shares content
         dry_run = self.get_query_argument("dry_run", "") in ("1", "true")
         if dry_run:
-            freed = await self.service.run(model_rules.unreferenced, self.db, self.objects, model)
+            freed = await self.service.offload(model_rules.unreferenced, self.db, self.objects, model)
         else:
-            freed = await self.service.run(model_rules.delete, self.db, self.objects, model, self.who)
+            freed = await self.service.offload(model_rules.delete, self.db, self.objects, model, self.who)
         self.send({"dry_run": dry_run, "releases": releases, **({"freed": freed} if self.who.admin else {})})
 
 
@@ -190,7 +190,7 @@ class FileHandler(ModelHandler):
             f.seek(start)
             left = end - start + 1
             while left > 0:
-                chunk = await self.service.run(f.read, min(left, 1 << 20))
+                chunk = await self.service.offload(f.read, min(left, 1 << 20))
                 if not chunk:
                     break
                 left -= len(chunk)
@@ -266,7 +266,7 @@ class UploadHandler(ModelHandler):
         version = self.get_query_argument("version", "1")
         if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}", version):
             raise LibraryError(400, "invalid-field", "version: 1-32 letters, digits, '.', '_' and '-'", "version")
-        model = await self.service.run(model_rules.register_upload, self.db, self.objects, self.who, name, version,
+        model = await self.service.offload(model_rules.register_upload, self.db, self.objects, self.who, name, version,
                                        self.folder / "archive.part", self.folder / "staging",
                                        self.service.imports.limits, self.service.quota)
         self.send(model_json(self.db, model), 201)

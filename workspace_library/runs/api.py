@@ -107,12 +107,12 @@ class RunItemHandler(RunHandler):
         if run.status in RunStatus.unfinished():
             run_id = run.id
             self.release_db()
-            await self.service.run(self.runs.stop, run_id)
+            await self.service.offload(self.runs.stop, run_id)
             run = self.run(run_id)
         folder = self.runs.files(run).folder
         self.db.delete(run)
         self.db.commit()
-        await self.service.run(_remove, folder)
+        await self.service.offload(_remove, folder)
         self.set_status(204)
         self.finish()
 
@@ -140,7 +140,7 @@ class RunActionHandler(RunHandler):
                 raise LibraryError(409, "status", f"run {run.name} is {run.status.value}; there is nothing to stop")
             run_id = run.id
             self.release_db()
-            await self.service.run(self.runs.stop, run_id)
+            await self.service.offload(self.runs.stop, run_id)
             return self.send(run_json(self.run(run_id)))
         copy = Run(owner=self.who.name, status=RunStatus.draft,
                    **run_rules.again(self.db, self.who, run, self.service.run_limits()))
@@ -158,7 +158,7 @@ class RunMetricsHandler(RunHandler):
         run = self.run(run_id)
         files, final = self.runs.files(run), run.metrics
         self.release_db()
-        self.send({"points": await self.service.run(files.points), "final": final})
+        self.send({"points": await self.service.offload(files.points), "final": final})
 
 
 class RunLogHandler(RunHandler):
@@ -176,7 +176,7 @@ class RunLogHandler(RunHandler):
         if not follow:
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.set_header("Content-Disposition", f'attachment; filename="run-{run_id}.log"')
-            data = await self.service.run(_read, files.log)
+            data = await self.service.offload(_read, files.log)
             return self.finish(data)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
@@ -186,8 +186,8 @@ class RunLogHandler(RunHandler):
         try:
             while True:
                 if handle is None:  # no log until the run starts
-                    handle = await self.service.run(_open_at, files.log, number)
-                chunk = await self.service.run(handle.read, 1 << 16) if handle else ""
+                    handle = await self.service.offload(_open_at, files.log, number)
+                chunk = await self.service.offload(handle.read, 1 << 16) if handle else ""
                 if chunk:
                     pending += chunk
                     *lines, pending = pending.split("\n")

@@ -9,7 +9,7 @@ gets a watcher thread that appends the container's output to the run's log
 
 - ``succeeded``: exit 0 and a model (any file but the metrics files) in the model folder, which is
   registered as the next version of a model named after the run (:mod:`..registry`);
-- ``failed`` with a reason: ``oom`` (the engine says OOMKilled), ``max-runtime``,
+- ``failed`` with a reason (:class:`workspace_hub.executor.Reason`, decided by the executor): ``oom``, ``max-runtime``,
   ``exit-code``, ``no-model``, or ``platform`` (the engine failed us: the run goes back
   to the queue, up to ``MAX_ATTEMPTS`` starts in all);
 - ``stopped``: a user stopped it (``docker stop`` with a grace period).
@@ -27,12 +27,12 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from docker.types import DeviceRequest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from workspace_hub.contract import DATASET_DIR, MODEL_DIR, PRETRAINED_DIR, TEST_DATASET_DIR
-from workspace_hub.executor import DockerExecutor
+from workspace_hub.executor import BatchSpec, EngineError, Executor, Handle, Mount, Outcome, State, decide
+from workspace_hub.executor.spec import GiB
 from workspace_hub.validate import bounded_json
 
 from ..models import Run, RunStatus
@@ -45,7 +45,6 @@ from .logs import RunFiles
 log = logging.getLogger("workspace_library")
 MAX_ATTEMPTS = 3
 STOP_GRACE = 5
-METRICS_FILES = {"metrics.json", "metrics.jsonl"}
 
 
 def now() -> datetime:
@@ -53,7 +52,7 @@ def now() -> datetime:
 
 
 class Runs:
-    def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
+    def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: Executor,
                  slots: int = 2, per_user: int = 2, poll: float = 1.0, objects: ObjectStore | None = None,
                  quota: Quota | None = None):
         self.sessions = sessions
@@ -68,7 +67,6 @@ class Runs:
         self._watching: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopped_by_user: set[int] = set()
-        self._timed_out: set[int] = set()
 
     def files(self, run: Run) -> RunFiles:
         return RunFiles(self.root / run.key)
@@ -128,27 +126,23 @@ class Runs:
             self._launch(run_id)
         return started
 
-    def batch(self, run: Run) -> dict:
-        """What the executor runs for *run*: the same request for the Docker and Kubernetes backends."""
+    def spec(self, run: Run) -> BatchSpec:
+        """What the executor runs for *run*: the same spec for the Docker and Kubernetes backends."""
         files = self.files(run)
-        mounts = {files.model: (MODEL_DIR, "rw")}
+        mounts = [Mount(files.model, MODEL_DIR, read_only=False)]
         targets = {"train": DATASET_DIR, "test": TEST_DATASET_DIR}
         for split, digest in run.dataset_manifests.items():
-            mounts[self.data_root / "library" / "trees" / digest] = (targets[split], "ro")
+            mounts.append(Mount(self.data_root / "library" / "trees" / digest, targets[split]))
         environment = {**{k: str(v) for k, v in run.hyperparameters.items()}, "SEED": str(run.seed)}
         if run.parent_manifest:  # transfer training
-            mounts[self.data_root / "library" / "trees" / run.parent_manifest] = (PRETRAINED_DIR, "ro")
+            mounts.append(Mount(self.data_root / "library" / "trees" / run.parent_manifest, PRETRAINED_DIR))
             environment["PRETRAINED_MODEL"] = PRETRAINED_DIR
         if run.train_ratio is not None:
             environment["TRAIN_RATIO"] = str(run.train_ratio)
         resources = run.resources or {}
-        memory = f"{int(float(resources.get('mem_gb', 2)) * 1024)}m"
-        limits = {"mem_limit": memory, "memswap_limit": memory,  # no swap: past the limit is an OOM, not a crawl
-                  "nano_cpus": int(float(resources.get("cpus", 2)) * 1e9)}
-        if resources.get("device") == "gpu":  # only offered where the engine has the nvidia runtime
-            limits["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-        return {"image": run.image, "mounts": mounts, "environment": environment, "purpose": "run",
-                "key": run.key, "limits": limits}
+        return BatchSpec(run.image, "run", environment=environment, mounts=tuple(mounts),
+                         memory=int(float(resources.get("mem_gb", 2)) * GiB), cpus=float(resources.get("cpus", 2)),
+                         gpus=1 if resources.get("device") == "gpu" else 0, deadline=run.max_runtime, key=run.key)
 
     def _launch(self, run_id: int) -> None:
         """Start one run; a run that cannot start, for any reason, ends and frees its slot."""
@@ -156,27 +150,27 @@ class Runs:
             with self.sessions() as session:
                 run = session.get(Run, run_id)
                 self.files(run).create()
-                batch = self.batch(run)
+                spec = self.spec(run)
         except Exception as e:  # its settings cannot become a container: trying again will not help
             log.exception("run %s could not be prepared", run_id)
             return self._platform_failure(run_id, f"the run could not be prepared: {e}", retry=False)
         try:
-            container = self.executor.run_batch(**batch)
+            handle = self.executor.start_batch(spec)
         except Exception as e:  # the engine, not the user's image, failed: queue again or give up
             return self._platform_failure(run_id, f"the run could not start: {e}")
         with self.sessions() as session:
             run = session.get(Run, run_id)
             if run is None or run.status != RunStatus.starting:  # stopped (or deleted) while it started
-                _remove(container)
+                handle.remove()
                 if run is not None:
                     run.status, run.finished, run.message = RunStatus.stopped, now(), "stopped by a user"
                     session.commit()
                 return
             run.status, run.started = RunStatus.running, now()
-            run.image_digest = container.image.id
+            run.image_digest = handle.image_id
             session.commit()
             started = run.started
-        self._watch(run_id, container, started, skip=0)
+        self._watch(run_id, handle, started, skip=0)
 
     def _platform_failure(self, run_id: int, message: str, retry: bool = True) -> None:
         with self.sessions() as session:
@@ -188,82 +182,69 @@ class Runs:
             elif retry and run.attempts < MAX_ATTEMPTS:
                 run.status, run.message = RunStatus.queued, f"{message}; retrying"
             else:
-                run.status, run.reason, run.message, run.finished = RunStatus.failed, "platform", message, now()
+                self._record(run, decide(None, error=message))
             session.commit()
         self.wake()
 
     # -- watching ------------------------------------------------------------------------------
-    def _watch(self, run_id: int, container, started: datetime, skip: int) -> None:
-        thread = threading.Thread(target=self._follow, args=(run_id, container, started, skip),
+    def _watch(self, run_id: int, handle: Handle, started: datetime, skip: int) -> None:
+        thread = threading.Thread(target=self._follow, args=(run_id, handle, started, skip),
                                   name=f"run-{run_id}", daemon=True)
         self._watching[run_id] = thread
         thread.start()
 
-    def _follow(self, run_id: int, container, started: datetime, skip: int) -> None:
+    def _follow(self, run_id: int, handle: Handle, started: datetime, skip: int) -> None:
+        """Copy the log as it comes, wait for the end within what is left of the run's maximum runtime, and
+        record the outcome the executor decides."""
         with self.sessions() as session:
             run = session.get(Run, run_id)
             files, max_runtime = self.files(run), run.max_runtime
         elapsed = (now() - started.replace(tzinfo=started.tzinfo or timezone.utc)).total_seconds()
-        timer = threading.Timer(max(0.0, max_runtime - elapsed), self._time_out, args=(run_id, container))
-        timer.daemon = True
-        timer.start()
+        copier = threading.Thread(target=self._copy_log, args=(handle, files, skip), name=f"run-{run_id}-log",
+                                  daemon=True)
+        copier.start()
         try:
-            self._copy_log(container, files, skip)
-            state = container.wait()
-            container.reload()
-            self._finish(run_id, container, files, state.get("StatusCode"))
+            outcome = handle.wait(timeout=max(1.0, max_runtime - elapsed), model=files.model,
+                                  stopped=lambda: self._stopped(run_id))
+            copier.join(30)  # the log ends with the container
+            self._finish(run_id, outcome, files)
         except Exception as e:
             log.exception("watching run %s failed", run_id)
             self._platform_failure(run_id, f"the library lost the run's container: {e}")
         finally:
-            timer.cancel()
+            handle.remove()
             self._watching.pop(run_id, None)
             self.wake()
 
-    def _copy_log(self, container, files: RunFiles, skip: int) -> None:
+    def _stopped(self, run_id: int) -> bool:
+        if run_id in self._stopped_by_user:
+            return True
+        with self.sessions() as session:
+            return session.get(Run, run_id).status == RunStatus.stopping
+
+    def _copy_log(self, handle: Handle, files: RunFiles, skip: int) -> None:
         """Append the container's output to the log, line by line, after the first *skip* lines."""
         seen, pending = 0, b""
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            fresh = complete[max(0, skip - seen):]
-            first = seen + len(complete) - len(fresh)
-            seen += len(complete)
-            if fresh:
-                files.append([line.decode("utf-8", "replace") for line in fresh], first)
+        try:
+            for chunk in handle.logs(follow=True):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                fresh = complete[max(0, skip - seen):]
+                first = seen + len(complete) - len(fresh)
+                seen += len(complete)
+                if fresh:
+                    files.append([line.decode("utf-8", "replace") for line in fresh], first)
+        except EngineError as e:
+            log.warning("the log of %s stopped: %s", files.folder.name, e)
         if pending and seen >= skip:
             files.append([pending.decode("utf-8", "replace")], seen)
 
-    def _time_out(self, run_id: int, container) -> None:
-        self._timed_out.add(run_id)
-        try:
-            container.stop(timeout=STOP_GRACE)
-        except Exception:
-            pass
-
-    def _finish(self, run_id: int, container, files: RunFiles, exit_code: int | None) -> None:
-        state = container.attrs.get("State") or {}
-        model_files = [p for p in files.model.rglob("*") if p.is_file() and p.name not in METRICS_FILES] \
-            if files.model.is_dir() else []
+    def _finish(self, run_id: int, outcome: Outcome, files: RunFiles) -> None:
         with self.sessions() as session:
             run = session.get(Run, run_id)
-            run.exit_code, run.finished = exit_code, now()
+            self._record(run, outcome)
             run.metrics = _final_metrics(files.model / "metrics.json")
-            if run_id in self._stopped_by_user or run.status == RunStatus.stopping:
-                run.status, run.reason, run.message = RunStatus.stopped, "", "stopped by a user"
-            elif state.get("OOMKilled"):
-                run.status, run.reason = RunStatus.failed, "oom"
-                run.message = f"the run used more than its {run.resources.get('mem_gb', 2)} GB of memory"
-            elif run_id in self._timed_out:
-                run.status, run.reason = RunStatus.failed, "max-runtime"
-                run.message = f"the run passed its maximum runtime of {run.max_runtime} s and was stopped"
-            elif exit_code != 0:
-                run.status, run.reason, run.message = RunStatus.failed, "exit-code", f"the run exited {exit_code}"
-            elif not model_files:
-                run.status, run.reason = RunStatus.failed, "no-model"
-                run.message = f"the run exited 0 but wrote no model to {MODEL_DIR}"
-            else:
-                run.status, run.reason, run.message = RunStatus.succeeded, "", ""
+            if outcome.state == State.succeeded:
                 try:
                     model = register(session, self.objects, run, files.model, self.quota)
                     run.message = f"registered as model {model.name} {model.version}"
@@ -271,8 +252,11 @@ class Runs:
                     run.message = f"the model was not registered: {e.message}"
             session.commit()
         self._stopped_by_user.discard(run_id)
-        self._timed_out.discard(run_id)
-        _remove(container)
+
+    @staticmethod
+    def _record(run: Run, outcome: Outcome) -> None:
+        run.status, run.reason = RunStatus(outcome.state.value), outcome.reason.value if outcome.reason else ""
+        run.message, run.exit_code, run.finished = outcome.message, outcome.exit_code, now()
 
     # -- control -------------------------------------------------------------------------------
     def stop(self, run_id: int) -> None:
@@ -287,16 +271,16 @@ class Runs:
             session.commit()
             key = run.key
         self._stopped_by_user.add(run_id)
-        container = self.executor.find(key)
-        if container is not None:
-            container.stop(timeout=STOP_GRACE)
+        handle = self.executor.find(key)
+        if handle is not None:
+            handle.stop(STOP_GRACE)
         thread = self._watching.get(run_id)
         if thread is not None:
             thread.join(STOP_GRACE + 30)
             return
         # nothing watches it (it never got a container, or lost it): the stop ends it here
-        if container is not None:
-            _remove(container)
+        if handle is not None:
+            handle.remove()
         with self.sessions() as session:
             run = session.get(Run, run_id)
             if run is not None and run.status == RunStatus.stopping:
@@ -312,8 +296,8 @@ class Runs:
         with self.sessions() as session:
             runs = [(r.id, r.key, r.started) for r in session.scalars(select(Run).where(Run.status.in_(RunStatus.active())))]
         for run_id, key, started in runs:
-            container = self.executor.find(key)
-            if container is None:
+            handle = self.executor.find(key)
+            if handle is None:
                 lost.append(run_id)
                 self._platform_failure(run_id, "the run's container was gone after a restart of the library")
                 continue
@@ -325,15 +309,8 @@ class Runs:
                     session.commit()
                 started = run.started
                 files = self.files(run)
-            self._watch(run_id, container, started, skip=files.lines())
+            self._watch(run_id, handle, started, skip=files.lines())
         return {"found": found, "lost": lost}
-
-
-def _remove(container) -> None:
-    try:
-        container.remove(force=True)
-    except Exception:  # gone already
-        pass
 
 
 def _final_metrics(path: Path) -> dict:

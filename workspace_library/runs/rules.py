@@ -51,7 +51,7 @@ SCHEMAS = {
 
 
 @dataclass(frozen=True)
-class Limits:
+class RunLimits:
     """The admin's settings for one run."""
 
     max_mem_gb: float = 8
@@ -115,7 +115,7 @@ def _text(value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def check_resources(resources: dict, limits: Limits) -> dict:
+def check_resources(resources: dict, limits: RunLimits) -> dict:
     resources = {"device": "cpu", "mem_gb": min(2, limits.max_mem_gb), "cpus": min(2, limits.max_cpus), **resources}
     if resources["device"] == "gpu" and not limits.gpu:
         raise LibraryError(400, "invalid-field", "this engine has no GPU; train on cpu", "resources.device")
@@ -128,7 +128,7 @@ def check_resources(resources: dict, limits: Limits) -> dict:
     return resources
 
 
-def resolve(session: Session, who: Who, data: dict, limits: Limits, typed_values: bool = True) -> dict:
+def resolve(session: Session, who: Who, data: dict, limits: RunLimits, typed_values: bool = True) -> dict:
     """The columns of a run from a request: the algorithm, dataset and parent model checked, now, as *who*
     may use them, and settings filled in.  With *typed_values* False the hyperparameters are a recorded
     run's text values (:func:`settings`)."""
@@ -180,7 +180,7 @@ def settings(run: Run) -> dict:
             **({"train_ratio": run.train_ratio} if run.train_ratio is not None else {})}
 
 
-def again(session: Session, who: Who, run: Run, limits: Limits) -> dict:
+def again(session: Session, who: Who, run: Run, limits: RunLimits) -> dict:
     """The columns of *run* resolved anew as *who*, for a start or a rerun: what was visible when the run
     was saved or first ran proves nothing now.  An input deleted meanwhile is a 409 naming it."""
     data = settings(run)

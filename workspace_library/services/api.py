@@ -66,7 +66,7 @@ class ServiceListHandler(ServiceHandler):
         service_id = service.id
         self.release_db()
         if replicas:
-            await self.service.run(self.services.scale, service_id, replicas)
+            await self.service.offload(self.services.scale, service_id, replicas)
         self.send(self.json(self.one(service_id)), 201)
 
 
@@ -90,7 +90,7 @@ class ServiceItemHandler(ServiceHandler):
         service_id = service.id
         self.db.delete(service)
         self.db.commit()
-        await self.service.run(self.services.forget, service_id)
+        await self.service.offload(self.services.forget, service_id)
         self.set_status(204)
         self.finish()
 
@@ -112,7 +112,7 @@ class ServiceActionHandler(ServiceHandler):
             data = rules.check_input(SCHEMAS["service-redo"], body)
             columns = predict_source(self.db, self.who, data or {"algorithm": service.algorithm_id})
             self.release_db()
-            ok, message = await self.service.run(self.services.redo, service_id, columns["image"],
+            ok, message = await self.service.offload(self.services.redo, service_id, columns["image"],
                                                  columns["model_manifest"])
             if not ok:
                 raise LibraryError(409, "redo-failed", message)
@@ -130,7 +130,7 @@ class ServiceActionHandler(ServiceHandler):
             if replicas:  # more replicas start: the caller must still be allowed what they serve
                 predict_source(self.db, self.who, inputs(service))
         self.release_db()
-        await self.service.run(self.services.scale, service_id, replicas)
+        await self.service.offload(self.services.scale, service_id, replicas)
         self.send(self.json(self.one(service_id)))
 
     async def test(self, service: Service):
@@ -142,7 +142,7 @@ class ServiceActionHandler(ServiceHandler):
         service_id = service.id
         self.release_db()
         started = time.perf_counter()
-        status, body, _ = await self.service.run(
+        status, body, _ = await self.service.offload(
             self.services.call, service_id, interface.get("method", "POST"), f"/{interface['name']}",
             json.dumps(params).encode(), {"Content-Type": "application/json"})
         latency = round((time.perf_counter() - started) * 1000, 1)
@@ -162,8 +162,8 @@ class ServiceLogsHandler(ServiceHandler):
         kept = self.services.log_file(service)
         pool = self.services.pool(service.id)
         self.release_db()
-        text = await self.service.run(lambda: kept.read_text() if kept.exists() else "")
-        live = await self.service.run(lambda: "".join(f"--- replica {r.container.short_id} (running)\n{r.logs(200)}\n"
+        text = await self.service.offload(lambda: kept.read_text() if kept.exists() else "")
+        live = await self.service.offload(lambda: "".join(f"--- replica {r.name} (running)\n{r.tail(200)}\n"
                                                       for r, _ in list(pool.replicas)))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text + live)
@@ -194,7 +194,7 @@ class ServeHandler(BaseHandler):
         headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
         service_id = service.id
         self.release_db()
-        status, answer, content_type = await self.service.run(
+        status, answer, content_type = await self.service.offload(
             self.service.services.call, service_id, self.request.method,
             quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers)
         self.set_status(status)

@@ -1,7 +1,7 @@
 """Inference services: replicas on the executor, health-driven status, balanced calls, rolling redo.
 
-Each service runs ``replicas`` predict containers in the sandbox (``--network none``), each reached inside
-its network namespace (:class:`workspace_hub.executor.Replica`).  A monitor thread looks at every replica
+Each service runs ``replicas`` predict containers in the sandbox (``--network none``), each a
+:class:`workspace_hub.executor.ReplicaHandle` that the library reaches where nothing else can.  A monitor thread looks at every replica
 once a second: its container must run and ``GET /health`` must answer 200.  A replica that fails either is
 removed (its last log lines kept in the service's log file) and replaced, and the status says so:
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from workspace_hub.executor import HEALTH_ANSWER, LABEL_KEY, AnswerTooLarge, DockerExecutor, ProbeFailed, Replica
+from workspace_hub.executor import AnswerTooLarge, EngineError, Executor, ProbeFailed, ReplicaHandle, ReplicaSpec
 
 from ..models import Service, ServiceStatus
 
@@ -44,7 +44,7 @@ class Pool:
     """What the library knows about one service's replicas, in memory."""
 
     replicas: list = field(default_factory=list)  # (Replica, revision)
-    healthy: set = field(default_factory=set)  # container ids
+    healthy: set = field(default_factory=set)  # replica names
     turn: int = 0
     failures: int = 0
     calls: int = 0
@@ -55,7 +55,7 @@ class Pool:
 
 
 class Services:
-    def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: DockerExecutor,
+    def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: Executor,
                  interval: float = 1.0, health_timeout: float = 60, max_answer: int = 10 * 1024**2):
         self.sessions = sessions
         self.max_answer = max_answer  # bytes of one answer the address forwards
@@ -74,19 +74,19 @@ class Services:
         return self.root / f"{service.key}.log"
 
     # -- replicas ------------------------------------------------------------------------------
-    def _start_one(self, service: Service, revision: int) -> Replica:
+    def _start_one(self, service: Service, revision: int) -> ReplicaHandle:
         model = self.data_root / "library" / "trees" / service.model_manifest if service.model_manifest \
             else self.root / "empty-model"
         model.mkdir(parents=True, exist_ok=True)
-        replica = self.executor.start_replica(service.image, model, {}, "service", key=service.key)
+        replica = self.executor.start_replica(ReplicaSpec(service.image, "service", model, key=service.key))
         replica.started = time.monotonic()
         return replica
 
-    def _remove(self, service: Service, replica: Replica, why: str) -> None:
+    def _remove(self, service: Service, replica: ReplicaHandle, why: str) -> None:
         path = self.log_file(service)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"--- replica {replica.container.short_id} removed: {why}\n{replica.logs(200)}\n")
+            f.write(f"--- replica {replica.name} removed: {why}\n{replica.tail(200)}\n")
         replica.remove()
 
     def _set(self, service_id: int, state: ServiceStatus, message: str = "") -> None:
@@ -109,24 +109,24 @@ class Services:
                 wanted, revision = service.replicas, service.revision
                 for replica, rev in list(pool.replicas):
                     alive = replica.running()
-                    healthy = alive and _healthy(replica)
+                    healthy = alive and replica.healthy()
                     if healthy:
-                        pool.healthy.add(replica.container.id)
-                    elif replica.container.id in pool.healthy or not alive or \
+                        pool.healthy.add(replica.name)
+                    elif replica.name in pool.healthy or not alive or \
                             time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
                         # it served and stopped answering, it is gone, or it never answered: replace it
-                        pool.healthy.discard(replica.container.id)
+                        pool.healthy.discard(replica.name)
                         pool.replicas.remove((replica, rev))
                         self._remove(service, replica, "not running" if not alive else "/health failed")
                 while len(pool.replicas) > wanted:
                     replica, _ = pool.replicas.pop()
-                    pool.healthy.discard(replica.container.id)
+                    pool.healthy.discard(replica.name)
                     self._remove(service, replica, "scaled down")
                 while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
                     try:
                         pool.replicas.append((self._start_one(service, revision), revision))
                         pool.failures = 0
-                    except Exception as e:  # the image exits at once (ProbeFailed), or the engine refuses
+                    except (ProbeFailed, EngineError) as e:  # the image exits at once, or the engine refuses
                         pool.failures += 1
                         log.warning("service %s: a replica did not start: %s", service.name, e)
                         break
@@ -161,13 +161,13 @@ class Services:
             revision = service.revision + 1
         with pool.lock:
             pool.busy = True
-        new: list[Replica] = []
+        new: list[ReplicaHandle] = []
         try:
             for _ in range(wanted):
                 new.append(self._start_one(candidate, revision))
             for replica in new:
                 replica.wait_healthy(self.health_timeout)
-        except ProbeFailed as e:
+        except (ProbeFailed, EngineError) as e:
             for replica in new:
                 self._remove(candidate, replica, f"redo failed: {e}")
             with pool.lock:
@@ -176,7 +176,7 @@ class Services:
         with pool.lock:
             old = list(pool.replicas)
             pool.replicas = [(r, revision) for r in new]
-            pool.healthy = {r.container.id for r in new}
+            pool.healthy = {r.name for r in new}
             with self.sessions() as session:
                 service = session.get(Service, service_id)
                 service.image, service.model_manifest, service.revision = image, model_manifest, revision
@@ -193,10 +193,10 @@ class Services:
         over ``max_answer`` bytes is a 502 (read no further than that)."""
         pool = self.pool(service_id)
         with pool.lock:
-            ready = [r for r, _ in pool.replicas if r.container.id in pool.healthy]
+            ready = [r for r, _ in pool.replicas if r.name in pool.healthy]
             if not ready and not pool.busy:  # just started: the monitor has not looked yet, so look now
-                ready = [r for r, _ in pool.replicas if _healthy(r)]
-                pool.healthy.update(r.container.id for r in ready)
+                ready = [r for r, _ in pool.replicas if r.healthy()]
+                pool.healthy.update(r.name for r in ready)
             pool.turn += 1
             start = pool.turn
         started = time.perf_counter()
@@ -239,17 +239,10 @@ class Services:
             services = list(session.scalars(select(Service)))
         for service in services:
             pool = self.pool(service.id)
-            for container in self.executor.find_all(service.key):
-                if container.status == "running" and container.labels.get(LABEL_KEY) == service.key:
-                    try:
-                        replica = Replica(container)
-                        replica.started = time.monotonic()
-                        pool.replicas.append((replica, service.revision))
-                        found += 1
-                        continue
-                    except ProbeFailed:
-                        pass
-                container.remove(force=True)
+            for replica in self.executor.find_replicas(service.key):
+                replica.started = time.monotonic()
+                pool.replicas.append((replica, service.revision))
+                found += 1
         return found
 
     def start(self) -> None:
@@ -278,10 +271,3 @@ class Services:
 
 def _error(status: int, code: str, message: str) -> bytes:
     return json.dumps({"error": {"status": status, "code": code, "message": message, "field": None}}).encode()
-
-
-def _healthy(replica: Replica) -> bool:
-    try:
-        return replica.request("GET", "/health", timeout=2, limit=HEALTH_ANSWER).status == 200
-    except (OSError, AnswerTooLarge):
-        return False

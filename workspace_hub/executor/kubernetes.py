@@ -1,8 +1,9 @@
-"""The executor's Kubernetes backend: what a batch run (a training run) becomes on a cluster.
+"""The executor's Kubernetes backend: what a batch spec and a replica spec become on a cluster.
 
-:class:`KubernetesExecutor` renders the same request the Docker backend runs
-(image, mounts, environment, key, limits) as a ``batch/v1`` Job, and maps a
-Job and its pods back to the run states.  The pod is the Docker sandbox in
+:class:`KubernetesExecutor` renders the same specs the Docker backend runs
+(:mod:`.spec`) as a ``batch/v1`` Job and as a Deployment with its Service, with
+pure functions tested by golden files, and maps a Job and its pods back to an
+end with the reasons of :mod:`.outcome`.  The pod is the Docker sandbox in
 Kubernetes terms: no service-account token, a read-only root filesystem, no
 capabilities, no privilege escalation, memory and CPU limits, ``/tmp`` an
 ``emptyDir`` in memory, and every mount a ``subPath`` of the data volume, as
@@ -36,8 +37,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .contract import MODEL_DIR
-from .executor import LABEL_KEY, LABEL_OWNER, LABEL_RUN
+from ..contract import MODEL_DIR
+from .outcome import decide
+from .spec import LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, ReplicaSpec
 
 STOP_GRACE = 5
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -57,27 +59,24 @@ class KubernetesExecutor:
     def job_name(self, key: str) -> str:
         return f"run-{key}"[:63]
 
-    def labels(self, purpose: str, key: str) -> dict:
-        return {LABEL_RUN: purpose, LABEL_OWNER: _label_value(self.owner), LABEL_KEY: key}
+    def labels(self, spec: BatchSpec | ReplicaSpec) -> dict:
+        return {**spec.labels, LABEL_RUN: spec.purpose, LABEL_OWNER: _label_value(self.owner), LABEL_KEY: spec.key}
 
     def subpath(self, host: Path) -> str:
         """A host path under the data root as a subPath of the data volume (nothing else may be mounted)."""
         relative = Path(host).resolve().relative_to(self.data_root.resolve())
         return relative.as_posix()
 
-    def render_batch(self, image: str, mounts: dict, environment: dict, purpose: str, key: str,
-                     limits: dict | None = None, deadline: int | None = None, gpu: bool = False) -> dict:
-        """The Job for one batch run; *mounts* as for the Docker backend (``{host: (target, mode)}``)."""
-        limits = limits or {}
-        memory = str(limits.get("mem_limit", "2048m")).rstrip("mM") + "Mi"
-        cpus = f"{int(limits.get('nano_cpus', 2_000_000_000)) // 1_000_000}m"
+    def render_batch(self, spec: BatchSpec) -> dict:
+        """The Job for one batch spec."""
+        memory, cpus = f"{spec.memory // 1024**2}Mi", f"{int(spec.cpus * 1000)}m"
         resources = {"limits": {"memory": memory, "cpu": cpus}, "requests": {"memory": memory, "cpu": cpus}}
-        if gpu:
-            resources["limits"][GPU_RESOURCE] = 1
-        volume_mounts = [{"name": "data", "mountPath": target, "subPath": self.subpath(host),
-                          "readOnly": mode == "ro"} for host, (target, mode) in mounts.items()]
+        if spec.gpus:
+            resources["limits"][GPU_RESOURCE] = spec.gpus
+        volume_mounts = [{"name": "data", "mountPath": m.target, "subPath": self.subpath(m.host),
+                          "readOnly": m.read_only} for m in spec.mounts]
         volume_mounts.append({"name": "tmp", "mountPath": "/tmp"})
-        labels = self.labels(purpose, key)
+        labels = self.labels(spec)
         pod = {
             "metadata": {"labels": labels},
             "spec": {
@@ -88,9 +87,10 @@ class KubernetesExecutor:
                                     "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "run",
-                    "image": image,
+                    "image": spec.image,
                     "imagePullPolicy": "IfNotPresent",
-                    "env": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())],
+                    **({"command": list(spec.command)} if spec.command else {}),
+                    "env": [{"name": k, "value": str(v)} for k, v in sorted(spec.environment.items())],
                     "resources": resources,
                     "volumeMounts": volume_mounts,
                     "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
@@ -98,30 +98,31 @@ class KubernetesExecutor:
                 }],
                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim}},
                             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
-                **({"nodeSelector": dict(self.gpu_node_selector)} if gpu else {}),
+                **({"nodeSelector": dict(self.gpu_node_selector)} if spec.gpus else {}),
             },
         }
-        spec = {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600, "template": pod}
-        if deadline:
-            spec["activeDeadlineSeconds"] = int(deadline)
+        job = {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600, "template": pod}
+        if spec.deadline:
+            job["activeDeadlineSeconds"] = int(spec.deadline)
         return {"apiVersion": "batch/v1", "kind": "Job",
-                "metadata": {"name": self.job_name(key), "namespace": self.namespace, "labels": labels},
-                "spec": spec}
+                "metadata": {"name": self.job_name(spec.key), "namespace": self.namespace, "labels": labels},
+                "spec": job}
 
-    def render_service(self, image: str, model: Path, key: str, replicas: int, name: str) -> list[dict]:
-        """A Deployment of *replicas* predict pods and the Service that is their stable address."""
-        labels = self.labels("service", key)
-        port = 8080
+    def render_service(self, spec: ReplicaSpec, replicas: int, name: str) -> list[dict]:
+        """A Deployment of *replicas* pods of *spec* and the Service that is their stable address."""
+        labels, port, key = self.labels(spec), spec.port, spec.key
+        memory, cpus = f"{spec.memory // 1024**2}Mi", f"{int(spec.cpus * 1000)}m"
+        environment = {**spec.environment, "PORT": str(port), "HOST": "0.0.0.0"}
         container = {
-            "name": "predict", "image": image, "imagePullPolicy": "IfNotPresent",
-            "env": [{"name": "PORT", "value": str(port)}, {"name": "HOST", "value": "0.0.0.0"}],
+            "name": "predict", "image": spec.image, "imagePullPolicy": "IfNotPresent",
+            "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
             "ports": [{"name": "http", "containerPort": port}],
             "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2,
                                "failureThreshold": 2},
             "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 30,
                               "periodSeconds": 10},
-            "resources": {"limits": {"memory": "2Gi", "cpu": "2"}, "requests": {"memory": "512Mi", "cpu": "250m"}},
-            "volumeMounts": [{"name": "data", "mountPath": MODEL_DIR, "subPath": self.subpath(model),
+            "resources": {"limits": {"memory": memory, "cpu": cpus}, "requests": {"memory": "512Mi", "cpu": "250m"}},
+            "volumeMounts": [{"name": "data", "mountPath": MODEL_DIR, "subPath": self.subpath(spec.model),
                               "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
             "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]}},
@@ -161,30 +162,26 @@ class KubernetesExecutor:
 def job_state(job, pods: list) -> tuple[str, str]:
     """(status, reason) of a run from its Job and pods (the Kubernetes client's API objects).
 
-    Status is one of the run states (``starting``, ``running``, ``succeeded``, ``failed``); reason is
-    ``oom``, ``max-runtime``, ``exit-code`` or ``platform`` for a failure, else "".  Whether a
-    succeeded run wrote a model is the watcher's check, as on Docker.
+    Status is one of the run states (``starting``, ``running``, ``succeeded``, ``failed``); reason is a
+    :class:`~.outcome.Reason` value for a failure, else "".  Whether a succeeded run wrote a model is
+    :func:`~.outcome.decide`'s check, as on Docker.
     """
     for condition in (job.status.conditions or []) if job.status else []:
-        if condition.status != "True":
+        if condition.status != "True" or condition.type not in ("Complete", "Failed"):
             continue
-        if condition.type == "Complete":
-            return "succeeded", ""
-        if condition.type == "Failed":
-            if condition.reason == "DeadlineExceeded":
-                return "failed", "max-runtime"
-            terminated = _terminated(pods)
-            if terminated is not None and terminated.reason == "OOMKilled":
-                return "failed", "oom"
-            if terminated is not None and terminated.exit_code:
-                return "failed", "exit-code"
-            return "failed", "platform"
+        terminated = _terminated(pods)
+        deadline = condition.type == "Failed" and condition.reason == "DeadlineExceeded"
+        lost = condition.type == "Failed" and terminated is None and not deadline
+        outcome = decide(0 if condition.type == "Complete" else (terminated.exit_code if terminated else None),
+                         oom=terminated is not None and terminated.reason == "OOMKilled", timed_out=deadline,
+                         error=f"the Job failed: {condition.reason}" if lost else "")
+        return outcome.state.value, outcome.reason.value if outcome.reason else ""
     for pod in pods:
         for status in (pod.status.container_statuses or []) if pod.status else []:
             waiting = status.state.waiting if status.state else None
             if waiting is not None and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                                                           "CreateContainerConfigError"):
-                return "failed", "platform"
+                return "failed", decide(None, error=f"{waiting.reason}: {waiting.message}").reason.value
             if status.state and status.state.running is not None:
                 return "running", ""
     return "starting", ""
