@@ -48,3 +48,35 @@ def test_a_version_never_online_reopens_for_its_missing_image_and_a_frozen_one_i
         with pytest.raises(LibraryError) as e:
             rules.create_or_reopen(session, olive, {"name": "bayes", "version": "1.0"})
         assert (e.value.status, e.value.code) == (409, "exists") and "frozen" in e.value.message
+
+
+def test_sharing_moves_to_grants_and_nothing_that_points_at_a_model_is_lost(tmp_path):
+    """0007 drops models.shared_with in place: rebuilding the table would fire its foreign keys (aliases,
+    grants and services' models would go)."""
+    url = f"sqlite:///{tmp_path / 'library.sqlite'}"
+    engine = make_engine(url)
+    command.upgrade(alembic_config(engine), "0006")
+    now = "'2026-01-01'"
+    with engine.begin() as db:
+        db.execute(sqlalchemy.text(
+            "INSERT INTO models (id, key, name, version, owner, description, visibility, status, progress, errors,"
+            " was_online, created, updated, manifest, size, files, metrics, lineage, shared_with) VALUES (1, 'k', 'm',"
+            f" '1', 'victor', '', 'private', 'ready', '', '[]', 0, {now}, {now}, '', 0, 0, '{{}}', '{{}}',"
+            " '[\"alice\", \"bob\"]')"))
+        db.execute(sqlalchemy.text("INSERT INTO model_aliases (owner, name, alias, model_id, set_by, set_at) VALUES"
+                                   f" ('victor', 'm', 'production', 1, 'victor', {now})"))
+        db.execute(sqlalchemy.text(
+            "INSERT INTO services (key, name, version, owner, description, visibility, status, progress, errors,"
+            " was_online, created, updated, model_id, image, model_manifest, interface, replicas, state, message,"
+            f" revision) VALUES ('s', 's', '1', 'victor', '', 'private', 'online', '', '[]', 0, {now}, {now}, 1, 'i',"
+            " '', '{}',"
+            " 0, 'stopped', '', 1)"))
+    engine.dispose()
+    open_database(url)
+    with make_engine(url).connect() as db:
+        grants = [tuple(r) for r in db.execute(sqlalchemy.text("SELECT model_id, user FROM model_grants ORDER BY user"))]
+        aliases = db.execute(sqlalchemy.text("SELECT count(*) FROM model_aliases")).scalar()
+        served = db.execute(sqlalchemy.text("SELECT model_id FROM services")).scalar()
+        columns = [r[1] for r in db.execute(sqlalchemy.text("PRAGMA table_info(models)"))]
+    assert grants == [(1, "alice"), (1, "bob")] and aliases == 1 and served == 1
+    assert "shared_with" not in columns

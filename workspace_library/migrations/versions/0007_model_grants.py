@@ -33,11 +33,20 @@ def upgrade() -> None:
         rows += [{"model_id": model_id, "user": user, "by": owner, "at": sa.func.now()} for user in sorted(set(users))]
     for row in rows:
         connection.execute(grants.insert().values(**row))
-    with op.batch_alter_table("models") as batch:
+    # a native DROP COLUMN (SQLite 3.35+): recreating the table would fire its foreign keys' ON DELETE
+    # actions and take grants, aliases and the services' models with it
+    with op.batch_alter_table("models", recreate="never") as batch:
         batch.drop_column("shared_with")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("models") as batch:
+    with op.batch_alter_table("models", recreate="never") as batch:
         batch.add_column(sa.Column("shared_with", sa.JSON(), nullable=False, server_default="[]"))
+    connection = op.get_bind()
+    shared: dict[int, list[str]] = {}
+    for model_id, user in connection.execute(sa.text("SELECT model_id, \"user\" FROM model_grants ORDER BY \"user\"")):
+        shared.setdefault(model_id, []).append(user)
+    for model_id, users in shared.items():
+        connection.execute(sa.text("UPDATE models SET shared_with = :users WHERE id = :id"),
+                           {"users": json.dumps(users), "id": model_id})
     op.drop_table("model_grants")
