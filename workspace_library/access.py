@@ -37,7 +37,12 @@ class Who:
 
 def owns(item, who: Who) -> bool:
     """The owner, or an admin: who reads what a record's users did (its log, who mounts it)."""
-    return who.admin or item.owner == who.name
+    return speaks_for(item.owner, who)
+
+
+def speaks_for(owner: str, who: Who) -> bool:
+    """Whether *who* may see what the user *owner* named (their runs' and services' names)."""
+    return who.admin or owner == who.name
 
 
 def can_see(item, who: Who) -> bool:
@@ -98,6 +103,12 @@ def require_logs(item, who: Who) -> None:
     if not owns(item, who):
         raise LibraryError(403, "not-owner", f"the log of {item.owner}/{item.name} holds its callers' requests, "
                            "so only its owner or an admin reads it; ask them for what you need")
+
+
+def acting_for(record, who: Who) -> Who:
+    """Whose rights an action on *record* uses: the caller's on their own record, the owner's otherwise (an
+    admin who starts another user's draft or redoes their service gives it nothing the owner may not use)."""
+    return who if record.owner == who.name else Who(record.owner)
 
 
 def require_usable(session: Session, who: Who, algorithm_id: int | None = None,

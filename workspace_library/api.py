@@ -31,7 +31,6 @@ from . import access, rules
 from .datasets import rules as dataset_schemas
 from .registry import rules as model_schemas
 from .runs import rules as run_schemas
-from .runs.rules import require_no_active_runs
 from .services import rules as service_schemas
 from .from_project import project_metadata, project_tars
 from .jobs import PLATFORM_NAMESPACES, platform_repository
@@ -290,7 +289,7 @@ class ItemHandler(BaseHandler):
         item = self.item(item_id)
         rules.check_deletable(item, self.who)
         if isinstance(item, Algorithm):
-            require_no_active_runs(self.db, item)
+            rules.require_no_active_runs(self.db, item, self.who)
         if isinstance(item, BaseEnv):
             await self.service.offload(self.service.check_unused, item)
         else:
@@ -452,7 +451,7 @@ class PullHandler(ItemHandler):
         access.require_change(item, self.who)
         data = rules.check_input("pull", self.json_body())
         reference = data["reference"]
-        if platform_repository(reference):
+        if platform_repository(reference, self.service.registry):
             raise LibraryError(400, "platform-name", f"{reference} is in one of the platform's own namespaces "
                                f"({', '.join(PLATFORM_NAMESPACES)}); pull from your own registry path",
                                "reference")
@@ -496,7 +495,7 @@ class OnlineTestHandler(ItemHandler):
         if params is None:
             params = {p["name"]: p.get("test_value") for p in interface["params"]}
         self.release_db()
-        status, response = await self.service.offload(self.service.serving.call, item, params)
+        status, response = await self.service.offload(self.service.serving.call, item, params, call=True)
         self.send({"status": status, "response": response})
 
 

@@ -142,10 +142,13 @@ class LibraryService(Application):
         self.services = Services(self.sessions, root / "library" / "services", root, self.executor,
                                  health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
+        self.calls = ThreadPoolExecutor(32, thread_name_prefix="library-calls")
 
-    def offload(self, fn, *args):
-        """Run blocking *fn* (copies, pulls, calls to containers) off the event loop."""
-        return asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+    def offload(self, fn, *args, call: bool = False):
+        """Run blocking *fn* (copies, pulls, engine requests) off the event loop.  Calls to users' replicas
+        (*call*) have threads of their own: a slow service never holds those that stops, deletes, downloads
+        and imports wait for."""
+        return asyncio.get_running_loop().run_in_executor(self.calls if call else self.io, fn, *args)
 
     def seed_presets(self) -> None:
         """Register the static catalog's envs, and the samples' datasets, as presets (once; admins edit them

@@ -54,10 +54,12 @@ def platform_tag(item, role: str) -> str:
     return f"envs/{item.key}/{item.name}:{version}"
 
 
-def platform_repository(reference: str) -> bool:
-    """Whether *reference* names one of the platform's repositories, however it is spelled."""
+def platform_repository(reference: str, registry: str = "") -> bool:
+    """Whether *reference* names one of the platform's repositories, however it is spelled (on Docker Hub,
+    or on the site's *registry*, where the library pushes them)."""
     name = reference.lower()
-    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+    hosts = ("docker.io/", "index.docker.io/", "registry-1.docker.io/", *([f"{registry.lower()}/"] if registry else []))
+    for prefix in hosts:
         name = name.removeprefix(prefix)
     name = name.removeprefix("library/")
     return name.startswith(PLATFORM_NAMESPACES)

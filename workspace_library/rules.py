@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from workspace_hub.algorithm import NAME, SCHEMA, Draft202012Validator, _key
 from workspace_hub.contract import DEFAULT_PORT
-from .access import Who, require_change, visible
+from .access import Who, require_change, speaks_for, visible
 from .errors import LibraryError
-from .models import Algorithm, BaseEnv, Status, Visibility
+from .models import Algorithm, BaseEnv, Run, RunStatus, Status, Visibility
 
 VERSION = SCHEMA["properties"]["version"]
 PURPOSE = SCHEMA["properties"]["purpose"]
@@ -269,3 +269,23 @@ def start_validation(session: Session, jobs, item, images: list) -> None:
     item.status, item.errors, item.progress = Status.validating, [], "queued"
     session.commit()
     jobs.submit(type(item), item.id)
+
+
+def require_not_in_use(record, users: list[tuple[str, str]], what: str, fix: str, who: Who) -> None:
+    """A 409 when *users* (owner, name) use *record*: the caller's own by name, other users' as a count only
+    (their names are theirs)."""
+    if not users:
+        return
+    mine = [name for owner, name in users if speaks_for(owner, who)]
+    others = len(users) - len(mine)
+    listed = ", ".join(mine[:5]) + (" and " if mine and others else "") + \
+        (f"{others} of other users" if others else "")
+    raise LibraryError(409, "in-use", f"{record.name} is used by {what} ({listed}); {fix}")
+
+
+def require_no_active_runs(session: Session, record, who: Who) -> None:
+    """An algorithm or dataset that a queued or active run uses cannot be deleted."""
+    column = Run.algorithm_id if isinstance(record, Algorithm) else Run.dataset_id
+    users = session.execute(select(Run.owner, Run.name).where(column == record.id,
+                                                              Run.status.in_(RunStatus.unfinished())).limit(100))
+    require_not_in_use(record, [tuple(u) for u in users], "training runs", "stop them first", who)

@@ -88,6 +88,11 @@ class H(BaseHTTPRequestHandler):
         self.send_response(code); self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
     def do_GET(self):
+        if self.path == "/page":  # a page of the hub's origin, if the address served it as sent
+            page = b"<html><script>fetch('/hub/api/users/victor/tokens', {method: 'POST'})</script></html>"
+            self.send_response(200); self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page))); self.end_headers(); self.wfile.write(page)
+            return
         self.reply(200 if self.path == "/health" else 404, {"path": self.path})
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -155,6 +160,15 @@ def blocks(users, image_tar) -> dict:
         r = admin("PATCH", f"algorithms/{item}", json={"visibility": "public"})
         assert r.status_code == 200 and r.json()["visibility"] == "public", r.text
     return ids
+
+
+@pytest.fixture(scope="module")
+def both(users, image_tar) -> int:
+    """The admin's public algorithm with a train and a predict image, whose models can be served."""
+    admin = users["admin"]
+    item = publish(admin, image_tar, "shared-both", train=TRAIN, predict=echo("admin"), smoke=False)["id"]
+    assert admin("PATCH", f"algorithms/{item}", json={"visibility": "public"}).status_code == 200
+    return item
 
 
 @pytest.fixture(scope="module")
@@ -478,6 +492,9 @@ def test_8_the_serve_address_bounds_what_a_replica_sends_and_refuses_bad_paths(h
     for path in ("/big", "/endless"):  # /big first: a library that buffers it never gets the endless one
         refused(send(mallory, "POST", address + path, json={"text": "x"}), 502, "answer-too-large")
     assert service_rss_kib(hub) - before < 64 * 1024, "the library buffered the replica's answer"
+    page = send(mallory, "GET", address + "/page")  # a link she sends victor: no script of hers runs as him
+    assert page.status_code == 200 and page.headers["Content-Type"] == "application/octet-stream"
+    assert page.headers["Content-Disposition"] == "attachment" and "sandbox" in page.headers["Content-Security-Policy"]
     for path in ("/%20", "/%C3%A9", "/%00", "/%0d%0a", "/%09"):
         r = send(mallory, "GET", address + path)
         if path in ("/%00", "/%0d%0a", "/%09"):  # control characters
@@ -500,3 +517,20 @@ def test_9_public_service_logs_are_the_owners(hub, users, blocks):
     r = mallory("GET", f"services/{service['id']}/logs")
     refused(r, 403, "not-owner")
     assert marker not in r.text
+
+
+def test_10_a_withdrawn_grant_stops_what_it_served(hub, users, both, news):
+    """mallory serves victor's shared model to everyone; he stops sharing it; her service stops serving it."""
+    mallory, victor = users[MALLORY], users[VICTOR]
+    model = trained(victor, both, news, "t10-shared")
+    assert victor("POST", f"models/{model['id']}/share", json={"user": MALLORY}).status_code == 200
+    service = serving(mallory, "t10-relay", model=model["id"], visibility="public")
+    address = f"{hub.url}/services/library/serve/{MALLORY}/t10-relay/predict"
+    assert send(victor, "POST", address, json={"text": "x"}).status_code == 200
+    assert victor("DELETE", f"models/{model['id']}/share/{MALLORY}").status_code == 200
+    stopped = wait_until(lambda: (s := mallory("GET", f"services/{service['id']}").json())["status"] == "failed"
+                         and s, timeout=30, interval=0.5, what="the service to stop serving the withdrawn model")
+    assert "stopped serving" in stopped["message"] and "model" in stopped["message"]
+    assert send(victor, "POST", address, json={"text": "x"}).status_code == 503
+    refused(mallory("POST", f"services/{service['id']}/start", json={"replicas": 1}), 404, "not-found", "model")
+

@@ -57,11 +57,18 @@ def queue(tmp_path):
 
 
 def queued(sessions, owner: str, resources: dict | None = None) -> int:
-    from workspace_library.models import now
+    """A queued run of *owner* on a public dataset (the scheduler checks, at launch, that its owner may use it)."""
+    from workspace_library.models import Dataset, Status, now
 
     with sessions() as db:
+        dataset = Dataset(name="d", version=uuid.uuid4().hex[:8], owner="ada", visibility=Visibility.public,
+                          status=Status.online, errors=[], progress="", format="dir", test_mode="ratio", uploads={},
+                          size=0, manifests={}, report={})
+        db.add(dataset)
+        db.flush()
         run = Run(name=f"r{uuid.uuid4().hex[:6]}", owner=owner, status=RunStatus.queued, queued_at=now(),
-                  image="x", dataset_manifests={}, hyperparameters={}, resources=resources or {}, seed=1)
+                  dataset_id=dataset.id, image="x", dataset_manifests={}, hyperparameters={},
+                  resources=resources or {}, seed=1)
         db.add(run)
         db.commit()
         return run.id
@@ -99,6 +106,20 @@ def test_a_run_that_cannot_become_a_container_fails_and_frees_its_slot(queue):
     assert (failed.status, failed.reason) == (RunStatus.failed, "platform")
     assert "could not be prepared" in failed.message
     assert status(sessions, victor).status == RunStatus.running and len(engine.started) == 1
+
+
+def test_a_queued_run_whose_dataset_went_private_fails_when_its_turn_comes(queue):
+    runs, sessions, engine = queue
+    from workspace_library.models import Dataset
+
+    run_id = queued(sessions, "mallory")
+    with sessions() as db:
+        db.get(Dataset, db.get(Run, run_id).dataset_id).visibility = Visibility.private  # ada withdrew it
+        db.commit()
+    runs.schedule()
+    failed = status(sessions, run_id)
+    assert (failed.status, failed.reason) == (RunStatus.failed, "platform") and "cannot start" in failed.message
+    assert engine.started == []
 
 
 def test_a_run_stuck_starting_without_a_container_can_be_stopped(queue):
@@ -200,3 +221,50 @@ def test_no_handler_decides_visibility_on_its_own():
             if VISIBILITY_QUERIES.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+# ---- a replica's answer: bounded in bytes and in time, whatever the replica does
+
+@pytest.fixture
+def replica_server():
+    """An HTTP/1.0 server (as http.server answers by default) that sends 100 bytes at once or one a second."""
+    import http.server
+    import threading
+    import time
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(1 if self.path == "/fast" else 100):
+                self.wfile.write(b"x" * (100 if self.path == "/fast" else 1))
+                self.wfile.flush()
+                time.sleep(0 if self.path == "/fast" else 1)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+
+
+@pytest.mark.parametrize("path, limit, outcome", [("/fast", 1000, 100), ("/fast", 10, "AnswerTooLarge"),
+                                                  ("/drip", 1000, "TimeoutError")])
+def test_an_answer_is_read_within_its_size_and_its_time(replica_server, path, limit, outcome):
+    import http.client
+    import time
+
+    from workspace_hub.executor.docker import _bounded_read
+
+    connection = http.client.HTTPConnection("127.0.0.1", replica_server, timeout=2)
+    connection.connect()
+    sock = connection.sock
+    connection.request("GET", path)
+    try:
+        result = len(_bounded_read(connection.getresponse(), sock, limit, time.monotonic() + 2, 2))
+    except Exception as e:  # noqa: BLE001 (the kind of refusal is what is checked)
+        result = type(e).__name__
+    assert result == outcome

@@ -81,8 +81,9 @@ class ReplicaHandle(Handle):
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
-        """One HTTP request; an answer over *limit* bytes raises :class:`AnswerTooLarge` (read no further);
-        a refused connection or a malformed answer is an :class:`OSError`."""
+        """One HTTP request within *timeout* seconds in all; an answer over *limit* bytes raises
+        :class:`AnswerTooLarge` (read no further); a refused connection, a malformed answer or one that takes
+        longer is an :class:`OSError`."""
         raise NotImplementedError
 
     def running(self) -> bool:

@@ -203,15 +203,17 @@ class DockerReplica(DockerRun, ReplicaHandle):
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
+        deadline = time.monotonic() + timeout  # for the whole call: a replica that drips its answer is cut off
+
         def call():
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
             try:
+                connection.connect()
+                sock = connection.sock  # kept: an HTTP/1.0 answer detaches it from the connection
                 connection.request(method, path, body=body, headers=headers or {})
                 answer = connection.getresponse()
-                data = answer.read(limit + 1)
-                if len(data) > limit:
-                    raise AnswerTooLarge(f"the replica's answer passed {limit} bytes")
-                return Response(answer.status, data, answer.getheader("Content-Type") or "application/json")
+                return Response(answer.status, _bounded_read(answer, sock, limit, deadline, timeout),
+                                answer.getheader("Content-Type") or "application/json")
             except http.client.HTTPException as e:
                 raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
             finally:
@@ -232,6 +234,21 @@ class DockerReplica(DockerRun, ReplicaHandle):
         if self._netns is not None:
             os.close(self._netns)
             self._netns = None
+
+
+def _bounded_read(answer, sock, limit: int, deadline: float, timeout: float) -> bytes:
+    """At most *limit* bytes of *answer* before *deadline*, else :class:`AnswerTooLarge` or a timeout."""
+    data = bytearray()
+    while len(data) <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the replica's answer took more than {timeout:g} s")
+        sock.settimeout(left)
+        chunk = answer.read1(min(1 << 16, limit + 1 - len(data)))
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    raise AnswerTooLarge(f"the replica's answer passed {limit} bytes")
 
 
 class DockerExecutor(Executor):

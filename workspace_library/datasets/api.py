@@ -24,7 +24,6 @@ from ..api import ItemHandler, ListHandler, _time
 from ..models import Dataset, Status, Visibility
 from ..errors import LibraryError
 from ..streaming import send_archive
-from ..runs.rules import require_no_active_runs
 from . import rules as dataset_rules
 from .formats import is_text
 
@@ -109,7 +108,7 @@ class DatasetItemHandler(DatasetMixin, ItemHandler):
     async def delete(self, item_id):
         dataset = self.item(item_id)
         rules.check_deletable(dataset, self.who)
-        require_no_active_runs(self.db, dataset)
+        rules.require_no_active_runs(self.db, dataset, self.who)
         key = dataset.key
         self.release_db()
         await self.service.offload(self.service.check_unused, dataset)

@@ -27,19 +27,26 @@ from . import rules as model_rules
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def model_json(session, model: Model, detail: bool = True) -> dict:
+def model_json(session, model: Model, who, detail: bool = True) -> dict:
+    """A model as *who* may see it: who it is shared with, and its alias history, are its owner's; the lineage
+    names only the algorithm, dataset and parent that *who* may see too."""
+    owner = access.owns(model, who)
     data = {"id": model.id, "key": model.key, "name": model.name, "version": model.version, "owner": model.owner,
             "description": model.description, "visibility": model.visibility.value, "size": model.size,
-            "files": model.files, "metrics": model.metrics, "lineage": model.lineage, "run_id": model.run_id,
-            "algorithm_id": model.algorithm_id, "dataset_id": model.dataset_id, "parent_id": model.parent_id,
-            "shared_with": model.shared_with, "created": _time(model.created),
+            "files": model.files, "metrics": model.metrics,
+            "lineage": model.lineage if owner else model_rules.lineage_for(session, model, who),
+            "run_id": model.run_id if owner else None, "algorithm_id": model.algorithm_id,
+            "dataset_id": model.dataset_id, "parent_id": model.parent_id,
+            "shared_with": model.shared_with if owner else [], "created": _time(model.created),
             "aliases": sorted(session.scalars(select(ModelAlias.alias).where(ModelAlias.model_id == model.id)))}
-    if detail:
+    if detail and owner:
         events = session.scalars(select(ModelAliasEvent).where(ModelAliasEvent.owner == model.owner,
                                                                ModelAliasEvent.name == model.name)
                                  .order_by(ModelAliasEvent.at.desc(), ModelAliasEvent.id.desc()).limit(100))
         data["alias_history"] = [{"alias": e.alias, "version": e.version, "by": e.by, "at": _time(e.at)}
                                  for e in events]
+    elif detail:
+        data["alias_history"] = []
     return data
 
 
@@ -70,12 +77,12 @@ class ModelListHandler(ModelHandler):
         page = _int_arg(self, "page", 1, 1, 100000)
         per_page = _int_arg(self, "per_page", 20, 1, 100)
         result = rules.paginate(self.db, Model, where, (Model.created.desc(), Model.id.desc()), page, per_page)
-        self.send({**result, "items": [model_json(self.db, m, detail=False) for m in result["items"]]})
+        self.send({**result, "items": [model_json(self.db, m, self.who, detail=False) for m in result["items"]]})
 
 
 class ModelItemHandler(ModelHandler):
     def get(self, model_id):
-        self.send(model_json(self.db, self.model(model_id)))
+        self.send(model_json(self.db, self.model(model_id), self.who))
 
     def patch(self, model_id):
         model = self.model(model_id)
@@ -84,7 +91,7 @@ class ModelItemHandler(ModelHandler):
         rules.require_visibility_allowed(data.get("visibility"), self.who)
         rules.apply_fields(model, data)
         self.db.commit()
-        self.send(model_json(self.db, model))
+        self.send(model_json(self.db, model, self.who))
 
     async def delete(self, model_id):
         """``?dry_run=1`` lists what would be freed without deleting."""
@@ -107,12 +114,12 @@ class AliasHandler(ModelHandler):
     def put(self, model_id, alias):
         model = self.model(model_id)
         model_rules.set_alias(self.db, model, alias, self.who)
-        self.send(model_json(self.db, model))
+        self.send(model_json(self.db, model, self.who))
 
     def delete(self, model_id, alias):
         model = self.model(model_id)
         model_rules.remove_alias(self.db, model, alias, self.who)
-        self.send(model_json(self.db, model))
+        self.send(model_json(self.db, model, self.who))
 
 
 class ShareHandler(ModelHandler):
@@ -124,7 +131,7 @@ class ShareHandler(ModelHandler):
         model = self.model(model_id)
         user = rules.check_input(model_rules.SCHEMAS["model-share"], self.json_body())["user"]
         model_rules.share(self.db, model, user, self.who)
-        self.send(model_json(self.db, model))
+        self.send(model_json(self.db, model, self.who))
 
 
 class UnshareHandler(ModelHandler):
@@ -135,7 +142,7 @@ class UnshareHandler(ModelHandler):
     def delete(self, model_id, user):
         model = self.model(model_id)
         model_rules.unshare(self.db, model, user, self.who)
-        self.send(model_json(self.db, model))
+        self.send(model_json(self.db, model, self.who))
 
 
 class DownloadHandler(ModelHandler):
@@ -269,7 +276,7 @@ class UploadHandler(ModelHandler):
         model = await self.service.offload(model_rules.register_upload, self.db, self.objects, self.who, name, version,
                                        self.folder / "archive.part", self.folder / "staging",
                                        self.service.imports.limits, self.service.quota)
-        self.send(model_json(self.db, model), 201)
+        self.send(model_json(self.db, model, self.who), 201)
 
 
 MODEL = r"(?P<model_id>\d{1,9})"

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 from workspace_hub.algorithm import NAME
 from workspace_hub.smoke import MAX_MODEL_BYTES, MAX_MODEL_FILES
 
-from ..models import Dataset, Model, ModelAlias, ModelAliasEvent, ModelGrant, Run, Service, Status, Visibility
-from ..access import Who, require_change
+from ..models import Algorithm, Dataset, Model, ModelAlias, ModelAliasEvent, ModelGrant, Run, Service, Status, Visibility
+from ..access import Who, can_see, require_change
 from ..errors import LibraryError
 from ..quota import Quota
-from ..rules import TEXT, VISIBILITY, _schema
+from ..rules import TEXT, VISIBILITY, _schema, require_not_in_use
 from ..datasets import importer
 from ..store import ObjectStore
 
@@ -43,6 +43,18 @@ SCHEMAS = {
     "model-transfer": _schema({"name": {"type": "string", "pattern": NAME},
                                "dataset": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}, []),
 }
+
+
+def lineage_for(session: Session, model: Model, who: Who) -> dict:
+    """The lineage a viewer who is not the owner sees: the inputs they may see themselves; no run settings,
+    no digests (a manifest digest would confirm a guessed dataset's content)."""
+    shown = {}
+    for key, kind, item_id in (("algorithm", Algorithm, model.algorithm_id), ("dataset", Dataset, model.dataset_id),
+                               ("parent", Model, model.parent_id)):
+        item = session.get(kind, item_id) if item_id else None
+        if item is not None and can_see(item, who) and key in model.lineage:
+            shown[key] = model.lineage[key]
+    return shown
 
 
 def share(session: Session, model: Model, user: str, who: Who) -> None:
@@ -192,10 +204,8 @@ def _referenced(objects: ObjectStore, manifest: str) -> set[str]:
 def delete(session: Session, objects: ObjectStore, model: Model, who: Who) -> list[str]:
     """Delete a version and the objects only it used; the aliases it held are removed, in their history."""
     require_change(model, who)
-    serving = list(session.scalars(select(Service.name).where(Service.model_id == model.id).limit(5)))
-    if serving:
-        raise LibraryError(409, "in-use", f"{model.name} {model.version} is served by {', '.join(serving)}; redo "
-                           "or delete those services first")
+    serving = session.execute(select(Service.owner, Service.name).where(Service.model_id == model.id).limit(100))
+    require_not_in_use(model, [tuple(s) for s in serving], "services", "redo or delete those services first", who)
     freed = unreferenced(session, objects, model)
     for alias in session.scalars(select(ModelAlias).where(ModelAlias.model_id == model.id)):
         session.add(ModelAliasEvent(owner=model.owner, name=model.name, alias=alias.alias, version=None, by=who.name))

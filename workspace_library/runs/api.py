@@ -95,8 +95,8 @@ class RunItemHandler(RunHandler):
                                "copies a run into a new draft)")
         merged = {**run_rules.settings(run), **data}
         # the draft's own hyperparameters are recorded as text; new ones come typed
-        for key, value in run_rules.resolve(self.db, self.who, merged, self.service.run_limits(),
-                                            typed_values="hyperparameters" in data).items():
+        for key, value in run_rules.resolve(self.db, access.acting_for(run, self.who), merged,
+                                            self.service.run_limits(), typed_values="hyperparameters" in data).items():
             setattr(run, key, value)
         self.db.commit()
         self.send(run_json(run))
@@ -127,10 +127,12 @@ class RunActionHandler(RunHandler):
     SUPPORTED_METHODS = ("POST",)
 
     async def post(self, run_id, action):
+        rules.check_input("empty", self.json_body())
         run = self.run(run_id)
         if action == "start":
             run_rules.queue(run)  # a draft only (nothing is committed if its inputs are refused below)
-            for key, value in run_rules.again(self.db, self.who, run, self.service.run_limits()).items():
+            for key, value in run_rules.again(self.db, access.acting_for(run, self.who), run,
+                                              self.service.run_limits()).items():
                 setattr(run, key, value)
             self.db.commit()
             self.runs.wake()

@@ -27,7 +27,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from workspace_hub.contract import DATASET_DIR, MODEL_DIR, PRETRAINED_DIR, TEST_DATASET_DIR
@@ -37,6 +37,7 @@ from workspace_hub.validate import bounded_json
 
 from ..models import Run, RunStatus
 from ..registry.rules import register
+from ..access import Who, require_usable
 from ..errors import LibraryError
 from ..quota import Quota
 from ..store import ObjectStore
@@ -117,8 +118,12 @@ class Runs:
                     break
                 owner = min(turns)[-1]
                 run = waiting[owner].pop(0)
-                run.status, run.attempts, run.message = RunStatus.starting, run.attempts + 1, ""
+                # only a run still queued starts: a stop or delete since the query wins
+                claimed = session.execute(update(Run).where(Run.id == run.id, Run.status == RunStatus.queued)
+                                          .values(status=RunStatus.starting, attempts=Run.attempts + 1, message=""))
                 session.commit()
+                if claimed.rowcount != 1:
+                    continue
                 running += 1
                 per_owner[owner] = per_owner.get(owner, 0) + 1
                 started.append(run.id)
@@ -149,8 +154,12 @@ class Runs:
         try:
             with self.sessions() as session:
                 run = session.get(Run, run_id)
+                # its owner must still be allowed its inputs now: a run queued behind the cap proves nothing
+                require_usable(session, Who(run.owner), run.algorithm_id, (run.dataset_id,), run.parent_model_id)
                 self.files(run).create()
                 spec = self.spec(run)
+        except LibraryError as e:
+            return self._platform_failure(run_id, f"the run cannot start: {e.message}", retry=False)
         except Exception as e:  # its settings cannot become a container: trying again will not help
             log.exception("run %s could not be prepared", run_id)
             return self._platform_failure(run_id, f"the run could not be prepared: {e}", retry=False)
@@ -294,7 +303,8 @@ class Runs:
         those whose containers are gone."""
         found, lost = [], []
         with self.sessions() as session:
-            runs = [(r.id, r.key, r.started) for r in session.scalars(select(Run).where(Run.status.in_(RunStatus.active())))]
+            runs = [(r.id, r.key, r.started)
+                    for r in session.scalars(select(Run).where(Run.status.in_(RunStatus.active())))]
         for run_id, key, started in runs:
             handle = self.executor.find(key)
             if handle is None:

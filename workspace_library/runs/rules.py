@@ -24,7 +24,7 @@ from workspace_hub.contract import RUN_VARIABLES
 
 from ..access import Who, require_usable
 from ..errors import LibraryError
-from ..models import Algorithm, Dataset, Run, RunStatus, Status, now
+from ..models import Dataset, Run, RunStatus, Status, now
 from ..rules import TEXT, _schema
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.stopped)
@@ -196,13 +196,3 @@ def queue(run: Run) -> None:
         raise LibraryError(409, "status", f"run {run.name} is {run.status.value}; only a draft starts (rerun a "
                            "finished run)")
     run.status, run.queued_at = RunStatus.queued, now()
-
-
-def require_no_active_runs(session: Session, record) -> None:
-    """An algorithm or dataset that a queued or active run uses cannot be deleted."""
-    column = Run.algorithm_id if isinstance(record, Algorithm) else Run.dataset_id
-    names = [r.name for r in session.query(Run).filter(column == record.id,
-                                                        Run.status.in_(RunStatus.unfinished())).limit(5)]
-    if names:
-        raise LibraryError(409, "in-use", f"{record.name} is used by training runs ({', '.join(names)}); stop them "
-                           "first")

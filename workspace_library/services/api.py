@@ -24,6 +24,10 @@ from .rules import SCHEMAS, inputs, predict_source
 MAX_BODY = 10 * 1024**2
 # what the address forwards: printable text; control characters (NUL, CR, LF, TAB) never reach a replica
 CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# what an answer may be shown as, on the hub's origin; anything else (HTML, SVG, scripts) is a download
+INLINE = {"application/json", "text/plain", "image/png", "image/jpeg", "image/gif", "image/webp"}
+# a replica's answer is never a page of the hub's origin: no script runs, nothing loads, nothing frames it
+ANSWER_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
 def service_json(service: Service, prefix: str) -> dict:
@@ -110,7 +114,8 @@ class ServiceActionHandler(ServiceHandler):
         service_id = service.id
         if action == "redo":
             data = rules.check_input(SCHEMAS["service-redo"], body)
-            columns = predict_source(self.db, self.who, data or {"algorithm": service.algorithm_id})
+            columns = predict_source(self.db, access.acting_for(service, self.who),
+                                     data or {"algorithm": service.algorithm_id})
             self.release_db()
             ok, message = await self.service.offload(self.services.redo, service_id, columns["image"],
                                                  columns["model_manifest"])
@@ -128,7 +133,7 @@ class ServiceActionHandler(ServiceHandler):
             default = {"replicas": max(1, service.replicas)} if action == "start" else {}
             replicas = rules.check_input(SCHEMAS["service-scale"], {**default, **body})["replicas"]
             if replicas:  # more replicas start: the caller must still be allowed what they serve
-                predict_source(self.db, self.who, inputs(service))
+                predict_source(self.db, access.acting_for(service, self.who), inputs(service))
         self.release_db()
         await self.service.offload(self.services.scale, service_id, replicas)
         self.send(self.json(self.one(service_id)))
@@ -144,7 +149,7 @@ class ServiceActionHandler(ServiceHandler):
         started = time.perf_counter()
         status, body, _ = await self.service.offload(
             self.services.call, service_id, interface.get("method", "POST"), f"/{interface['name']}",
-            json.dumps(params).encode(), {"Content-Type": "application/json"})
+            json.dumps(params).encode(), {"Content-Type": "application/json"}, call=True)
         latency = round((time.perf_counter() - started) * 1000, 1)
         try:
             response = json.loads(body)
@@ -190,15 +195,20 @@ class ServeHandler(BaseHandler):
         if CONTROL.search(path):
             raise LibraryError(400, "bad-path", "the path holds a control character or a space (NUL, CR, LF, TAB); "
                                "send the interface's path, such as /predict")
-        query = f"?{self.request.query}" if self.request.query else ""
+        query = f"?{quote(self.request.query, safe='=&+%/:@!$()*,;-._~')}" if self.request.query else ""
         headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
         service_id = service.id
         self.release_db()
         status, answer, content_type = await self.service.offload(
             self.service.services.call, service_id, self.request.method,
-            quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers)
+            quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers, call=True)
         self.set_status(status)
-        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Security-Policy", ANSWER_CSP)
+        if content_type.split(";")[0].strip().lower() in INLINE:
+            self.set_header("Content-Type", content_type)
+        else:  # a service that answers HTML would run its script as whoever opened the link
+            self.set_header("Content-Type", "application/octet-stream")
+            self.set_header("Content-Disposition", "attachment")
         self.finish(answer)
 
     get = post = put = delete = patch = serve

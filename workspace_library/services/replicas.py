@@ -1,8 +1,9 @@
 """Inference services: replicas on the executor, health-driven status, balanced calls, rolling redo.
 
 Each service runs ``replicas`` predict containers in the sandbox (``--network none``), each a
-:class:`workspace_hub.executor.ReplicaHandle` that the library reaches where nothing else can.  A monitor thread looks at every replica
-once a second: its container must run and ``GET /health`` must answer 200.  A replica that fails either is
+:class:`workspace_hub.executor.ReplicaHandle` that the library reaches where nothing else can.  A monitor
+thread looks at every replica once a second: its container must run and ``GET /health`` must answer 200,
+and the service's owner must still be allowed its model and algorithm (or it stops serving, ``failed``).  A replica that fails either is
 removed (its last log lines kept in the service's log file) and replaced, and the status says so:
 
 - ``starting``: no replica is healthy yet; ``running``: as many healthy replicas as wanted;
@@ -31,7 +32,9 @@ from sqlalchemy.orm import sessionmaker
 
 from workspace_hub.executor import AnswerTooLarge, EngineError, Executor, ProbeFailed, ReplicaHandle, ReplicaSpec
 
+from ..errors import LibraryError
 from ..models import Service, ServiceStatus
+from .rules import require_still_usable
 
 log = logging.getLogger("workspace_library")
 MAX_FAILURES = 3
@@ -107,6 +110,21 @@ class Services:
                 if service is None:
                     return
                 wanted, revision = service.replicas, service.revision
+                try:
+                    if wanted:
+                        require_still_usable(session, service)
+                except LibraryError as e:  # a withdrawn grant, a model or algorithm made private
+                    for replica, _ in list(pool.replicas):
+                        self._remove(service, replica, e.message)
+                    pool.replicas, pool.healthy = [], set()
+                    withdrawn = f"stopped serving: {e.message}"
+                else:
+                    withdrawn = ""
+            if withdrawn:
+                self._set(service_id, ServiceStatus.failed, withdrawn)
+                return
+            with self.sessions() as session:
+                service = session.get(Service, service_id)
                 for replica, rev in list(pool.replicas):
                     alive = replica.running()
                     healthy = alive and replica.healthy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from workspace_hub.algorithm import NAME
 
-from ..access import require_usable
+from ..access import Who, require_usable
 from ..errors import LibraryError
 from ..models import Status
 from ..rules import TEXT, VISIBILITY, _schema
@@ -48,3 +48,11 @@ def predict_source(session, who, data: dict) -> dict:
 def inputs(service) -> dict:
     """What a service serves now, as the request that names it (re-checked before each start)."""
     return {"model": service.model_id} if service.model_id else {"algorithm": service.algorithm_id}
+
+
+def require_still_usable(session, service) -> None:
+    """The service's owner may still use its model and the algorithm behind it (the monitor asks before it
+    starts a replica, and on every pass: a withdrawn grant or a private model stops what it served)."""
+    data = inputs(service)
+    require_usable(session, Who(service.owner), data.get("algorithm"), model_id=data.get("model"),
+                   algorithm_of_model="model" in data, model_field="model")
