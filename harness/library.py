@@ -90,7 +90,7 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
         thread.join(10)
         service.runs.close()
         service.services.close()
-        service.jobs.pool.shutdown(wait=True)
+        service.validations.pool.shutdown(wait=True)
         if runs:  # runs and replicas outlive a library by design: what this one started goes with it
             executor = service.executor
             for container in executor.client.containers.list(all=True, filters={

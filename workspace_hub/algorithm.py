@@ -91,7 +91,7 @@ class AlgorithmError(WorkspaceHubError, ValueError):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
-def _key(path) -> str:
+def field_name(path) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -101,7 +101,7 @@ def _key(path) -> str:
 def check_algorithm(data) -> list[str]:
     """Problems of an algorithm.yaml document, each naming its key; empty when valid."""
     errors = sorted(Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
-    return [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
+    return [f"{field_name(e.absolute_path)}: {e.message}" for e in errors]
 
 
 def load_algorithm(project: str | Path) -> dict:

@@ -30,9 +30,11 @@ from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
 from workspace_hub.executor import EngineError, EngineUnavailable
 from workspace_hub.files import write_private
 
-from . import api, pages
+from . import base, pages
+from .algorithms import api as algorithm_api
+from .algorithms.validations import OnlineTests, Validations
+from .envs import api as env_api
 from .db import open_database
-from .jobs import Jobs, Serving
 from .models import BaseEnv, Status, Visibility
 from .errors import LibraryError
 from .quota import Quota
@@ -41,6 +43,7 @@ from .datasets import presets as dataset_presets
 from .datasets.archive import ArchiveLimits
 from .datasets.imports import Imports
 from .registry import api as model_api
+from .registry.rules import register
 from .runs import api as run_api
 from .runs.queue import Runs
 from .runs.rules import RunLimits
@@ -109,7 +112,7 @@ class LibraryService(Application):
                                                           "before it is replaced (or a redo is rolled back).")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
-    workers = Integer(2, min=1, config=True, help="Validation jobs that run at once.")
+    workers = Integer(2, min=1, config=True, help="Validations that run at once.")
     executor_class = Type("workspace_hub.executor.docker.DockerExecutor", klass="workspace_hub.executor.Executor",
                           config=True, help="The executor every run, validation, online test and service replica "
                                             "starts on (the local Docker engine by default).")
@@ -132,17 +135,22 @@ class LibraryService(Application):
         # the containers this library starts carry its data root's digest: another hub on the engine has its own
         owner = "library-" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
         self.executor = self.executor_class(owner=owner)
-        self.jobs = Jobs(self.sessions, self.store, self.executor, registry=self.registry, workers=self.workers)
-        self.serving = Serving(self.jobs)
+        self.validations = Validations(self.sessions, self.store, self.executor, registry=self.registry,
+                                       workers=self.workers)
+        self.online_tests = OnlineTests(self.validations, health_timeout=self.service_health_timeout)
         limits = ArchiveLimits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits)
         self.runs = Runs(self.sessions, root / "library" / "runs", root, self.executor, slots=self.run_slots,
-                         per_user=self.run_per_user, objects=self.imports.objects, quota=self.quota)
+                         per_user=self.run_per_user, register=self.register_model)
         self.services = Services(self.sessions, root / "library" / "services", root, self.executor,
                                  health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
         self.calls = ThreadPoolExecutor(32, thread_name_prefix="library-calls")
+
+    def register_model(self, session, run, folder: Path):
+        """A succeeded run's model, into the registry and against its owner's quota (the runs' callback)."""
+        return register(session, self.imports.objects, run, folder, self.quota)
 
     def offload(self, fn, *args, call: bool = False):
         """Run blocking *fn* (copies, pulls, engine requests) off the event loop.  Calls to users' replicas
@@ -221,49 +229,32 @@ class LibraryService(Application):
         return path.read_bytes().strip()
 
     def make_app(self, hub_auth) -> web.Application:
+        """The routes and request schemas of every resource, under the service's prefix."""
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/library/")
-        item = r"(?P<item_id>\d{1,9})"
-        routes = [
-            ("api/openapi.json", api.OpenAPIHandler),
-            ("api/me", api.MeHandler),
-            ("api/algorithms", api.ListHandler),
-            ("api/algorithms/from-project", api.FromProjectHandler),
-            (f"api/algorithms/{item}", api.ItemHandler),
-            (f"api/algorithms/{item}/(?P<action>online|offline)", api.StatusHandler),
-            (f"api/algorithms/{item}/images", api.UploadHandler),
-            (f"api/algorithms/{item}/pull", api.PullHandler),
-            (f"api/algorithms/{item}/test", api.OnlineTestHandler),
-            ("api/envs", api.EnvListHandler),
-            (f"api/envs/{item}", api.EnvItemHandler),
-            (f"api/envs/{item}/(?P<action>online|offline)", api.EnvStatusHandler),
-            (f"api/envs/{item}/images", api.EnvUploadHandler),
-            (f"api/envs/{item}/pull", api.EnvPullHandler),
-            *dataset_api.ROUTES,
-            *run_api.ROUTES,
-            *model_api.ROUTES,
-            *service_api.ROUTES,
-            ("oauth_callback", HubOAuthCallbackHandler),
-            *pages.ROUTES,
-        ]
+        resources = (algorithm_api, env_api, dataset_api, run_api, model_api, service_api)
+        routes = [("api/openapi.json", base.OpenAPIHandler), ("api/me", base.MeHandler),
+                  *(route for resource in resources for route in resource.ROUTES),
+                  ("oauth_callback", HubOAuthCallbackHandler), *pages.ROUTES]
         return web.Application(
             [(prefix + path, handler) for path, handler in routes]
             + [(prefix + "static/(.*)", web.StaticFileHandler, {"path": str(pages.STATIC)})],
             hub_auth=hub_auth, service=self, service_name=self.service_name, service_prefix=prefix,
+            schemas={name: schema for resource in resources for name, schema in resource.OPENAPI_SCHEMAS.items()},
             own_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
-            cookie_secret=self.cookie_secret(), default_handler_class=api.NotFoundHandler, templates=pages.templates(),
+            cookie_secret=self.cookie_secret(), default_handler_class=base.NotFoundHandler, templates=pages.templates(),
         )
 
     def start(self) -> None:
         self.store.clean_incoming()
         try:
             removed = self.executor.remove_leftovers()
-        except EngineUnavailable as e:  # the library still serves; validation jobs will say so
+        except EngineUnavailable as e:  # the library still serves; validations will say so
             self.log.warning("%s", e)
         else:
             if removed:
                 self.log.info("removed %d containers a previous run of the library left", removed)
         self.seed_presets()
-        resumed = self.jobs.recover()
+        resumed = self.validations.recover()
         if resumed:
             self.log.info("resumed validation of %s after a restart", resumed)
         resumed = self.imports.recover()
@@ -276,9 +267,9 @@ class LibraryService(Application):
             self.stop_now()
 
     def stop_now(self) -> None:
-        """Exit at once, whatever jobs are running: their containers go, and their items are
-        resumed on the next start (:meth:`Jobs.recover`), so waiting for them buys nothing."""
-        self.serving.stop_all()
+        """Exit at once, whatever validations are running: their containers go, and their items are
+        resumed on the next start (:meth:`Validations.recover`), so waiting for them buys nothing."""
+        self.online_tests.stop_all()
         try:
             self.executor.remove_leftovers()
         except EngineUnavailable:
@@ -289,7 +280,7 @@ class LibraryService(Application):
     def make_server(self, hub_auth) -> HTTPServer:
         """The HTTP server: small bodies only, until an upload handler has authenticated its sender."""
         return HTTPServer(self.make_app(hub_auth), max_body_size=self.max_request_bytes,
-                          max_buffer_size=self.max_request_bytes + api.MULTIPART_SLACK)
+                          max_buffer_size=self.max_request_bytes + base.MULTIPART_SLACK)
 
     async def _serve(self, hub_auth) -> None:
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8002"))

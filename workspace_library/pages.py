@@ -16,7 +16,7 @@ from tornado import web
 from workspace_hub.algorithm import SCHEMA
 from workspace_hub.contract import DATASET_FORMATS, RUN_VARIABLES
 
-from .api import BaseHandler
+from .base import BaseHandler
 
 PURPOSES = SCHEMA["properties"]["purpose"]["properties"]["first"]["enum"]
 

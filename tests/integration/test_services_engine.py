@@ -91,7 +91,7 @@ def test_a_service_serves_at_its_address_survives_a_killed_replica_and_keeps_its
     assert test["status"] == 200 and test["response"]["echo"] == {"text": "hello"} and test["latency_ms"] > 0
 
     replicas = [c for c in engine.containers.list() if c.labels.get("ai.workspace-hub.run") == "service"
-                and c.labels.get("ai.workspace-hub.owner") == service.jobs.executor.owner]
+                and c.labels.get("ai.workspace-hub.owner") == service.validations.executor.owner]
     assert len(replicas) == 2
     assert all(c.attrs["HostConfig"]["NetworkMode"] == "none" for c in replicas)
     replicas[0].kill()

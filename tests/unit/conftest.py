@@ -34,7 +34,7 @@ def db_url(request, tmp_path_factory):
 def library(db_url, tmp_path_factory):
     data_root = tmp_path_factory.mktemp("library") / "data"
     with running_service(data_root, db_url, smoke_by_default=False) as (service, base):
-        service.jobs._load = lambda path, report, tag, loaded=False: tag  # no engine in unit tests
+        service.validations._load = lambda path, report, tag, loaded=False: tag  # no engine in unit tests
         yield service, base
 
 

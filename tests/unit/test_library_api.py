@@ -346,9 +346,9 @@ def test_validating_items_are_resumed_or_failed_when_the_service_restarts(librar
         db.add_all([kept, lost])
         db.commit()
     (service.store.root / "incoming" / "crashed.part").write_bytes(b"half")
-    assert kept.id in service.jobs.recover()
+    assert kept.id in service.validations.recover()
     assert service.store.clean_incoming() and not list((service.store.root / "incoming").iterdir())
-    service.jobs.pool.submit(lambda: None).result()
+    service.validations.pool.submit(lambda: None).result()
     wait_until(lambda: reload(service, Algorithm, kept.id).status != Status.validating, 30, 0.1, "the resumed job")
     resumed = reload(service, Algorithm, kept.id)
     assert resumed.status == Status.ready, resumed.errors

@@ -26,7 +26,7 @@ def quiet_access_log():
 
 def test_no_generated_request_causes_a_server_error(db_url, tmp_path, quiet_access_log):  # noqa: F811
     with running_service(tmp_path / "data", db_url, smoke_by_default=False) as (service, base):
-        service.jobs._load = lambda path, tag, loaded=False: tag
+        service.validations._load = lambda path, tag, loaded=False: tag
         schemathesis = Path(sys.executable).with_name("schemathesis")
         r = subprocess.run([str(schemathesis), "run", f"{base}api/openapi.json", "--header",
                             "Authorization: token owner-token", "--checks", "not_a_server_error",

@@ -27,7 +27,7 @@ def test_items_of_an_older_database_get_distinct_keys_on_upgrade(tmp_path):
 def test_a_version_never_online_reopens_for_its_missing_image_and_a_frozen_one_is_409(tmp_path):
     import pytest
 
-    from workspace_library import rules
+    from workspace_library.algorithms import rules
     from workspace_library.access import Who
     from workspace_library.errors import LibraryError
     from workspace_library.models import Status

@@ -20,7 +20,7 @@ import re
 from tornado import web
 
 from .. import access, rules
-from ..api import ItemHandler, ListHandler, _time
+from ..base import ListHandler, RecordHandler as ItemHandler, iso_time
 from ..models import Dataset, Status, Visibility
 from ..errors import LibraryError
 from ..streaming import send_archive
@@ -50,7 +50,7 @@ def dataset_json(dataset: Dataset, detail: bool = True, received: dict | None = 
             "errors": dataset.errors, "was_online": dataset.was_online, "size": dataset.size,
             "uploads": {split: {**u, **({"received": received[split]} if received else {})}
                         for split, u in dataset.uploads.items()},
-            "mounts": mounts(dataset), "created": _time(dataset.created), "updated": _time(dataset.updated)}
+            "mounts": mounts(dataset), "created": iso_time(dataset.created), "updated": iso_time(dataset.updated)}
     if detail:
         data["report"] = dataset.report
         data["manifests"] = dataset.manifests
@@ -60,7 +60,7 @@ def dataset_json(dataset: Dataset, detail: bool = True, received: dict | None = 
 
 
 class DatasetMixin:
-    model = Dataset
+    kind = Dataset
 
     async def manifest(self, dataset: Dataset, split: str) -> list:
         """The split's files, read off the loop; a split that is not (or no longer) stored is a 404."""
@@ -317,3 +317,4 @@ ROUTES = [
     (f"api/datasets/{ITEM}/files/{SPLIT}/(?P<path>.+)", FileHandler),
     (f"api/datasets/{ITEM}/users", UsersHandler),
 ]
+OPENAPI_SCHEMAS = {"DatasetCreate": dataset_rules.SCHEMAS["dataset-create"], "DatasetEdit": dataset_rules.SCHEMAS["dataset-edit"]}

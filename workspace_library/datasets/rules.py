@@ -18,7 +18,8 @@ from __future__ import annotations
 from workspace_hub.contract import DATASET_FORMATS
 
 from ..models import Dataset, Status
-from ..rules import ENV_FIELDS, PURPOSE, TEXT, VERSION, VISIBILITY, LibraryError, _schema
+from ..errors import LibraryError
+from ..rules import PURPOSE, SLUG, TEXT, VERSION, VISIBILITY, schema
 
 SPLITS = ("train", "test")
 TEST_MODES = ("ratio", "independent")
@@ -26,7 +27,7 @@ ARCHIVE = {"type": "object", "additionalProperties": False, "required": ["size"]
            "properties": {"size": {"type": "integer", "minimum": 1},
                           "filename": {"type": "string", "maxLength": 255}}}
 FIELDS = {
-    "name": ENV_FIELDS["name"],
+    "name": SLUG,
     "version": VERSION,
     "purpose": PURPOSE,
     "annotation": {"type": "string", "pattern": r"^[a-z0-9_-]{0,40}$"},
@@ -36,11 +37,11 @@ FIELDS = {
     "visibility": VISIBILITY,
 }
 SCHEMAS = {
-    "dataset-create": _schema({**FIELDS, "archives": {"type": "object", "additionalProperties": False,
+    "dataset-create": schema({**FIELDS, "archives": {"type": "object", "additionalProperties": False,
                                                       "required": ["train"],
                                                       "properties": {s: ARCHIVE for s in SPLITS}}},
                               ["name", "version", "format", "archives"]),
-    "dataset-edit": _schema({k: v for k, v in FIELDS.items() if k not in ("name", "version")}, []),
+    "dataset-edit": schema({k: v for k, v in FIELDS.items() if k not in ("name", "version")}, []),
 }
 # What may change after the archives are validated (format and mode are what was checked).
 EDITABLE_WHEN_VALIDATED = {"description", "visibility", "purpose", "annotation"}

@@ -15,12 +15,9 @@ from sqlalchemy import select
 from tornado import web
 
 from .. import access, rules
-from ..api import BaseHandler, _int_arg, _time
-from ..models import Model, ModelAlias, ModelAliasEvent, Run, RunStatus
+from ..base import BaseHandler, int_arg, iso_time
+from ..models import Model, ModelAlias, ModelAliasEvent
 from ..errors import LibraryError
-from ..runs.api import run_json
-from ..runs import rules as run_rules
-from ..runs.rules import queue as queue_run
 from ..streaming import FORMATS, send_archive
 from . import rules as model_rules
 
@@ -37,13 +34,13 @@ def model_json(session, model: Model, who, detail: bool = True) -> dict:
             "lineage": model.lineage if owner else model_rules.lineage_for(session, model, who),
             "run_id": model.run_id if owner else None, "algorithm_id": model.algorithm_id,
             "dataset_id": model.dataset_id, "parent_id": model.parent_id,
-            "shared_with": model.shared_with if owner else [], "created": _time(model.created),
+            "shared_with": model.shared_with if owner else [], "created": iso_time(model.created),
             "aliases": sorted(session.scalars(select(ModelAlias.alias).where(ModelAlias.model_id == model.id)))}
     if detail and owner:
         events = session.scalars(select(ModelAliasEvent).where(ModelAliasEvent.owner == model.owner,
                                                                ModelAliasEvent.name == model.name)
                                  .order_by(ModelAliasEvent.at.desc(), ModelAliasEvent.id.desc()).limit(100))
-        data["alias_history"] = [{"alias": e.alias, "version": e.version, "by": e.by, "at": _time(e.at)}
+        data["alias_history"] = [{"alias": e.alias, "version": e.version, "by": e.by, "at": iso_time(e.at)}
                                  for e in events]
     elif detail:
         data["alias_history"] = []
@@ -74,8 +71,8 @@ class ModelListHandler(ModelHandler):
             value = self.get_query_argument(name, None)
             if value is not None:
                 where.append(getattr(Model, name) == value[:255])
-        page = _int_arg(self, "page", 1, 1, 100000)
-        per_page = _int_arg(self, "per_page", 20, 1, 100)
+        page = int_arg(self, "page", 1, 1, 100000)
+        per_page = int_arg(self, "per_page", 20, 1, 100)
         result = rules.paginate(self.db, Model, where, (Model.created.desc(), Model.id.desc()), page, per_page)
         self.send({**result, "items": [model_json(self.db, m, self.who, detail=False) for m in result["items"]]})
 
@@ -206,31 +203,6 @@ class FileHandler(ModelHandler):
         self.finish()
 
 
-class TransferHandler(ModelHandler):
-    """POST {"name"?, "dataset"?}: one click, a queued run of the model's algorithm that starts from this model
-    (mounted read-only at PRETRAINED_MODEL), with the settings of the run that trained it."""
-
-    SUPPORTED_METHODS = ("POST",)
-
-    def post(self, model_id):
-        model = self.model(model_id)
-        source = self.db.get(Run, model.run_id) if model.run_id else None
-        if source is None:
-            raise LibraryError(409, "no-run", f"{model.name} {model.version} has no training run to start from")
-        body = rules.check_input(model_rules.SCHEMAS["model-transfer"], self.json_body())
-        data = {"name": body.get("name") or f"{model.name}-transfer", "algorithm": source.algorithm_id,
-                "dataset": body.get("dataset") or source.dataset_id, "hyperparameters": source.hyperparameters,
-                "resources": source.resources, "max_runtime": source.max_runtime, "parent_model": model.id,
-                **({"train_ratio": source.train_ratio} if source.train_ratio is not None else {})}
-        columns = run_rules.resolve(self.db, self.who, data, self.service.run_limits(), typed_values=False)
-        run = Run(owner=self.who.name, status=RunStatus.draft, **columns)
-        self.db.add(run)
-        queue_run(run)
-        self.db.commit()
-        self.service.runs.wake()
-        self.send(run_json(run), 201)
-
-
 @web.stream_request_body
 class UploadHandler(ModelHandler):
     """POST ``?name=&version=`` with the zip or tar.gz of a model folder as the body (streamed to disk)."""
@@ -289,5 +261,5 @@ ROUTES = [
     (f"api/models/{MODEL}/share/(?P<user>[^/]{{1,255}})", UnshareHandler),
     (f"api/models/{MODEL}/download", DownloadHandler),
     (f"api/models/{MODEL}/files/(?P<path>.+)", FileHandler),
-    (f"api/models/{MODEL}/transfer", TransferHandler),
 ]
+OPENAPI_SCHEMAS = {"ModelEdit": model_rules.SCHEMAS["model-edit"], "ModelShare": model_rules.SCHEMAS["model-share"]}

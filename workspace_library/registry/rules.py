@@ -31,17 +31,14 @@ from ..models import Algorithm, Dataset, Model, ModelAlias, ModelAliasEvent, Mod
 from ..access import Who, can_see, require_change
 from ..errors import LibraryError
 from ..quota import Quota
-from ..rules import TEXT, VISIBILITY, _schema, require_not_in_use
+from ..rules import TEXT, VISIBILITY, require_not_in_use, schema
 from ..datasets import importer
 from ..store import ObjectStore
 
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 SCHEMAS = {
-    "model-edit": _schema({"description": TEXT, "visibility": VISIBILITY}, []),
-    "model-share": _schema({"user": {"type": "string", "minLength": 1, "maxLength": 255}}, ["user"]),
-    # a one-click transfer run: its name and dataset (the trained model's run gives the rest)
-    "model-transfer": _schema({"name": {"type": "string", "pattern": NAME},
-                               "dataset": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}, []),
+    "model-edit": schema({"description": TEXT, "visibility": VISIBILITY}, []),
+    "model-share": schema({"user": {"type": "string", "minLength": 1, "maxLength": 255}}, ["user"]),
 }
 
 

@@ -16,9 +16,9 @@ import shutil
 from tornado.iostream import StreamClosedError
 
 from .. import access, rules
-from ..api import BaseHandler, _int_arg, _time
+from ..base import BaseHandler, int_arg, iso_time
 from ..errors import LibraryError
-from ..models import Run, RunStatus
+from ..models import Model, Run, RunStatus
 from . import rules as run_rules
 
 TAIL_POLL = 0.1  # seconds between looks at a growing log
@@ -34,8 +34,8 @@ def run_json(run: Run) -> dict:
             "train_ratio": run.train_ratio, "seed": run.seed, "attempts": run.attempts, "exit_code": run.exit_code,
             "metrics": run.metrics,
             "model": f"library/runs/{run.key}/model" if run.status == RunStatus.succeeded else None,
-            "created": _time(run.created), "queued_at": _time(run.queued_at), "started": _time(run.started),
-            "finished": _time(run.finished)}
+            "created": iso_time(run.created), "queued_at": iso_time(run.queued_at), "started": iso_time(run.started),
+            "finished": iso_time(run.finished)}
 
 
 class RunHandler(BaseHandler):
@@ -65,8 +65,8 @@ class RunListHandler(RunHandler):
                 if not re.fullmatch(r"\d{1,9}", raw):
                     raise LibraryError(400, "invalid-query", f"{name} must be an id", name)
                 where.append(column == int(raw))
-        page = _int_arg(self, "page", 1, 1, 100000)
-        per_page = _int_arg(self, "per_page", 20, 1, 100)
+        page = int_arg(self, "page", 1, 1, 100000)
+        per_page = int_arg(self, "per_page", 20, 1, 100)
         result = rules.paginate(self.db, Run, where, (Run.created.desc(), Run.id.desc()), page, per_page)
         self.send({**result, "items": [run_json(r) for r in result["items"]]})
 
@@ -238,6 +238,31 @@ def _open_at(path, line: int):
     return handle
 
 
+class TransferHandler(RunHandler):
+    """POST {"name"?, "dataset"?}: one click, a queued run of the model's algorithm that starts from this model
+    (mounted read-only at PRETRAINED_MODEL), with the settings of the run that trained it."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def post(self, model_id):
+        model = access.get_visible(self.db, Model, int(model_id), self.who)
+        source = self.db.get(Run, model.run_id) if model.run_id else None
+        if source is None:
+            raise LibraryError(409, "no-run", f"{model.name} {model.version} has no training run to start from")
+        body = rules.check_input(run_rules.SCHEMAS["model-transfer"], self.json_body())
+        data = {"name": body.get("name") or f"{model.name}-transfer", "algorithm": source.algorithm_id,
+                "dataset": body.get("dataset") or source.dataset_id, "hyperparameters": source.hyperparameters,
+                "resources": source.resources, "max_runtime": source.max_runtime, "parent_model": model.id,
+                **({"train_ratio": source.train_ratio} if source.train_ratio is not None else {})}
+        columns = run_rules.resolve(self.db, self.who, data, self.service.run_limits(), typed_values=False)
+        run = Run(owner=self.who.name, status=RunStatus.draft, **columns)
+        self.db.add(run)
+        run_rules.queue(run)
+        self.db.commit()
+        self.service.runs.wake()
+        self.send(run_json(run), 201)
+
+
 RUN = r"(?P<run_id>\d{1,9})"
 ROUTES = [
     ("api/runs", RunListHandler),
@@ -245,4 +270,6 @@ ROUTES = [
     (f"api/runs/{RUN}/(?P<action>start|stop|rerun)", RunActionHandler),
     (f"api/runs/{RUN}/metrics", RunMetricsHandler),
     (f"api/runs/{RUN}/log", RunLogHandler),
+    (r"api/models/(?P<model_id>\d{1,9})/transfer", TransferHandler),
 ]
+OPENAPI_SCHEMAS = {"RunCreate": run_rules.SCHEMAS["run-create"], "RunEdit": run_rules.SCHEMAS["run-edit"]}

@@ -8,7 +8,7 @@ gets a watcher thread that appends the container's output to the run's log
 (:mod:`.logs`) as it arrives, enforces the maximum runtime, and decides the end:
 
 - ``succeeded``: exit 0 and a model (any file but the metrics files) in the model folder, which is
-  registered as the next version of a model named after the run (:mod:`..registry`);
+  registered as the next version of a model named after the run (the ``register`` callback);
 - ``failed`` with a reason (:class:`workspace_hub.executor.Reason`, decided by the executor): ``oom``, ``max-runtime``,
   ``exit-code``, ``no-model``, or ``platform`` (the engine failed us: the run goes back
   to the queue, up to ``MAX_ATTEMPTS`` starts in all);
@@ -26,21 +26,19 @@ import logging
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from workspace_hub.contract import DATASET_DIR, MODEL_DIR, PRETRAINED_DIR, TEST_DATASET_DIR
 from workspace_hub.executor import BatchSpec, EngineError, Executor, Handle, Mount, Outcome, State, decide
 from workspace_hub.executor.spec import GiB
 from workspace_hub.validate import bounded_json
 
-from ..models import Run, RunStatus
-from ..registry.rules import register
+from ..models import Model, Run, RunStatus
 from ..access import Who, require_usable
 from ..errors import LibraryError
-from ..quota import Quota
-from ..store import ObjectStore
 from .logs import RunFiles
 
 log = logging.getLogger("workspace_library")
@@ -54,11 +52,10 @@ def now() -> datetime:
 
 class Runs:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: Executor,
-                 slots: int = 2, per_user: int = 2, poll: float = 1.0, objects: ObjectStore | None = None,
-                 quota: Quota | None = None):
+                 slots: int = 2, per_user: int = 2, poll: float = 1.0,
+                 register: Callable[[Session, Run, Path], Model] | None = None):
         self.sessions = sessions
-        self.quota = quota  # the owner's, which a registered model counts against
-        self.objects = objects  # where a succeeded run's model is registered
+        self.register = register  # (session, run, model folder) -> the registered model, or a LibraryError
         self.root = root  # <data root>/library/runs
         self.data_root = data_root
         self.executor = executor
@@ -255,7 +252,7 @@ class Runs:
             run.metrics = _final_metrics(files.model / "metrics.json")
             if outcome.state == State.succeeded:
                 try:
-                    model = register(session, self.objects, run, files.model, self.quota)
+                    model = self.register(session, run, files.model)
                     run.message = f"registered as model {model.name} {model.version}"
                 except LibraryError as e:
                     run.message = f"the model was not registered: {e.message}"

@@ -25,7 +25,7 @@ from workspace_hub.contract import RUN_VARIABLES
 from ..access import Who, require_usable
 from ..errors import LibraryError
 from ..models import Dataset, Run, RunStatus, Status, now
-from ..rules import TEXT, _schema
+from ..rules import TEXT, schema
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.stopped)
 RESOURCES = {"type": "object", "additionalProperties": False,
@@ -45,8 +45,10 @@ FIELDS = {
     "start": {"type": "boolean"},
 }
 SCHEMAS = {
-    "run-create": _schema(FIELDS, ["name", "algorithm", "dataset"]),
-    "run-edit": _schema({k: v for k, v in FIELDS.items() if k not in ("start",)}, []),
+    "run-create": schema(FIELDS, ["name", "algorithm", "dataset"]),
+    "run-edit": schema({k: v for k, v in FIELDS.items() if k not in ("start",)}, []),
+    # a one-click transfer run from a model: its name and dataset (the model's run gives the rest)
+    "model-transfer": schema({"name": FIELDS["name"], "dataset": FIELDS["dataset"]}, []),
 }
 
 

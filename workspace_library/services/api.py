@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 
 from .. import access, rules
-from ..api import BaseHandler, _int_arg, _time
+from ..base import BaseHandler, int_arg, iso_time
 from ..errors import LibraryError
 from ..models import Service, ServiceStatus, Status
 from .rules import SCHEMAS, inputs, predict_source
@@ -35,7 +35,7 @@ def service_json(service: Service, prefix: str) -> dict:
             "visibility": service.visibility.value, "status": service.state.value, "message": service.message,
             "replicas": service.replicas, "image": service.image, "model_id": service.model_id,
             "algorithm_id": service.algorithm_id, "interface": service.interface, "revision": service.revision,
-            "address": f"{prefix}serve/{service.owner}/{service.name}/", "created": _time(service.created)}
+            "address": f"{prefix}serve/{service.owner}/{service.name}/", "created": iso_time(service.created)}
 
 
 class ServiceHandler(BaseHandler):
@@ -53,8 +53,8 @@ class ServiceHandler(BaseHandler):
 class ServiceListHandler(ServiceHandler):
     def get(self):
         who = self.who
-        page = _int_arg(self, "page", 1, 1, 100000)
-        per_page = _int_arg(self, "per_page", 20, 1, 100)
+        page = int_arg(self, "page", 1, 1, 100000)
+        per_page = int_arg(self, "per_page", 20, 1, 100)
         result = rules.paginate(self.db, Service, [access.visible(Service, who)],
                                 (Service.created.desc(), Service.id.desc()), page, per_page)
         self.send({**result, "items": [self.json(s) for s in result["items"]]})
@@ -222,3 +222,4 @@ ROUTES = [
     (f"api/services/{SERVICE}/logs", ServiceLogsHandler),
     (r"serve/(?P<owner>[^/]{1,255})/(?P<name>[^/]{1,63})(?P<path>/.*)?", ServeHandler),
 ]
+OPENAPI_SCHEMAS = {"ServiceCreate": SCHEMAS["service-create"], "ServiceEdit": SCHEMAS["service-edit"]}

@@ -13,17 +13,17 @@ from workspace_hub.algorithm import NAME
 from ..access import Who, require_usable
 from ..errors import LibraryError
 from ..models import Status
-from ..rules import TEXT, VISIBILITY, _schema
+from ..rules import TEXT, VISIBILITY, schema
 
 FIELDS = {"name": {"type": "string", "pattern": NAME}, "description": TEXT, "visibility": VISIBILITY,
           "model": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
           "algorithm": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
           "replicas": {"type": "integer", "minimum": 0, "maximum": 8}}
 SCHEMAS = {
-    "service-create": _schema(FIELDS, ["name"]),
-    "service-edit": _schema({"description": TEXT, "visibility": VISIBILITY}, []),
-    "service-scale": _schema({"replicas": FIELDS["replicas"]}, ["replicas"]),
-    "service-redo": _schema({"model": FIELDS["model"], "algorithm": FIELDS["algorithm"]}, []),
+    "service-create": schema(FIELDS, ["name"]),
+    "service-edit": schema({"description": TEXT, "visibility": VISIBILITY}, []),
+    "service-scale": schema({"replicas": FIELDS["replicas"]}, ["replicas"]),
+    "service-redo": schema({"model": FIELDS["model"], "algorithm": FIELDS["algorithm"]}, []),
 }
 
 

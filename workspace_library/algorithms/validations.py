@@ -1,10 +1,11 @@
-"""Background work of the service: validate stored tars, load them into the engine, pull images.
+"""Validations of algorithm versions and base envs (stored tars checked, smoke-run, loaded by digest), pulls,
+and the online tests' replicas.
 
-Jobs run in a small thread pool, one item at a time per thread, and write
-their progress to the item's row as they go, so pages and ``ws publish`` see
-each step.  An item is ``validating`` only while a job owns it: when the
-service starts, :meth:`Jobs.recover` resumes every ``validating`` item whose
-tars are stored, and marks the others failed.
+Validations run in a small thread pool, one item at a time per thread, and
+write their progress to the item's row as they go, so pages and ``ws publish``
+see each step.  An item is ``validating`` only while a validation owns it: when
+the service starts, :meth:`Validations.recover` resumes every ``validating``
+item whose tars are stored, and marks the others failed.
 
 The checks are :func:`workspace_hub.validate.check_tar` and
 :func:`workspace_hub.smoke.smoke_test`, used as libraries; the executor
@@ -37,40 +38,18 @@ from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import Problem, bounded_json, check_tar
 
 from . import rules
-from .errors import LibraryError
-from .models import Algorithm, BaseEnv, Image, ImageStatus, Status
-from .store import TarStore
+from ..errors import LibraryError
+from ..items import platform_tag
+from ..models import Algorithm, BaseEnv, Image, ImageStatus, Status
+from ..store import TarStore
 
 log = logging.getLogger("workspace_library")
-# Repositories the platform itself names: never a pull source (docker.io's spellings included).
-PLATFORM_NAMESPACES = ("workspace-hub/", "algorithms/", "envs/")
-
-
-def platform_tag(item, role: str) -> str:
-    """``algorithms/<key>/<name>:<version>-<role>`` or ``envs/<key>/<name>:<version>``: one item, one name."""
-    version = "".join(c if c.isalnum() or c in "._-" else "-" for c in item.version)
-    if isinstance(item, Algorithm):
-        return f"algorithms/{item.key}/{item.name}:{version}-{role}"
-    return f"envs/{item.key}/{item.name}:{version}"
-
-
-def platform_repository(reference: str, registry: str = "") -> bool:
-    """Whether *reference* names one of the platform's repositories, however it is spelled (on Docker Hub,
-    or on the site's *registry*, where the library pushes them)."""
-    name = reference.lower()
-    hosts = ("docker.io/", "index.docker.io/", "registry-1.docker.io/", *([f"{registry.lower()}/"] if registry else []))
-    for prefix in hosts:
-        name = name.removeprefix(prefix)
-    name = name.removeprefix("library/")
-    return name.startswith(PLATFORM_NAMESPACES)
-
-
 def _problem(image: Image, problem: dict) -> dict:
     return {**problem, "image": image.role}
 
 
-class Jobs:
-    """Runs validation jobs on the library's executor."""
+class Validations:
+    """Validates algorithm versions and base envs: the checks, the smoke run, the load by digest."""
 
     def __init__(self, sessions: sessionmaker, store: TarStore, executor: Executor, registry: str = "",
                  workers: int = 2):
@@ -268,7 +247,7 @@ class Jobs:
             chunks.close()  # the name the pull created goes with the stream
 
 
-class Serving:
+class OnlineTests:
     """Predict replicas for the online test: one per algorithm, started on first use, off the host network.
 
     Each algorithm has its own lock, held only while its replica starts: a slow
@@ -276,8 +255,8 @@ class Serving:
     replica take no lock at all.
     """
 
-    def __init__(self, jobs: Jobs, health_timeout: float = 120):
-        self.jobs = jobs
+    def __init__(self, validations: Validations, health_timeout: float = 120):
+        self.validations = validations
         self.health_timeout = health_timeout
         self.running: dict[str, ReplicaHandle] = {}
         self.locks: dict[str, threading.Lock] = {}
@@ -309,10 +288,10 @@ class Serving:
                 return replica
             self.stop(algorithm)
         tag, replica = next(i.tag for i in algorithm.images if i.role == "predict"), None
-        model = self.jobs.model_dir(algorithm)
+        model = self.validations.model_dir(algorithm)
         model.mkdir(parents=True, exist_ok=True)
         try:
-            replica = self.jobs.executor.start_replica(ReplicaSpec(tag, f"serving-{algorithm.key}", model))
+            replica = self.validations.executor.start_replica(ReplicaSpec(tag, f"serving-{algorithm.key}", model))
             replica.wait_healthy(self.health_timeout)
         except (ProbeFailed, EngineError) as e:
             if replica is not None:

@@ -14,7 +14,7 @@ from workspace_hub.contract import TAR_NAME
 from workspace_hub.projects import Project, user_dir_name
 
 from . import rules
-from .rules import LibraryError
+from ..errors import LibraryError
 
 
 def project_tars(project: Project, name: str | None) -> dict[str, Path]:

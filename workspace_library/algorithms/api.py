@@ -1,0 +1,116 @@
+"""The algorithms' REST endpoints (``<prefix>api/algorithms...``): the items' handlers bound to
+:class:`~..models.Algorithm`, the online test, and publishing from the caller's own project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workspace_hub.projects import InvalidChoice, Project, check_project_name
+
+from .. import access, items, rules
+from ..base import BaseHandler
+from ..errors import LibraryError
+from ..models import Algorithm, Image, Status
+from ..store import TooLarge
+from . import rules as algorithm_rules
+from .from_project import project_metadata, project_tars
+
+FILTERS = {"owner": str, "status": Status, "visibility": rules.Visibility, "framework": str, "device": str,
+           "purpose_first": str, "purpose_second": str, "name": str, "version": str}
+
+
+class ListHandler(items.ItemListHandler):
+    kind, filters = Algorithm, FILTERS
+    create_schema = algorithm_rules.SCHEMAS["algorithm-create"]
+
+
+class ItemHandler(items.ItemHandler):
+    kind, edit_schema = Algorithm, algorithm_rules.SCHEMAS["algorithm-edit"]
+
+
+class StatusHandler(items.StatusHandler):
+    kind = Algorithm
+
+
+class UploadHandler(items.UploadHandler):
+    kind = Algorithm
+
+
+class PullHandler(items.PullHandler):
+    kind = Algorithm
+
+
+class OnlineTestHandler(ItemHandler):
+    """POST {"params": {...}}: call the algorithm's predict interface (test values by default)."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    async def post(self, item_id):
+        item = self.item(item_id)
+        if not (item.predict or {}).get("interface") or not any(i.role == "predict" and i.tag for i in item.images):
+            raise LibraryError(409, "no-predict", f"{item.name} has no validated predict image to test.")
+        if item.status != Status.online and not access.owns(item, self.who):
+            raise LibraryError(409, "status", f"{item.name} is {item.status.value}; only online algorithms "
+                               "can be tested by others.")
+        interface = item.predict["interface"]
+        params = rules.check_input("test", self.json_body()).get("params")
+        if params is None:
+            params = {p["name"]: p.get("test_value") for p in interface["params"]}
+        self.release_db()
+        status, response = await self.service.offload(self.service.online_tests.call, item, params, call=True)
+        self.send({"status": status, "response": response})
+
+
+class FromProjectHandler(BaseHandler):
+    """POST {"project": P, "name": N?}: publish the tars in the caller's own project ``P/docker_image``."""
+
+    async def post(self):
+        who = self.who
+        data = rules.check_input(algorithm_rules.SCHEMAS["from-project"], self.json_body())
+        rules.require_smoke_allowed(data, who)
+        rules.require_visibility_allowed(data.get("visibility"), who)
+        try:
+            project = Project(Path(self.service.data_root).resolve(), who.name, check_project_name(str(data.get("project", ""))))
+        except InvalidChoice as e:
+            raise LibraryError(400, "invalid-field", f"project: {e}", "project") from None
+        tars = project_tars(project, data.get("name"))
+        fields = project_metadata(project, tars)
+        fields.update({k: data[k] for k in ("smoke", "visibility") if k in data})
+        fields = rules.check_input(algorithm_rules.SCHEMAS["algorithm-create"], fields)
+        item, created = algorithm_rules.create_or_reopen(self.db, who, fields, smoke=self.service.smoke_by_default)
+        limit = self.service.quota.room(self.db, who)
+        self.release_db()
+        try:
+            images = []
+            for role, path in sorted(tars.items()):
+                with open(path, "rb", opener=_no_follow) as source:
+                    digest, size = await self.service.offload(self.service.store.copy_in, source, limit)
+                limit -= size
+                images.append(Image(role=role, filename=path.name, sha256=digest, size=size))
+        except (OSError, TooLarge) as e:
+            if created:
+                self.db.delete(self.db.get(Algorithm, item.id))
+                self.db.commit()
+            raise LibraryError(400, "unreadable", f"could not read the image tar: {e}") from None
+        item = self.db.get(Algorithm, item.id)
+        items.start_validation(self.db, self.service.validations, item, images)
+        self.send(items.item_json(item), 202)
+
+
+def _no_follow(path, flags):
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+ITEM = r"(?P<item_id>\d{1,9})"
+ROUTES = [
+    ("api/algorithms", ListHandler),
+    ("api/algorithms/from-project", FromProjectHandler),
+    (f"api/algorithms/{ITEM}", ItemHandler),
+    (f"api/algorithms/{ITEM}/(?P<action>online|offline)", StatusHandler),
+    (f"api/algorithms/{ITEM}/images", UploadHandler),
+    (f"api/algorithms/{ITEM}/pull", PullHandler),
+    (f"api/algorithms/{ITEM}/test", OnlineTestHandler),
+]
+OPENAPI_SCHEMAS = {"AlgorithmCreate": algorithm_rules.SCHEMAS["algorithm-create"],
+                   "AlgorithmEdit": algorithm_rules.SCHEMAS["algorithm-edit"]}
