@@ -291,3 +291,11 @@ class PullHandler(ItemHandler):
         image = Image(role=role, filename=stored_filename(item, role), sha256=digest, size=size)
         start_validation(self.db, self.service.validations, item, [image])
         self.send(item_json(item), 202)
+
+
+def bind(kind, filters: dict, create_schema: dict, edit_schema: dict) -> tuple:
+    """The items' handlers for one *kind* of item: (list, item, status, upload, pull)."""
+    fields = {"kind": kind, "filters": filters, "create_schema": create_schema, "edit_schema": edit_schema}
+    return tuple(type(f"{kind.__name__}{handler.__name__}", (handler,), fields)
+                 for handler in (ItemListHandler, ItemHandler, StatusHandler, UploadHandler, PullHandler))
+

@@ -11,6 +11,7 @@ import hashlib
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -41,15 +42,18 @@ def remove_workspaces(engine: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
-@pytest.fixture(scope="module")
-def hub(engine, tmp_path_factory):
-    """A running hub with the docker profile; every workspace is removed afterwards."""
+@contextmanager
+def running_hub(engine, tmp_path_factory, port: int = 18000, log: str = "hub.log", library_config: str = ""):
+    """A hub with the docker profile in a data root of its own (with *library_config* as its library's
+    ``library_config.py``); every workspace, run, replica and library tag it made is removed afterwards."""
     data_root = tmp_path_factory.mktemp("hub") / "data"
     data_root.mkdir()
     # the env exports `ws envs build` wrote for in-workspace image builds
     if (REPO_ROOT / "data" / "base-images").is_dir():
         (data_root / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")
-    hub = HubProcess(data_root, port=18000, log_path=ARTIFACTS / "hub.log")
+    if library_config:
+        (data_root / "library_config.py").write_text(library_config)
+    hub = HubProcess(data_root, port=port, log_path=ARTIFACTS / log)
     before = library_tags(engine)
     hub.start()
     try:
@@ -60,6 +64,13 @@ def hub(engine, tmp_path_factory):
         remove_library_containers(engine, data_root)  # runs and service replicas outlive a library by design
         for tag in library_tags(engine) - before:  # this hub's library is gone with its data root
             engine.images.remove(tag)
+
+
+@pytest.fixture(scope="module")
+def hub(engine, tmp_path_factory):
+    """A running hub with the docker profile; every workspace is removed afterwards."""
+    with running_hub(engine, tmp_path_factory) as hub:
+        yield hub
 
 
 def remove_library_containers(engine, data_root: Path) -> None:

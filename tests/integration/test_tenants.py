@@ -19,14 +19,12 @@ from datetime import datetime
 
 import pytest
 
-from harness.hubprocess import HubProcess
 from harness.library import Client
 from harness.tenants import create_user, send, service_rss_kib, tenant, zipped
 from harness.waiting import wait_until
-from workspace_hub.catalog import REPO_ROOT
 from workspace_hub.executor import LABEL_RUN
 
-from .conftest import ARTIFACTS, library_tags, remove_library_containers, remove_workspaces
+from .conftest import running_hub
 
 pytestmark = pytest.mark.docker
 
@@ -124,23 +122,9 @@ NOT_NUMBERS = ['"resources": {"mem_gb": NaN}', '"train_ratio": NaN', '"train_rat
 
 @pytest.fixture(scope="module")
 def hub(engine, tmp_path_factory):
-    """conftest's hub, with the library's tenancy limits in <data_root>/library_config.py."""
-    data_root = tmp_path_factory.mktemp("hub") / "data"
-    data_root.mkdir()
-    if (REPO_ROOT / "data" / "base-images").is_dir():
-        (data_root / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")
-    (data_root / "library_config.py").write_text(LIBRARY_CONFIG)
-    hub = HubProcess(data_root, port=18300, log_path=ARTIFACTS / "hub-tenants.log")
-    before = library_tags(engine)
-    hub.start()
-    try:
+    """conftest's hub, with the library's tenancy limits in its library_config.py."""
+    with running_hub(engine, tmp_path_factory, 18300, "hub-tenants.log", LIBRARY_CONFIG) as hub:
         yield hub
-    finally:
-        hub.stop()
-        remove_workspaces(engine)
-        remove_library_containers(engine, data_root)  # runs and service replicas outlive a library by design
-        for tag in library_tags(engine) - before:  # this hub's library is gone with its data root
-            engine.images.remove(tag)
 
 
 @pytest.fixture(scope="module")

@@ -20,25 +20,8 @@ FILTERS = {"owner": str, "status": Status, "visibility": rules.Visibility, "fram
            "purpose_first": str, "purpose_second": str, "name": str, "version": str}
 
 
-class ListHandler(items.ItemListHandler):
-    kind, filters = Algorithm, FILTERS
-    create_schema = algorithm_rules.SCHEMAS["algorithm-create"]
-
-
-class ItemHandler(items.ItemHandler):
-    kind, edit_schema = Algorithm, algorithm_rules.SCHEMAS["algorithm-edit"]
-
-
-class StatusHandler(items.StatusHandler):
-    kind = Algorithm
-
-
-class UploadHandler(items.UploadHandler):
-    kind = Algorithm
-
-
-class PullHandler(items.PullHandler):
-    kind = Algorithm
+ListHandler, ItemHandler, StatusHandler, UploadHandler, PullHandler = items.bind(
+    Algorithm, FILTERS, algorithm_rules.SCHEMAS["algorithm-create"], algorithm_rules.SCHEMAS["algorithm-edit"])
 
 
 class OnlineTestHandler(ItemHandler):

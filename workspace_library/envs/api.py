@@ -11,24 +11,8 @@ FILTERS = {"owner": str, "status": Status, "visibility": rules.Visibility, "fram
            "name": str}
 
 
-class ListHandler(items.ItemListHandler):
-    kind, filters, create_schema = BaseEnv, FILTERS, SCHEMAS["env-create"]
-
-
-class ItemHandler(items.ItemHandler):
-    kind, edit_schema = BaseEnv, SCHEMAS["env-edit"]
-
-
-class StatusHandler(items.StatusHandler):
-    kind = BaseEnv
-
-
-class UploadHandler(items.UploadHandler):
-    kind = BaseEnv
-
-
-class PullHandler(items.PullHandler):
-    kind = BaseEnv
+ListHandler, ItemHandler, StatusHandler, UploadHandler, PullHandler = items.bind(
+    BaseEnv, FILTERS, SCHEMAS["env-create"], SCHEMAS["env-edit"])
 
 
 ITEM = r"(?P<item_id>\d{1,9})"
