@@ -35,6 +35,8 @@ WORKSPACE_ROOT = "/project"
 MODEL_DIR = f"{WORKSPACE_ROOT}/model"
 DATASET_DIR = f"{WORKSPACE_ROOT}/dataset"
 BASE_IMAGE_MOUNT = "/opt/workspace-hub/base-image"  # the env's `docker save` folder, read by `ws build`
+MAX_MODEL_FILES = 10_000  # what a model folder may hold, wherever it is kept (smoke runs, the registry)
+MAX_MODEL_BYTES = 4 * 1024**3
 
 # -- datasets (the handbook's section 10 defines each format) ----------------------------------
 DATASET_FORMATS = ("dir", "json", "single_text", "brat_ann")

@@ -27,13 +27,12 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .contract import DATASET_DIR, LABEL_ALGORITHM, LABEL_INTERFACE, LABEL_PORT, MODEL_DIR
+from .contract import (DATASET_DIR, LABEL_ALGORITHM, LABEL_INTERFACE, LABEL_PORT, MAX_MODEL_BYTES, MAX_MODEL_FILES,
+                       MODEL_DIR)
 from .executor import (AnswerTooLarge, BatchSpec, EngineError, EngineUnavailable, Executor, Mount, ProbeFailed,
                        Reason, ReplicaSpec, State)
 from .validate import Problem, Report, bounded_json
 
-MAX_MODEL_FILES = 10_000
-MAX_MODEL_BYTES = 4 * 1024**3
 # how a smoke training's end reads in a validation report (the reasons are the executor's)
 TRAIN_PROBLEMS = {Reason.max_runtime: "smoke-timeout", Reason.exit_code: "smoke-exit", Reason.oom: "smoke-exit",
                   Reason.no_model: "smoke-no-model", Reason.platform: "smoke-engine"}

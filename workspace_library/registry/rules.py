@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workspace_hub.algorithm import NAME
-from workspace_hub.smoke import MAX_MODEL_BYTES, MAX_MODEL_FILES
+from workspace_hub.contract import MAX_MODEL_BYTES, MAX_MODEL_FILES
 
 from ..models import Algorithm, Dataset, Model, ModelAlias, ModelAliasEvent, ModelGrant, Run, Service, Status, Visibility
 from ..access import Who, can_see, require_change
