@@ -17,15 +17,16 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from workspace_hub.catalog import REPO_ROOT
-from workspace_hub.scaffold import new_sample
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.envs import base_image_export  # noqa: E402
+from workspace_hub.scaffold import new_sample  # noqa: E402
 
 IMAGE = "workspace-hub/python:latest"
-EXPORT = REPO_ROOT / "data" / "base-images" / "python" / "current"
 DOCKERFILE = """FROM {image}
 USER 0
 COPY requirements.txt /tmp/requirements.txt
@@ -49,7 +50,8 @@ def start_workspace(root: Path) -> str:
     return subprocess.run(
         ["docker", "run", "-d", "--rm", "--network", "host", "-u", "1000:1000",
          "-v", f"{root}:/project", "-v", f"{root / 'home'}:/home/jovyan",
-         "-v", f"{EXPORT.resolve()}:/opt/workspace-hub/base-image:ro", IMAGE, "sleep", "infinity"],
+         "-v", f"{base_image_export('python').resolve()}:/opt/workspace-hub/base-image:ro", IMAGE, "sleep",
+         "infinity"],
         check=True, capture_output=True, text=True).stdout.strip()
 
 

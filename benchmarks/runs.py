@@ -25,9 +25,9 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.envs import base_image_export  # noqa: E402
 from harness.library import Client, running_service  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
-from workspace_hub.catalog import REPO_ROOT  # noqa: E402
 from workspace_hub.executor.docker import SANDBOX  # noqa: E402
 from workspace_library.models import Algorithm, Image, ImageStatus, Run, Status, Visibility  # noqa: E402
 
@@ -41,7 +41,7 @@ def bayes_image(work: Path) -> str:
     ws = str(Path(sys.executable).with_name("ws"))
     subprocess.run([ws, "new", "sample", "text-classify-bayes"], cwd=work, check=True,
                    capture_output=True)
-    env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(REPO_ROOT / "data" / "base-images" / "python" / "current")}
+    env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(base_image_export("python"))}
     subprocess.run([ws, "build", str(next(work.glob("*-train-*"))), "--output-dir", str(work)], env=env,
                    check=True, capture_output=True)
     tar = next(work.glob("train-*.tar"))
