@@ -117,6 +117,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise LibraryError(400, "invalid-json", "the body must be a JSON object")
         return data
 
+    def page_of(self, kind, where: list, order: tuple) -> dict:
+        """The page of rows of *kind* matching *where* that the query's ``page`` and ``per_page`` ask for."""
+        return rules.paginate(self.db, kind, where, order, int_arg(self, "page", 1, 1, 100000),
+                              int_arg(self, "per_page", 20, 1, 100))
+
     def send(self, data, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -205,11 +210,8 @@ class ListHandler(BaseHandler):
         if sort.lstrip("-") not in rules.SORTABLE:
             raise LibraryError(400, "invalid-query", f"sort must be one of {', '.join(sorted(rules.SORTABLE))}"
                                " with an optional leading '-'", "sort")
-        page = int_arg(self, "page", 1, 1, 100000)
-        per_page = int_arg(self, "per_page", 20, 1, 100)
-        result = rules.listing(self.db, self.kind, who, filters, q, page, per_page, sort)
-        result["items"] = [self.as_json(i, detail=False) for i in result["items"]]
-        self.send(result)
+        result = self.page_of(self.kind, *rules.listing(self.kind, who, filters, q, sort))
+        self.send({**result, "items": [self.as_json(i, detail=False) for i in result["items"]]})
 
 
 class RecordHandler(BaseHandler):

@@ -143,9 +143,9 @@ def check_deletable(item, who: Who) -> None:
 SORTABLE = {"name", "created", "updated", "status", "owner"}
 
 
-def listing(session: Session, kind, who: Who, filters: dict, q: str | None, page: int, per_page: int,
-            sort: str = "-updated") -> dict:
-    """One page of the items *who* can see, filtered by exact column values and a name/description search."""
+def listing(kind, who: Who, filters: dict, q: str | None, sort: str = "-updated") -> tuple[list, tuple]:
+    """(where, order) for the items *who* can see, filtered by exact column values and a name/description
+    search, sorted by *sort* (a column, ``-`` first for descending)."""
     where = [visible(kind, who)]
     for column, value in filters.items():
         where.append(getattr(kind, column) == value)
@@ -153,8 +153,7 @@ def listing(session: Session, kind, who: Who, filters: dict, q: str | None, page
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(or_(kind.name.ilike(pattern, escape="\\"), kind.description.ilike(pattern, escape="\\")))
     column = getattr(kind, sort.lstrip("-"))
-    order = column.desc() if sort.startswith("-") else column.asc()
-    return paginate(session, kind, where, (order, kind.id.desc()), page, per_page)
+    return where, (column.desc() if sort.startswith("-") else column.asc(), kind.id.desc())
 
 
 def paginate(session: Session, kind, where: list, order: tuple, page: int, per_page: int) -> dict:

@@ -54,7 +54,7 @@ class FromProjectHandler(BaseHandler):
         rules.require_smoke_allowed(data, who)
         rules.require_visibility_allowed(data.get("visibility"), who)
         try:
-            project = Project(Path(self.service.data_root).resolve(), who.name, check_project_name(str(data.get("project", ""))))
+            project = Project(Path(self.service.data_root).resolve(), who.name, check_project_name(data["project"]))
         except InvalidChoice as e:
             raise LibraryError(400, "invalid-field", f"project: {e}", "project") from None
         tars = project_tars(project, data.get("name"))

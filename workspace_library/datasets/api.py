@@ -317,4 +317,5 @@ ROUTES = [
     (f"api/datasets/{ITEM}/files/{SPLIT}/(?P<path>.+)", FileHandler),
     (f"api/datasets/{ITEM}/users", UsersHandler),
 ]
-OPENAPI_SCHEMAS = {"DatasetCreate": dataset_rules.SCHEMAS["dataset-create"], "DatasetEdit": dataset_rules.SCHEMAS["dataset-edit"]}
+OPENAPI_SCHEMAS = {"DatasetCreate": dataset_rules.SCHEMAS["dataset-create"],
+                   "DatasetEdit": dataset_rules.SCHEMAS["dataset-edit"]}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tornado import web
 
 from .. import access, rules
-from ..base import BaseHandler, int_arg, iso_time
+from ..base import BaseHandler, iso_time
 from ..models import Model, ModelAlias, ModelAliasEvent
 from ..errors import LibraryError
 from ..streaming import FORMATS, send_archive
@@ -71,9 +71,7 @@ class ModelListHandler(ModelHandler):
             value = self.get_query_argument(name, None)
             if value is not None:
                 where.append(getattr(Model, name) == value[:255])
-        page = int_arg(self, "page", 1, 1, 100000)
-        per_page = int_arg(self, "per_page", 20, 1, 100)
-        result = rules.paginate(self.db, Model, where, (Model.created.desc(), Model.id.desc()), page, per_page)
+        result = self.page_of(Model, where, (Model.created.desc(), Model.id.desc()))
         self.send({**result, "items": [model_json(self.db, m, self.who, detail=False) for m in result["items"]]})
 
 

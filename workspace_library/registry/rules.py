@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from workspace_hub.algorithm import NAME
 from workspace_hub.contract import MAX_MODEL_BYTES, MAX_MODEL_FILES
 
-from ..models import Algorithm, Dataset, Model, ModelAlias, ModelAliasEvent, ModelGrant, Run, Service, Status, Visibility
+from ..models import (Algorithm, Dataset, Model, ModelAlias, ModelAliasEvent, ModelGrant, Run, Service, Status,
+                      Visibility)
 from ..access import Who, can_see, require_change
 from ..errors import LibraryError
 from ..quota import Quota

@@ -16,7 +16,7 @@ import shutil
 from tornado.iostream import StreamClosedError
 
 from .. import access, rules
-from ..base import BaseHandler, int_arg, iso_time
+from ..base import BaseHandler, iso_time
 from ..errors import LibraryError
 from ..models import Model, Run, RunStatus
 from . import rules as run_rules
@@ -65,9 +65,7 @@ class RunListHandler(RunHandler):
                 if not re.fullmatch(r"\d{1,9}", raw):
                     raise LibraryError(400, "invalid-query", f"{name} must be an id", name)
                 where.append(column == int(raw))
-        page = int_arg(self, "page", 1, 1, 100000)
-        per_page = int_arg(self, "per_page", 20, 1, 100)
-        result = rules.paginate(self.db, Run, where, (Run.created.desc(), Run.id.desc()), page, per_page)
+        result = self.page_of(Run, where, (Run.created.desc(), Run.id.desc()))
         self.send({**result, "items": [run_json(r) for r in result["items"]]})
 
     def post(self):

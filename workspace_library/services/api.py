@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 
 from .. import access, rules
-from ..base import BaseHandler, int_arg, iso_time
+from ..base import BaseHandler, iso_time
 from ..errors import LibraryError
 from ..models import Service, ServiceStatus, Status
 from .rules import SCHEMAS, inputs, predict_source
@@ -53,10 +53,7 @@ class ServiceHandler(BaseHandler):
 class ServiceListHandler(ServiceHandler):
     def get(self):
         who = self.who
-        page = int_arg(self, "page", 1, 1, 100000)
-        per_page = int_arg(self, "per_page", 20, 1, 100)
-        result = rules.paginate(self.db, Service, [access.visible(Service, who)],
-                                (Service.created.desc(), Service.id.desc()), page, per_page)
+        result = self.page_of(Service, [access.visible(Service, who)], (Service.created.desc(), Service.id.desc()))
         self.send({**result, "items": [self.json(s) for s in result["items"]]})
 
     async def post(self):

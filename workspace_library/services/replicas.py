@@ -3,7 +3,8 @@
 Each service runs ``replicas`` predict containers in the sandbox (``--network none``), each a
 :class:`workspace_hub.executor.ReplicaHandle` that the library reaches where nothing else can.  A monitor
 thread looks at every replica once a second: its container must run and ``GET /health`` must answer 200,
-and the service's owner must still be allowed its model and algorithm (or it stops serving, ``failed``).  A replica that fails either is
+and the service's owner must still be allowed its model and algorithm (or it stops serving, ``failed``).  A
+replica that fails either is
 removed (its last log lines kept in the service's log file) and replaced, and the status says so:
 
 - ``starting``: no replica is healthy yet; ``running``: as many healthy replicas as wanted;
