@@ -50,7 +50,9 @@
       try {
         show(await ui.api("GET", path));
         const response = await fetch(`${page.prefix}api/${path}/logs`, { credentials: "same-origin", headers: { "X-XSRFToken": page.xsrf } });
-        $("#logs").textContent = (await response.text()).slice(-20000);
+        // the log holds callers' requests: only the owner (and admins) read it; others are told so
+        $("#logs").textContent = response.ok ? (await response.text()).slice(-20000)
+          : (await response.json()).error.message;
       } catch (e) { ui.flash(e.message); }
     }
     async function act(suffix, body, method = "POST") {
