@@ -27,6 +27,7 @@ from traitlets import Bool, Float, Integer, Type, Unicode, default
 from traitlets.config import Application
 
 from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
+from workspace_hub.contract import MAX_MODEL_BYTES
 from workspace_hub.executor import EngineError, EngineUnavailable
 from workspace_hub.files import write_private
 
@@ -36,6 +37,7 @@ from .algorithms.validations import OnlineTests, Validations
 from .envs import api as env_api
 from .db import open_database
 from .models import BaseEnv, Status, Visibility
+from .access import Who
 from .errors import LibraryError
 from .quota import Quota
 from .datasets import api as dataset_api
@@ -142,11 +144,18 @@ class LibraryService(Application):
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits)
         self.runs = Runs(self.sessions, root / "library" / "runs", root, self.executor, slots=self.run_slots,
-                         per_user=self.run_per_user, register=self.register_model)
+                         per_user=self.run_per_user, register=self.register_model,
+                         output_limit=self.run_output_limit)
         self.services = Services(self.sessions, root / "library" / "services", root, self.executor,
                                  health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
         self.calls = ThreadPoolExecutor(32, thread_name_prefix="library-calls")
+
+    def run_output_limit(self, owner: str) -> int:
+        """What a run of *owner* may write to its model folder: the model cap, or what their quota leaves."""
+        with self.sessions() as session:
+            left = self.quota.left(session, Who(owner))
+        return MAX_MODEL_BYTES if left is None else min(MAX_MODEL_BYTES, left)
 
     def register_model(self, session, run, folder: Path):
         """A succeeded run's model, into the registry and against its owner's quota (the runs' callback)."""

@@ -54,6 +54,13 @@ for epoch in range(1, int(os.environ.get("EPOCHS", "1")) + 1):
     time.sleep(float(os.environ.get("SLEEP", "0")))
 open("/project/model/model.txt", "w").write("w")
 """
+WRITER = """
+import os, time
+for i in range(int(os.environ["EPOCHS"])):  # EPOCHS MiB, a file each
+    open(f"/project/model/part-{i}.bin", "wb").write(os.urandom(1 << 20))
+time.sleep(float(os.environ["SLEEP"]))
+open("/project/model/model.txt", "w").write("w")
+"""
 ENV_VARS = {"EPOCHS": {"type": "Integer", "default": 1, "range": [1, 1000]},
             "SLEEP": {"type": "Float", "default": 0, "range": [0, 60]},
             "NOTE": {"type": "String", "default": "none"}}
@@ -139,7 +146,8 @@ def blocks(users, image_tar) -> dict:
     admin = users["admin"]
     ids = {"train": publish(admin, image_tar, "shared-train", train=TRAIN, smoke=False,
                             transfer_training=True)["id"],
-           "echo": publish(admin, image_tar, "shared-echo", predict=echo("admin"), smoke=False)["id"]}
+           "echo": publish(admin, image_tar, "shared-echo", predict=echo("admin"), smoke=False)["id"],
+           "writer": publish(admin, image_tar, "shared-writer", train=WRITER, smoke=False)["id"]}
     for item in ids.values():
         r = admin("PATCH", f"algorithms/{item}", json={"visibility": "public"})
         assert r.status_code == 200 and r.json()["visibility"] == "public", r.text
@@ -517,4 +525,19 @@ def test_10_a_withdrawn_grant_stops_what_it_served(hub, users, both, news):
     assert "stopped serving" in stopped["message"] and "model" in stopped["message"]
     assert send(victor, "POST", address, json={"text": "x"}).status_code == 503
     refused(mallory("POST", f"services/{service['id']}/start", json={"replicas": 1}), 404, "not-found", "model")
+
+
+def test_11_a_run_cannot_write_past_its_owner_s_quota(hub, blocks, news):
+    """mallory's run fills its model folder (on the data root every tenant shares) far past her quota."""
+    attacker = tenant(hub, "mallory-disk")
+    r = attacker("POST", "datasets", json={"name": "t11-filler", "version": "1", "format": "dir",
+                                           "archives": {"train": {"size": QUOTA - ROOM}}})
+    assert r.status_code == 201, r.text  # declared, never sent: it leaves her ROOM (4 MiB)
+    run = start(attacker, blocks["writer"], news, "t11-flood", hyperparameters={"EPOCHS": 64, "SLEEP": 60})
+    done = final(attacker, run["id"], timeout=120)
+    assert (done["status"], done["reason"]) == ("failed", "too-large"), done
+    assert "4.0 MiB" in done["message"], done["message"]
+    folder = hub.data_root / "library" / "runs" / done["key"] / "model"
+    assert not folder.exists() or sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) == 0
+    assert attacker("GET", "models", params={"name": "t11-flood"}).json()["items"] == []
 

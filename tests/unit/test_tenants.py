@@ -271,3 +271,29 @@ def test_an_answer_is_read_within_its_size_and_its_time(replica_server, path, li
     except Exception as e:  # noqa: BLE001 (the kind of refusal is what is checked)
         result = type(e).__name__
     assert result == outcome
+
+
+def test_a_run_that_writes_past_its_limit_is_stopped(tmp_path):
+    """The guard watches the model folder (links not followed) and stops the run once it passes its limit."""
+    import threading
+
+    class Watched(Handle):
+        stopped = threading.Event()
+
+        def stop(self, grace=5):
+            self.stopped.set()
+
+    runs = Runs(None, tmp_path / "runs", tmp_path, executor=None, guard_interval=0.05)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "link").symlink_to("/dev/zero")  # never counted, never read
+    handle, ended, passed = Watched(), threading.Event(), {}
+    guard = threading.Thread(target=runs._guard, args=(handle, folder, 1000, ended, passed))
+    guard.start()
+    (folder / "small").write_bytes(b"x" * 600)
+    assert not handle.stopped.wait(0.3)
+    (folder / "more").write_bytes(b"x" * 600)
+    assert handle.stopped.wait(5) and passed == {"limit": "1000 bytes"}
+    ended.set()
+    guard.join(5)
+

@@ -14,9 +14,10 @@ Only :mod:`.docker` imports docker-py; importing this package does not.
 
 from .base import (AnswerTooLarge, EngineError, EngineUnavailable, Executor, Handle, HEALTH_ANSWER, MAX_ANSWER,
                    ProbeFailed, ReplicaHandle, Response)
-from .outcome import Outcome, Reason, State, decide, wrote_model
+from .outcome import Outcome, Reason, State, decide, output_size, wrote_model
 from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, Mount, ReplicaSpec
 
 __all__ = ["AnswerTooLarge", "BatchSpec", "EngineError", "EngineUnavailable", "Executor", "HEALTH_ANSWER",
            "Handle", "KEPT", "LABEL_KEY", "LABEL_OWNER", "LABEL_RUN", "MAX_ANSWER", "Mount", "Outcome",
-           "ProbeFailed", "Reason", "ReplicaHandle", "ReplicaSpec", "Response", "State", "decide", "wrote_model"]
+           "ProbeFailed", "Reason", "ReplicaHandle", "ReplicaSpec", "Response", "State", "decide", "output_size",
+           "wrote_model"]

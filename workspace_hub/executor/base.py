@@ -54,10 +54,10 @@ class Handle:
     name: str = ""  # short, for logs and pages
 
     def wait(self, timeout: float | None = None, model: Path | None = None,
-             stopped: Callable[[], bool] | None = None) -> Outcome:
+             stopped: Callable[[], bool] | None = None, too_large: Callable[[], str] | None = None) -> Outcome:
         """Block until it ends (or *timeout* passes: then it is stopped, and the end is ``max-runtime``); the
-        outcome decided by :func:`.outcome.decide`, with *model* the folder it had to write and *stopped*
-        saying whether a user stopped it."""
+        outcome decided by :func:`.outcome.decide`, with *model* the folder it had to write, *stopped* saying
+        whether a user stopped it and *too_large* what limit its output passed ("" if none)."""
         raise NotImplementedError
 
     def logs(self, follow: bool = False, since: float | None = None) -> Iterator[bytes]:

@@ -142,7 +142,7 @@ class DockerRun(Handle):
         return self.container.attrs.get("Image", "")
 
     def wait(self, timeout: float | None = None, model: Path | None = None,
-             stopped: Callable[[], bool] | None = None) -> Outcome:
+             stopped: Callable[[], bool] | None = None, too_large: Callable[[], str] | None = None) -> Outcome:
         if timeout is None and self.spec is not None:
             timeout = self.spec.deadline
         timed_out = False
@@ -160,7 +160,7 @@ class DockerRun(Handle):
         return decide(result.get("StatusCode"), oom=bool(state.get("OOMKilled")), timed_out=timed_out,
                       stopped=bool(stopped and stopped()), model=model,
                       memory=(self.container.attrs.get("HostConfig") or {}).get("Memory"),
-                      deadline=self.spec.deadline if self.spec else None)
+                      deadline=self.spec.deadline if self.spec else None, too_large=too_large() if too_large else "")
 
     def logs(self, follow: bool = False, since: float | None = None) -> Iterator[bytes]:
         with engine_errors():

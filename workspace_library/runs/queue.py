@@ -23,6 +23,7 @@ so the log equals ``docker logs`` line for line.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,13 +33,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from workspace_hub.contract import DATASET_DIR, MODEL_DIR, PRETRAINED_DIR, TEST_DATASET_DIR
-from workspace_hub.executor import BatchSpec, EngineError, Executor, Handle, Mount, Outcome, State, decide
+from workspace_hub.executor import (BatchSpec, EngineError, Executor, Handle, Mount, Outcome, State, decide,
+                                    Reason, output_size)
 from workspace_hub.executor.spec import GiB
 from workspace_hub.validate import bounded_json
 
 from ..models import Model, Run, RunStatus
 from ..access import Who, require_usable
 from ..errors import LibraryError
+from ..quota import size_text
 from .logs import RunFiles
 
 log = logging.getLogger("workspace_library")
@@ -53,9 +56,12 @@ def now() -> datetime:
 class Runs:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: Executor,
                  slots: int = 2, per_user: int = 2, poll: float = 1.0,
-                 register: Callable[[Session, Run, Path], Model] | None = None):
+                 register: Callable[[Session, Run, Path], Model] | None = None,
+                 output_limit: Callable[[str], int] | None = None, guard_interval: float = 2.0):
         self.sessions = sessions
         self.register = register  # (session, run, model folder) -> the registered model, or a LibraryError
+        # owner -> the bytes a run of theirs may write (the model cap, or what their quota leaves)
+        self.output_limit, self.guard_interval = output_limit, guard_interval
         self.root = root  # <data root>/library/runs
         self.data_root = data_root
         self.executor = executor
@@ -204,23 +210,37 @@ class Runs:
         record the outcome the executor decides."""
         with self.sessions() as session:
             run = session.get(Run, run_id)
-            files, max_runtime = self.files(run), run.max_runtime
+            files, max_runtime, owner = self.files(run), run.max_runtime, run.owner
         elapsed = (now() - started.replace(tzinfo=started.tzinfo or timezone.utc)).total_seconds()
         copier = threading.Thread(target=self._copy_log, args=(handle, files, skip), name=f"run-{run_id}-log",
                                   daemon=True)
         copier.start()
+        ended, passed = threading.Event(), {}
+        if self.output_limit is not None:
+            threading.Thread(target=self._guard, args=(handle, files.model, self.output_limit(owner), ended, passed),
+                             name=f"run-{run_id}-guard", daemon=True).start()
         try:
             outcome = handle.wait(timeout=max(1.0, max_runtime - elapsed), model=files.model,
-                                  stopped=lambda: self._stopped(run_id))
+                                  stopped=lambda: self._stopped(run_id), too_large=lambda: passed.get("limit", ""))
             copier.join(30)  # the log ends with the container
             self._finish(run_id, outcome, files)
         except Exception as e:
             log.exception("watching run %s failed", run_id)
             self._platform_failure(run_id, f"the library lost the run's container: {e}")
         finally:
+            ended.set()
             handle.remove()
             self._watching.pop(run_id, None)
             self.wake()
+
+    def _guard(self, handle: Handle, folder: Path, limit: int, ended: threading.Event, passed: dict) -> None:
+        """Stop the run once what it wrote to its model folder passes *limit* bytes: a run's output is kept on
+        the shared data root, so it counts against its owner's quota before it is registered."""
+        while not ended.wait(self.guard_interval):
+            if output_size(folder, limit) > limit:
+                passed["limit"] = size_text(limit)
+                handle.stop(STOP_GRACE)
+                return
 
     def _stopped(self, run_id: int) -> bool:
         if run_id in self._stopped_by_user:
@@ -250,6 +270,8 @@ class Runs:
             run = session.get(Run, run_id)
             self._record(run, outcome)
             run.metrics = _final_metrics(files.model / "metrics.json")
+            if outcome.reason == Reason.too_large:  # what it wrote past its limit is not kept
+                shutil.rmtree(files.model, ignore_errors=True)
             if outcome.state == State.succeeded:
                 try:
                     model = self.register(session, run, files.model)
