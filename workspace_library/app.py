@@ -142,7 +142,7 @@ class LibraryService(Application):
         self.online_tests = OnlineTests(self.validations, health_timeout=self.service_health_timeout)
         limits = ArchiveLimits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
                         max_ratio=self.dataset_max_ratio)
-        self.imports = Imports(self.sessions, root / "library", limits)
+        self.imports = Imports(self.sessions, root / "library", limits, quota=self.quota)
         self.runs = Runs(self.sessions, root / "library" / "runs", root, self.executor, slots=self.run_slots,
                          per_user=self.run_per_user, register=self.register_model,
                          output_limit=self.run_output_limit)

@@ -1,8 +1,9 @@
 """Every byte a user makes the library keep counts against one quota, checked before the bytes arrive.
 
-What counts: image tars (algorithm versions and base envs), dataset archives (their declared sizes, so a
-larger ``Upload-Length`` is checked before a byte of it is accepted), and models, whether uploaded by
-hand or written by a run.  Sizes are what the user's records hold: content stored once for two users
+What counts: image tars (algorithm versions and base envs), datasets (their archives' declared sizes, so a
+larger ``Upload-Length`` is checked before a byte of it is accepted, then their extracted files, checked
+before they are stored), models, whether uploaded by hand or registered from a run, and what a run writes
+while it trains (a guard stops it past what is left).  Sizes are what the user's records hold: content stored once for two users
 still counts for each, so a quota never tells one user what another stored.  Admins have no quota;
 the per-file limit holds for everyone.
 """

@@ -297,3 +297,25 @@ def test_a_run_that_writes_past_its_limit_is_stopped(tmp_path):
     ended.set()
     guard.join(5)
 
+
+
+def test_an_archive_that_expands_past_the_quota_is_refused_before_its_files_are_stored(library, as_, tmp_path,
+                                                                                      monkeypatch):
+    """A small zip of repeated text unpacks to 2 MiB: the quota counts the files the library would keep, not the zip."""
+    from harness.archives import zip_archive
+    from workspace_library.access import Who
+    from workspace_library.quota import Quota, bytes_used
+
+    from .test_dataset_api import create, send, wait_final
+
+    service, _ = library
+    data = zip_archive(tmp_path / "bomb.zip", [("cats/1.txt", b"a" * (1 << 20)),
+                                               ("dogs/1.txt", b"a" * (1 << 20))]).read_bytes()
+    with service.sessions() as db:
+        used = bytes_used(db, Who("olive"))
+    monkeypatch.setattr(service.imports, "quota", Quota(per_user=used + len(data) + 64 * 1024, per_file=1 << 30))
+    dataset = create(as_["owner"], f"expands-{uuid.uuid4().hex[:6]}", data)
+    assert send(as_["owner"], dataset["id"], data).status_code == 204
+    done = wait_final(as_["owner"], dataset["id"])
+    assert done["status"] == "failed" and [e["code"] for e in done["errors"]] == ["quota"], done["errors"]
+    assert "extracted dataset" in done["errors"][0]["message"]

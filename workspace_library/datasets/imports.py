@@ -26,7 +26,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from ..access import Who
+from ..errors import LibraryError
 from ..models import Dataset, Status
+from ..quota import Quota
 from ..store import CHUNK, ObjectStore
 from . import importer
 from .archive import ArchiveLimits
@@ -36,7 +39,9 @@ log = logging.getLogger("workspace_library")
 
 
 class Imports:
-    def __init__(self, sessions: sessionmaker, root: Path, limits: ArchiveLimits, workers: int = 1):
+    def __init__(self, sessions: sessionmaker, root: Path, limits: ArchiveLimits, workers: int = 1,
+                 quota: Quota | None = None):
+        self.quota = quota  # the owners', which extracted files count against
         self.sessions = sessions
         self.root = root
         self.objects = ObjectStore(root)
@@ -184,6 +189,11 @@ class Imports:
             members = part["members"]
             report[split] = {**{k: v for k, v in part["report"].items() if k != "problems"},
                              "files": len(members), "bytes": sum(m[2] for m in members), "dropped": part["dropped"]}
+        extracted = sum(r["bytes"] for r in report.values())
+        refusal = None if errors else self._over_quota(dataset_id, extracted)
+        if refusal is not None:
+            errors.append({"code": refusal.code, "message": refusal.message, "file": None, "line": None,
+                           "split": None})
         if errors:
             shutil.rmtree(staging, ignore_errors=True)
             return self._finish(dataset_id, Status.failed, errors, report=report)
@@ -197,4 +207,18 @@ class Imports:
             self.objects.build_tree(manifests[split])
         shutil.rmtree(staging, ignore_errors=True)
         self._finish(dataset_id, Status.online if online else Status.ready, [], manifests=manifests, report=report,
-                     was_online=online)
+                     was_online=online, size=extracted)  # what the library keeps from now on: the files
+
+    def _over_quota(self, dataset_id: int, extracted: int) -> LibraryError | None:
+        """The refusal when the extracted files (which replace the archives the quota counted) pass what the
+        owner's quota leaves: an archive that expands is checked before its files are stored."""
+        if self.quota is None:
+            return None
+        with self.sessions() as session:
+            dataset = session.get(Dataset, dataset_id)
+            try:
+                self.quota.require(session, Who(dataset.owner), extracted, releasing=dataset.size,
+                                   what="the extracted dataset")
+            except LibraryError as e:
+                return e
+        return None
