@@ -33,7 +33,7 @@ from workspace_hub.files import write_private
 
 from . import base, pages
 from .algorithms import api as algorithm_api
-from .algorithms.validations import OnlineTests, Validations
+from .algorithms.validations import Validations
 from .envs import api as env_api
 from .db import open_database
 from .models import BaseEnv, Status, Visibility
@@ -110,6 +110,8 @@ class LibraryService(Application):
     serve_max_answer_bytes = Integer(10 * 1024**2, min=1, config=True,
                                      help="Largest answer a service's replica may send through its address; a "
                                           "larger one is refused with a 502 (answer-too-large), read no further.")
+    online_test_idle = Float(600, min=1, config=True,
+                             help="Seconds an online test's replica waits for another call before it is removed.")
     service_health_timeout = Float(60, min=1, config=True, help="Seconds a new service replica gets to answer /health "
                                                           "before it is replaced (or a redo is rolled back).")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
@@ -139,7 +141,6 @@ class LibraryService(Application):
         self.executor = self.executor_class(owner=owner)
         self.validations = Validations(self.sessions, self.store, self.executor, registry=self.registry,
                                        workers=self.workers)
-        self.online_tests = OnlineTests(self.validations, health_timeout=self.service_health_timeout)
         limits = ArchiveLimits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,
                         max_ratio=self.dataset_max_ratio)
         self.imports = Imports(self.sessions, root / "library", limits, quota=self.quota)
@@ -147,7 +148,8 @@ class LibraryService(Application):
                          per_user=self.run_per_user, register=self.register_model,
                          output_limit=self.run_output_limit)
         self.services = Services(self.sessions, root / "library" / "services", root, self.executor,
-                                 health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes)
+                                 health_timeout=self.service_health_timeout, max_answer=self.serve_max_answer_bytes,
+                                 trial_idle=self.online_test_idle)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
         self.calls = ThreadPoolExecutor(32, thread_name_prefix="library-calls")
 
@@ -278,7 +280,6 @@ class LibraryService(Application):
     def stop_now(self) -> None:
         """Exit at once, whatever validations are running: their containers go, and their items are
         resumed on the next start (:meth:`Validations.recover`), so waiting for them buys nothing."""
-        self.online_tests.stop_all()
         try:
             self.executor.remove_leftovers()
         except EngineUnavailable:

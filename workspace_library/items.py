@@ -124,7 +124,7 @@ class ItemHandler(RecordHandler):
         if isinstance(item, BaseEnv):
             await self.service.offload(self.service.check_unused, item)
         else:
-            await self.service.offload(self.service.online_tests.stop, item)
+            await self.service.offload(self.service.services.end_trial, item.key)
         await self.service.offload(self.service.validations.forget, item)
         self.db.delete(item)
         self.db.commit()
@@ -141,7 +141,7 @@ class StatusHandler(ItemHandler):
         item = self.item(item_id)
         rules.set_online(self.db, item, self.who, action == "online")
         if action == "offline" and isinstance(item, Algorithm):
-            self.service.online_tests.stop(item)
+            self.service.services.end_trial(item.key)
         self.send(self.as_json(item))
 
 

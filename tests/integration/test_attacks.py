@@ -19,7 +19,7 @@ import pytest
 from harness.imagetars import get, member, put, read_members, write_members
 from harness.library import Client
 from harness.waiting import wait_until
-from workspace_hub.executor import LABEL_RUN
+from workspace_hub.executor import LABEL_KEY, LABEL_RUN
 
 pytestmark = pytest.mark.docker
 
@@ -209,7 +209,7 @@ def test_online_test_replicas_run_off_the_host_network(users, image, engine, tmp
     assert data["status"] == "ready", data["errors"]
     answer = users[MALLORY]("POST", f"algorithms/{data['id']}/test", json={}).json()
     assert answer == {"status": 200, "response": {"label": "sports"}}
-    serving = {"label": f"{LABEL_RUN}=serving-{data['images'][0]['tag'].split('/')[1]}"}  # the item's key
+    serving = {"label": [f"{LABEL_RUN}=test", f"{LABEL_KEY}={data['images'][0]['tag'].split('/')[1]}"]}  # its key
     [replica] = engine.containers.list(filters=serving)
     assert replica.attrs["HostConfig"]["NetworkMode"] == "none"
     assert replica.attrs["NetworkSettings"]["Ports"] in ({}, None)

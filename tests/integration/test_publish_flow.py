@@ -21,7 +21,7 @@ import pytest
 
 from harness.library import Client
 from harness.waiting import status_of, wait_until
-from workspace_hub.executor import LABEL_RUN
+from workspace_hub.executor import LABEL_KEY, LABEL_RUN
 
 pytestmark = pytest.mark.docker
 
@@ -117,7 +117,7 @@ def test_online_then_public_then_another_user_tests_it(published, workspace, lib
     answer = library[OTHER]("POST", f"algorithms/{algorithm_id}/test", json={}).json()
     assert answer["status"] == 200 and answer["response"]["label"] == "sports", answer
     key = library[OTHER]("GET", f"algorithms/{algorithm_id}").json()["images"][0]["tag"].split("/")[1]
-    [replica] = engine.containers.list(filters={"label": f"{LABEL_RUN}=serving-{key}"})
+    [replica] = engine.containers.list(filters={"label": [f"{LABEL_RUN}=test", f"{LABEL_KEY}={key}"]})
     assert replica.attrs["HostConfig"]["NetworkMode"] == "none"
     assert library[OTHER]("POST", f"algorithms/{algorithm_id}/offline").status_code == 403
 

@@ -91,3 +91,45 @@ def test_service_authorization(library, as_, role, visibility, method, suffix, b
         assert r.status_code == expected, r.text
         with service.sessions() as db:
             assert db.get(Service, service_id).description == "" and db.get(Service, service_id).replicas == 0
+
+
+def test_an_online_test_is_a_short_lived_service_removed_when_idle(tmp_path):
+    """One replica, started on the first call and reused; the monitor removes it once idle (issue: an online
+    test's container used to outlive the test by hours)."""
+    from workspace_hub.executor import Executor, ReplicaHandle, Response
+    from workspace_library.services.replicas import Services
+
+    class Replica(ReplicaHandle):
+        def __init__(self):
+            self.name, self.removed = uuid.uuid4().hex[:12], False
+
+        def request(self, method, path, body=None, headers=None, timeout=30, limit=0):
+            return Response(200, b'{"label": "sports"}')
+
+        def running(self):
+            return not self.removed
+
+        def wait_healthy(self, timeout, poll=0.2):
+            pass
+
+        def remove(self):
+            self.removed = True
+
+    class Engine(Executor):
+        started: list = []
+
+        def start_replica(self, spec):
+            self.started.append((spec.purpose, spec.key, Replica()))
+            return self.started[-1][2]
+
+    engine = Engine()
+    services = Services(None, tmp_path, tmp_path, engine, trial_idle=60)
+    for _ in range(2):
+        assert services.try_out("k", "img", tmp_path, "POST", "/predict", b"{}", {})[:2] == (200, b'{"label": "sports"}')
+    [(purpose, key, replica)] = engine.started
+    assert (purpose, key) == ("test", "k")
+    services._reap_trials()
+    assert not replica.removed  # just used
+    services.pools["test:k"].used -= 61
+    services._reap_trials()
+    assert replica.removed and "test:k" not in services.pools

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from workspace_hub.executor import EngineError, ProbeFailed
 from workspace_hub.projects import InvalidChoice, Project, check_project_name
 
 from .. import access, items, rules
@@ -25,13 +27,15 @@ ListHandler, ItemHandler, StatusHandler, UploadHandler, PullHandler = items.bind
 
 
 class OnlineTestHandler(ItemHandler):
-    """POST {"params": {...}}: call the algorithm's predict interface (test values by default)."""
+    """POST {"params": {...}}: call the algorithm's predict interface (test values by default), as an online test:
+    a short-lived service of one replica (:meth:`~..services.replicas.Services.try_out`)."""
 
     SUPPORTED_METHODS = ("POST",)
 
     async def post(self, item_id):
         item = self.item(item_id)
-        if not (item.predict or {}).get("interface") or not any(i.role == "predict" and i.tag for i in item.images):
+        predict = [i.tag for i in item.images if i.role == "predict" and i.tag]
+        if not (item.predict or {}).get("interface") or not predict:
             raise LibraryError(409, "no-predict", f"{item.name} has no validated predict image to test.")
         if item.status != Status.online and not access.owns(item, self.who):
             raise LibraryError(409, "status", f"{item.name} is {item.status.value}; only online algorithms "
@@ -40,8 +44,21 @@ class OnlineTestHandler(ItemHandler):
         params = rules.check_input("test", self.json_body()).get("params")
         if params is None:
             params = {p["name"]: p.get("test_value") for p in interface["params"]}
+        key, model = item.key, self.service.validations.model_dir(item)
         self.release_db()
-        status, response = await self.service.offload(self.service.online_tests.call, item, params, call=True)
+        await self.service.offload(model.mkdir, 0o755, True, True)
+        try:
+            status, body, _ = await self.service.offload(
+                self.service.services.try_out, key, predict[0], model, interface.get("method", "POST"),
+                f"/{interface['name']}", json.dumps(params).encode(), {"Content-Type": "application/json"},
+                call=True)
+        except (ProbeFailed, EngineError) as e:
+            raise LibraryError(502, "service-down", f"the predict image did not answer /health: "
+                               f"{str(e)[-500:]}") from None
+        try:
+            response = json.loads(body)
+        except ValueError:
+            response = body.decode("utf-8", "replace")[:2000]
         self.send({"status": status, "response": response})
 
 

@@ -1,5 +1,4 @@
-"""Validations of algorithm versions and base envs (stored tars checked, smoke-run, loaded by digest), pulls,
-and the online tests' replicas.
+"""Validations of algorithm versions and base envs (stored tars checked, smoke-run, loaded by digest), and pulls.
 
 Validations run in a small thread pool, one item at a time per thread, and
 write their progress to the item's row as they go, so pages and ``ws publish``
@@ -21,10 +20,8 @@ pulled name is removed once the image is stored.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,13 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from workspace_hub.contract import LABEL_ALGORITHM
-from workspace_hub.executor import (AnswerTooLarge, BatchSpec, EngineError, Executor, ProbeFailed, ReplicaHandle,
-                                    ReplicaSpec, State)
+from workspace_hub.executor import BatchSpec, EngineError, Executor, State
 from workspace_hub.smoke import smoke_test
 from workspace_hub.validate import Problem, bounded_json, check_tar
 
 from . import rules
-from ..errors import LibraryError
 from ..items import platform_tag
 from ..models import Algorithm, BaseEnv, Image, ImageStatus, Status
 from ..store import TarStore
@@ -245,74 +240,3 @@ class Validations:
             raise
         finally:
             chunks.close()  # the name the pull created goes with the stream
-
-
-class OnlineTests:
-    """Predict replicas for the online test: one per algorithm, started on first use, off the host network.
-
-    Each algorithm has its own lock, held only while its replica starts: a slow
-    image delays its own tests, never another algorithm's, and calls to a running
-    replica take no lock at all.
-    """
-
-    def __init__(self, validations: Validations, health_timeout: float = 120):
-        self.validations = validations
-        self.health_timeout = health_timeout
-        self.running: dict[str, ReplicaHandle] = {}
-        self.locks: dict[str, threading.Lock] = {}
-        self.guard = threading.Lock()  # protects the two dicts, never held across engine calls
-
-    def _lock(self, key: str) -> threading.Lock:
-        with self.guard:
-            return self.locks.setdefault(key, threading.Lock())
-
-    def call(self, algorithm: Algorithm, params: dict) -> tuple[int, object]:
-        """Send *params* to the algorithm's interface; return (status, JSON body or text)."""
-        with self._lock(algorithm.key):
-            replica = self._ensure(algorithm)
-        interface = algorithm.predict["interface"]
-        try:
-            answer = replica.request(interface.get("method", "POST"), f"/{interface['name']}",
-                                     json.dumps(params).encode(), {"Content-Type": "application/json"}, timeout=60)
-        except (OSError, AnswerTooLarge) as e:
-            raise LibraryError(502, "service-down", f"the predict container did not answer: {e}") from None
-        try:
-            return answer.status, json.loads(answer.body)
-        except ValueError:
-            return answer.status, answer.body.decode("utf-8", "replace")[:2000]
-
-    def _ensure(self, algorithm: Algorithm) -> ReplicaHandle:
-        replica = self.running.get(algorithm.key)
-        if replica is not None:
-            if replica.running():
-                return replica
-            self.stop(algorithm)
-        tag, replica = next(i.tag for i in algorithm.images if i.role == "predict"), None
-        model = self.validations.model_dir(algorithm)
-        model.mkdir(parents=True, exist_ok=True)
-        try:
-            replica = self.validations.executor.start_replica(ReplicaSpec(tag, f"serving-{algorithm.key}", model))
-            replica.wait_healthy(self.health_timeout)
-        except (ProbeFailed, EngineError) as e:
-            if replica is not None:
-                replica.remove()
-            raise LibraryError(502, "service-down", f"the predict image did not answer /health: "
-                                       f"{str(e)[-500:]}") from None
-        self.running[algorithm.key] = replica
-        return replica
-
-    def stop(self, algorithm: Algorithm) -> None:
-        replica = self.running.pop(algorithm.key, None)
-        if replica is not None:
-            try:
-                replica.remove()
-            except Exception:
-                log.warning("could not remove the serving container of %s", algorithm.name)
-
-    def stop_all(self) -> None:
-        for key in list(self.running):
-            replica = self.running.pop(key)
-            try:
-                replica.remove()
-            except Exception:
-                log.warning("could not remove serving container %s", key)

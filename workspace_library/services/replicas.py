@@ -56,13 +56,16 @@ class Pool:
     latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCIES))
     lock: threading.RLock = field(default_factory=threading.RLock)
     busy: bool = False  # a redo or a scale is moving replicas: the monitor leaves them alone
+    used: float = 0.0  # an online test's: when it was last called (monotonic), for the idle reaper
 
 
 class Services:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: Executor,
-                 interval: float = 1.0, health_timeout: float = 60, max_answer: int = 10 * 1024**2):
+                 interval: float = 1.0, health_timeout: float = 60, max_answer: int = 10 * 1024**2,
+                 trial_idle: float = 600):
         self.sessions = sessions
         self.max_answer = max_answer  # bytes of one answer the address forwards
+        self.trial_idle = trial_idle  # seconds an online test's replica waits for another call
         self.health_timeout = health_timeout  # seconds a new replica gets to answer /health
         self.root = root  # <data root>/library/services: one log file per service
         self.data_root = data_root
@@ -234,6 +237,46 @@ class Services:
         self._count(pool, 503, time.perf_counter() - started)
         return 503, _error(503, "no-replica", "no replica of this service answers; see its status"), JSON
 
+    # -- online tests: short-lived services ------------------------------------------------------
+    def try_out(self, key: str, image: str, model: Path, method: str, path: str, body: bytes | None,
+                headers: dict):
+        """Call an algorithm's predict image as an online test: a service of one replica without an address,
+        started on first use (with the algorithm's smoke-trained *model*) and removed after ``trial_idle``
+        seconds without a call, when the algorithm goes offline or is deleted, and when the library stops."""
+        name = f"test:{key}"
+        pool = self.pool(name)
+        with pool.lock:  # held while its replica starts: a slow image delays its own tests, no one else's
+            if not any(r.running() for r, _ in pool.replicas):
+                for replica, _ in pool.replicas:
+                    replica.remove()
+                pool.replicas, pool.healthy = [], set()
+                replica = self.executor.start_replica(ReplicaSpec(image, "test", model, key=key))
+                try:
+                    replica.wait_healthy(self.health_timeout)
+                except ProbeFailed:
+                    replica.remove()
+                    raise
+                pool.replicas, pool.healthy = [(replica, 0)], {replica.name}
+            pool.used = time.monotonic()
+        return self.call(name, method, path, body, headers)
+
+    def end_trial(self, key: str) -> None:
+        pool = self.pools.pop(f"test:{key}", None)
+        if pool is not None:
+            with pool.lock:
+                for replica, _ in pool.replicas:
+                    replica.remove()
+
+    def _reap_trials(self) -> None:
+        for name, pool in list(self.pools.items()):
+            if isinstance(name, str) and pool.lock.acquire(blocking=False):  # one starting is not idle
+                try:
+                    idle = time.monotonic() - pool.used > self.trial_idle
+                finally:
+                    pool.lock.release()
+                if idle:
+                    self.end_trial(name.removeprefix("test:"))
+
     @staticmethod
     def _count(pool: Pool, status: int, seconds: float) -> None:
         with pool.lock:
@@ -279,6 +322,7 @@ class Services:
                     self.ensure(service_id)
                 except Exception:
                     log.exception("the service monitor failed on service %s", service_id)
+            self._reap_trials()
 
     def forget(self, service_id: int) -> None:
         """Remove every replica of a service being deleted."""
