@@ -125,7 +125,8 @@ def test_an_online_test_is_a_short_lived_service_removed_when_idle(tmp_path):
     engine = Engine()
     services = Services(None, tmp_path, tmp_path, engine, trial_idle=60)
     for _ in range(2):
-        assert services.try_out("k", "img", tmp_path, "POST", "/predict", b"{}", {})[:2] == (200, b'{"label": "sports"}')
+        status, body, _ = services.try_out("k", "img", tmp_path, "POST", "/predict", b"{}", {})
+        assert (status, body) == (200, b'{"label": "sports"}')
     [(purpose, key, replica)] = engine.started
     assert (purpose, key) == ("test", "k")
     services._reap_trials()
