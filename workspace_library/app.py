@@ -39,7 +39,7 @@ from .db import open_database
 from .models import BaseEnv, Status, Visibility
 from .access import Who
 from .errors import LibraryError
-from .quota import Quota
+from .quota import Quota, Reservations
 from .datasets import api as dataset_api
 from .datasets import presets as dataset_presets
 from .datasets.archive import ArchiveLimits
@@ -135,6 +135,7 @@ class LibraryService(Application):
         self.log.setLevel(logging.INFO)
         root = Path(self.data_root).resolve()
         self.sessions = open_database(self.db_url)
+        self.reservations = Reservations()  # uploads in flight, which the quota counts
         self.store = TarStore(root / "library")
         # the containers this library starts carry its data root's digest: another hub on the engine has its own
         owner = "library-" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
@@ -231,7 +232,7 @@ class LibraryService(Application):
 
     @property
     def quota(self) -> Quota:
-        return Quota(per_user=self.user_quota_bytes, per_file=self.max_upload_bytes)
+        return Quota(per_user=self.user_quota_bytes, per_file=self.max_upload_bytes, reservations=self.reservations)
 
     def cookie_secret(self) -> bytes:
         """Kept in the data root, so that browser sessions survive a restart of the service."""

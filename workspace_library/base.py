@@ -69,7 +69,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self._db.close()
             self._db = None
 
+    def hold(self, size: int) -> None:
+        """Count *size* bytes of this request's upload against the caller's quota until the request ends."""
+        self._holds = [*getattr(self, "_holds", []), self.service.quota.reservations.take(self.who.name, size)]
+
+    def let_go(self) -> None:
+        for release in getattr(self, "_holds", []):
+            release()
+
+    def on_connection_close(self):
+        self.let_go()
+        super().on_connection_close()
+
     def on_finish(self):
+        self.let_go()
         self.release_db()
 
     @property

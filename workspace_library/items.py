@@ -172,6 +172,7 @@ class UploadHandler(ItemHandler):
             if content_type != b"multipart/form-data" or b"boundary" not in params:
                 raise LibraryError(415, "multipart", "send the tar as multipart/form-data "
                                    "(curl -F train=@file.tar)")
+            self.hold(max(0, length - MULTIPART_SLACK) if length else self.limit)  # until it is a record
         except LibraryError as e:
             self.refuse_upload(e)
             return
@@ -228,15 +229,19 @@ class UploadHandler(ItemHandler):
             self.refusal = LibraryError(400, "multipart", f"the multipart body is malformed: {e}")
         if self.refusal is not None:
             self.parser = None
-            self.on_connection_close()
+            self._discard()
 
-    def on_connection_close(self):
-        if self.incoming is not None:  # the client went away mid-file: nothing becomes a record
+    def _discard(self):
+        if self.incoming is not None:  # the client went away mid-file, or it was refused: nothing is kept
             self.incoming.discard()
             self.incoming = None
 
+    def on_connection_close(self):
+        self._discard()
+        super().on_connection_close()
+
     def on_finish(self):
-        self.on_connection_close()
+        self._discard()
         super().on_finish()
 
     def post(self, item_id):
@@ -279,6 +284,7 @@ class PullHandler(ItemHandler):
         if role not in roles:
             raise LibraryError(400, "invalid-field", f"role must be {' or '.join(roles)}", "role")
         limit = self.service.quota.room(self.db, self.who)
+        self.hold(limit)  # a pull's size is known once it is in
         self.release_db()
         if await self.service.offload(self.service.validations.name_taken, reference):
             raise LibraryError(409, "name-taken", f"the engine already holds an image named {reference}, and a "

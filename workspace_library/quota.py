@@ -10,7 +10,8 @@ the per-file limit holds for everyone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,19 +42,48 @@ def bytes_used(session: Session, who: Who) -> int:
     return used
 
 
+class Reservations:
+    """Bytes of uploads still arriving, per user: counted as used until the upload is a record or is gone, so
+    that two uploads at once cannot each take what is left."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def held(self, user: str) -> int:
+        with self._lock:
+            return self._held.get(user, 0)
+
+    def take(self, user: str, size: int):
+        """Hold *size* bytes for *user*; return the function that lets them go (once)."""
+        with self._lock:
+            self._held[user] = self._held.get(user, 0) + size
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                with self._lock:
+                    self._held[user] -= size
+
+        return release
+
+
 @dataclass(frozen=True)
 class Quota:
     """The admin's limits: bytes per user (``LibraryService.user_quota_bytes``) and per file
-    (``LibraryService.max_upload_bytes``)."""
+    (``LibraryService.max_upload_bytes``), and the uploads in flight."""
 
     per_user: int
     per_file: int
+    reservations: Reservations = field(default_factory=Reservations)
 
     def left(self, session: Session, who: Who, releasing: int = 0) -> int | None:
         """What *who* may still add (None: no quota), when *releasing* bytes of theirs are replaced."""
         if who.admin:
             return None
-        return max(0, self.per_user - bytes_used(session, who) + releasing)
+        used = bytes_used(session, who) + self.reservations.held(who.name)
+        return max(0, self.per_user - used + releasing)
 
     def room(self, session: Session, who: Who) -> int:
         """The most one upload of *who* may send now: the per-file limit or what the quota leaves."""
@@ -68,7 +98,7 @@ class Quota:
                                f"{size_text(self.per_file)}", field)
         left = self.left(session, who, releasing)
         if left is not None and size > left:
-            used = bytes_used(session, who) - releasing
+            used = bytes_used(session, who) + self.reservations.held(who.name) - releasing
             raise LibraryError(413, "quota", f"{what} needs {size_text(size)}, but your quota is "
                                f"{size_text(self.per_user)} and you use {size_text(used)} ({size_text(left)} "
                                "left); delete models, datasets or algorithm versions you no longer need, or ask "

@@ -319,3 +319,39 @@ def test_an_archive_that_expands_past_the_quota_is_refused_before_its_files_are_
     done = wait_final(as_["owner"], dataset["id"])
     assert done["status"] == "failed" and [e["code"] for e in done["errors"]] == ["quota"], done["errors"]
     assert "extracted dataset" in done["errors"][0]["message"]
+
+
+def test_two_uploads_at_once_cannot_each_take_what_the_quota_leaves(library, as_, tmp_path, monkeypatch):
+    """While one upload is still arriving, its bytes count: a second one that fits only without it is refused."""
+    import http.client
+    import os
+    from urllib.parse import urlsplit
+
+    from harness.archives import zip_archive
+    from harness.waiting import wait_until
+    from workspace_library.access import Who
+    from workspace_library.quota import bytes_used
+
+    service, base = library
+    with service.sessions() as db:
+        used = bytes_used(db, Who("olive"))
+    monkeypatch.setattr(service, "user_quota_bytes", used + 1_000_000)
+    first, second = (zip_archive(tmp_path / f"{n}.zip", [("w.bin", os.urandom(600_000))]).read_bytes()
+                     for n in ("first", "second"))
+    url = urlsplit(base)
+    slow = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    slow.putrequest("POST", f"{url.path}api/models/upload?name=slow-{uuid.uuid4().hex[:6]}&version=1")
+    for header, value in (("Authorization", "token owner-token"), ("Content-Type", "application/zip"),
+                          ("Content-Length", str(len(first)))):
+        slow.putheader(header, value)
+    slow.endheaders()
+    slow.send(first[:1000])
+    wait_until(lambda: service.quota.reservations.held("olive") == len(first), timeout=10, interval=0.02,
+               what="the first upload to be counted")
+    r = as_["owner"]("POST", "models/upload", params={"name": f"fast-{uuid.uuid4().hex[:6]}"}, data=second,
+                     headers={"Content-Type": "application/zip"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "quota", r.text
+    slow.send(first[1000:])
+    assert slow.getresponse().status == 201
+    wait_until(lambda: service.quota.reservations.held("olive") == 0, timeout=10, interval=0.02,
+               what="the finished upload to count as its model only")

@@ -80,6 +80,7 @@ class FromProjectHandler(BaseHandler):
         fields = rules.check_input(algorithm_rules.SCHEMAS["algorithm-create"], fields)
         item, created = algorithm_rules.create_or_reopen(self.db, who, fields, smoke=self.service.smoke_by_default)
         limit = self.service.quota.room(self.db, who)
+        self.hold(limit)  # the tars' sizes are known once they are copied
         self.release_db()
         try:
             images = []

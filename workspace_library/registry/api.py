@@ -215,6 +215,7 @@ class UploadHandler(ModelHandler):
             length = int(self.request.headers.get("Content-Length") or 0)
             if length > limit:
                 self.service.quota.require(self.db, who, length, what="the upload")
+            self.hold(length or limit)  # until it is a model
         except LibraryError as e:
             self.refuse_upload(e)
             return
@@ -243,6 +244,7 @@ class UploadHandler(ModelHandler):
         version = self.get_query_argument("version", "1")
         if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}", version):
             raise LibraryError(400, "invalid-field", "version: 1-32 letters, digits, '.', '_' and '-'", "version")
+        self.let_go()  # the extracted files are checked against the quota as they become the model
         model = await self.service.offload(model_rules.register_upload, self.db, self.objects, self.who, name, version,
                                        self.folder / "archive.part", self.folder / "staging",
                                        self.service.imports.limits, self.service.quota)
