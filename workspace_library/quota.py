@@ -3,9 +3,10 @@
 What counts: image tars (algorithm versions and base envs), datasets (their archives' declared sizes, so a
 larger ``Upload-Length`` is checked before a byte of it is accepted, then their extracted files, checked
 before they are stored), models, whether uploaded by hand or registered from a run, and what a run writes
-while it trains (a guard stops it past what is left).  Sizes are what the user's records hold: content stored once for two users
-still counts for each, so a quota never tells one user what another stored.  Admins have no quota;
-the per-file limit holds for everyone.
+while it trains (a guard stops it past what is left), and uploads still arriving (:class:`Reservations`).
+Sizes are what the user's records hold: content stored once for two users still counts for each, so a
+quota never tells one user what another stored.  Admins have no quota; the per-file limit holds for
+everyone.
 """
 
 from __future__ import annotations
