@@ -49,7 +49,6 @@ class Response:
 class Handle:
     """One started thing (a container, a pod): wait for its end, read its log, stop it, remove it."""
 
-    key: str = ""
     image_id: str = ""
     name: str = ""  # short, for logs and pages
 

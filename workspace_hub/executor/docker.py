@@ -134,7 +134,6 @@ class DockerRun(Handle):
     def __init__(self, container, spec: BatchSpec | None = None):
         self.container = container
         self.spec = spec
-        self.key = container.labels.get(LABEL_KEY, "")
         self.name = container.short_id
 
     @property

@@ -4,8 +4,8 @@ Each service runs ``replicas`` predict containers in the sandbox (``--network no
 :class:`workspace_hub.executor.ReplicaHandle` that the library reaches where nothing else can.  A monitor
 thread looks at every replica once a second: its container must run and ``GET /health`` must answer 200,
 and the service's owner must still be allowed its model and algorithm (or it stops serving, ``failed``).  A
-replica that fails either is
-removed (its last log lines kept in the service's log file) and replaced, and the status says so:
+replica that fails either is removed (its last log lines kept in the service's log file) and replaced, and
+the status says so:
 
 - ``starting``: no replica is healthy yet; ``running``: as many healthy replicas as wanted;
 - ``degraded``: some healthy, fewer than wanted; ``failed``: none healthy after ``MAX_FAILURES`` starts
@@ -118,17 +118,9 @@ class Services:
                     if wanted:
                         require_still_usable(session, service)
                 except LibraryError as e:  # a withdrawn grant, a model or algorithm made private
-                    for replica, _ in list(pool.replicas):
-                        self._remove(service, replica, e.message)
-                    pool.replicas, pool.healthy = [], set()
-                    withdrawn = f"stopped serving: {e.message}"
+                    wanted, withdrawn = 0, f"stopped serving: {e.message}"
                 else:
                     withdrawn = ""
-            if withdrawn:
-                self._set(service_id, ServiceStatus.failed, withdrawn)
-                return
-            with self.sessions() as session:
-                service = session.get(Service, service_id)
                 for replica, rev in list(pool.replicas):
                     alive = replica.running()
                     healthy = alive and replica.healthy()
@@ -143,7 +135,7 @@ class Services:
                 while len(pool.replicas) > wanted:
                     replica, _ = pool.replicas.pop()
                     pool.healthy.discard(replica.name)
-                    self._remove(service, replica, "scaled down")
+                    self._remove(service, replica, withdrawn or "scaled down")
                 while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
                     try:
                         pool.replicas.append((self._start_one(service, revision), revision))
@@ -153,7 +145,9 @@ class Services:
                         log.warning("service %s: a replica did not start: %s", service.name, e)
                         break
             healthy = len(pool.healthy)
-        if wanted == 0:
+        if withdrawn:
+            self._set(service_id, ServiceStatus.failed, withdrawn)
+        elif wanted == 0:
             self._set(service_id, ServiceStatus.stopped)
         elif pool.failures >= MAX_FAILURES and not healthy:
             self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row")
