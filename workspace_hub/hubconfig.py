@@ -132,7 +132,7 @@ def library_service(c, environ, data_root: Path, profile: str) -> dict:
     token_file = data_root / "library_api_token"
     write_private(token_file, secrets.token_hex(32).encode())
     token = token_file.read_text().strip()
-    environment = {"WSHUB_DATA_ROOT": str(data_root)}
+    environment = {"WSHUB_DATA_ROOT": str(data_root), "WSHUB_PROFILE": profile}
     if profile == "kubernetes":  # the proxy and user pods reach it through the hub pod's extra port (values.yaml)
         url = "http://hub:8002"
         environment["WSHUB_LIBRARY_BIND"] = "0.0.0.0:8002"

@@ -117,9 +117,15 @@ class LibraryService(Application):
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, min=1, config=True, help="Validations that run at once.")
-    executor_class = Type("workspace_hub.executor.docker.DockerExecutor", klass="workspace_hub.executor.Executor",
-                          config=True, help="The executor every run, validation, online test and service replica "
-                                            "starts on (the local Docker engine by default).")
+    executor_class = Type(klass="workspace_hub.executor.Executor", config=True,
+                          help="The executor every run, validation, online test and service replica starts on: the "
+                               "local Docker engine, or the cluster on the kubernetes profile ($WSHUB_PROFILE).")
+
+    @default("executor_class")
+    def _default_executor_class(self):
+        if os.environ.get("WSHUB_PROFILE") == "kubernetes":
+            return "workspace_hub.executor.kubernetes.KubernetesExecutor"
+        return "workspace_hub.executor.docker.DockerExecutor"
     service_name = Unicode(config=True, help="This service's name in the hub (default $JUPYTERHUB_SERVICE_NAME).")
 
     @default("service_name")
@@ -139,7 +145,7 @@ class LibraryService(Application):
         self.store = TarStore(root / "library")
         # the containers this library starts carry its data root's digest: another hub on the engine has its own
         owner = "library-" + hashlib.sha256(str(root).encode()).hexdigest()[:12]
-        self.executor = self.executor_class(owner=owner)
+        self.executor = self.executor_class(owner=owner, parent=self)
         self.validations = Validations(self.sessions, self.store, self.executor, registry=self.registry,
                                        workers=self.workers)
         limits = ArchiveLimits(max_files=self.dataset_max_files, max_bytes=self.dataset_max_bytes,

@@ -21,6 +21,8 @@ import yaml
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
+from workspace_hub.executor import EngineUnavailable
+
 from . import access, rules
 from .access import Who
 from .errors import LibraryError
@@ -97,6 +99,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, EngineUnavailable):  # the engine or the cluster is down: not the caller's fault
+            error = LibraryError(503, "engine-unavailable", f"{error} (try again once an admin has started it)")
         if isinstance(error, LibraryError):
             self.set_status(error.status)
             body = error.as_dict()
@@ -107,7 +111,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(json.dumps(body))
 
     def log_exception(self, typ, value, tb):
-        if not isinstance(value, LibraryError):
+        if not isinstance(value, (LibraryError, EngineUnavailable)):
             super().log_exception(typ, value, tb)
 
     def refuse_upload(self, error: LibraryError) -> None:

@@ -6,22 +6,11 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from kubernetes_asyncio.client import (
-    V1ContainerState,
-    V1ContainerStateRunning,
-    V1ContainerStateTerminated,
-    V1ContainerStateWaiting,
-    V1ContainerStatus,
-    V1Job,
-    V1JobCondition,
-    V1JobStatus,
-    V1Pod,
-    V1PodStatus,
-)
 
 from workspace_hub.executor import ReplicaSpec
 from workspace_hub.executor.docker import container_args
-from workspace_hub.executor.kubernetes import KubernetesExecutor, job_state
+from workspace_hub.executor import decide
+from workspace_hub.executor.kubernetes import Site, deployment, job, job_end, job_name, service
 from workspace_library.models import Algorithm, Dataset, Image, ImageStatus, Run, RunStatus, Status, Visibility
 from workspace_library.errors import LibraryError
 from workspace_library.runs.logs import parse_metric
@@ -83,8 +72,7 @@ def run_row(**overrides) -> Run:
 
 def render(tmp_path, run: Run) -> dict:
     spec = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None).spec(run)
-    executor = KubernetesExecutor("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
-    return executor.render_batch(spec)
+    return job(Site("workspaces", "workspace-hub-data", tmp_path, owner="library-1234"), spec, job_name(spec))
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
@@ -128,40 +116,55 @@ def test_a_run_renders_the_container_docker_runs(tmp_path, device):
 
 
 def test_nothing_outside_the_data_root_can_be_mounted(tmp_path):
-    executor = KubernetesExecutor("ns", "claim", tmp_path / "data", owner="x")
     with pytest.raises(ValueError):
-        executor.subpath(tmp_path / "elsewhere")
+        Site("ns", "claim", tmp_path / "data", owner="x").subpath(tmp_path / "elsewhere")
 
 
-def pod(state: V1ContainerState) -> V1Pod:
-    return V1Pod(status=V1PodStatus(container_statuses=[V1ContainerStatus(
-        name="run", image="i", image_id="", ready=False, restart_count=0, state=state)]))
+def pod(state: dict, **status) -> dict:
+    return {"metadata": {"name": "p"}, "status": {"containerStatuses": [{"name": "run", "state": state}], **status}}
 
 
-def job(*conditions) -> V1Job:
-    return V1Job(status=V1JobStatus(conditions=[V1JobCondition(type=t, status="True", reason=r)
-                                                for t, r in conditions]))
+def the_job(*conditions) -> dict:
+    return {"status": {"conditions": [{"type": t, "status": "True", "reason": r} for t, r in conditions]}}
 
 
-@pytest.mark.parametrize("the_job, pods, expected", [
-    (job(), [], ("starting", "")),
-    (job(), [pod(V1ContainerState(waiting=V1ContainerStateWaiting(reason="ContainerCreating")))], ("starting", "")),
-    (job(), [pod(V1ContainerState(running=V1ContainerStateRunning()))], ("running", "")),
-    (job(("Complete", None)), [pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=0)))],
-     ("succeeded", "")),
-    (job(("Failed", "DeadlineExceeded")), [], ("failed", "max-runtime")),
-    (job(("Failed", "BackoffLimitExceeded")),
-     [pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=137, reason="OOMKilled")))],
+NOW = 1_800_000_000
+LONG_AGO = "2026-01-01T00:00:00Z"  # further back than the unschedulable bound
+
+
+@pytest.mark.parametrize("a_job, pods, expected", [
+    (the_job(), [], None),
+    (the_job(), [pod({"waiting": {"reason": "ContainerCreating"}})], None),
+    (the_job(), [pod({"running": {}})], None),
+    (the_job(("Complete", None)), [pod({"terminated": {"exitCode": 0}})], ("succeeded", None)),
+    (the_job(("Failed", "DeadlineExceeded")), [], ("failed", "max-runtime")),
+    (the_job(("Failed", "BackoffLimitExceeded")), [pod({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})],
      ("failed", "oom")),
-    (job(("Failed", "BackoffLimitExceeded")),
-     [pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=3, reason="Error")))],
+    (the_job(("Failed", "BackoffLimitExceeded")), [pod({"terminated": {"exitCode": 3, "reason": "Error"}})],
      ("failed", "exit-code")),
-    (job(), [pod(V1ContainerState(waiting=V1ContainerStateWaiting(reason="ImagePullBackOff")))],
-     ("failed", "platform")),
-    (job(("Failed", "PodFailurePolicy")), [], ("failed", "platform")),
+    (the_job(), [pod({"waiting": {"reason": "ImagePullBackOff", "message": "not found"}})], ("failed", "platform")),
+    (the_job(), [pod({}, phase="Failed", reason="Evicted", message="the node ran out of disk")], ("failed", "platform")),
+    (the_job(), [pod({}, conditions=[{"type": "PodScheduled", "status": "False", "lastTransitionTime": LONG_AGO,
+                                      "message": "0/3 nodes have 8Gi free"}])], ("failed", "platform")),
+    (the_job(("Failed", "PodFailurePolicy")), [], ("failed", "platform")),
 ])
-def test_job_and_pod_states_map_to_run_states(the_job, pods, expected):
-    assert job_state(the_job, pods) == expected
+def test_job_and_pod_states_map_to_the_run_outcomes_docker_gives(a_job, pods, expected):
+    facts = job_end(a_job, pods, now=NOW, unschedulable_after=300)
+    if expected is None:
+        assert facts is None
+    else:
+        outcome = decide(**facts)
+        assert (outcome.state.value, outcome.reason.value if outcome.reason else None) == expected
+
+
+def test_a_platform_end_says_what_the_cluster_said():
+    unschedulable = pod({}, conditions=[{"type": "PodScheduled", "status": "False", "lastTransitionTime": LONG_AGO,
+                                         "message": "0/3 nodes are available: 3 Insufficient memory."}])
+    assert "Insufficient memory" in decide(**job_end(the_job(), [unschedulable], NOW, 300)).message
+    pull = pod({"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}})
+    assert decide(**job_end(the_job(), [pull], NOW, 300)).message == "ErrImagePull: manifest unknown"
+    recent = pod({}, conditions=[{"type": "PodScheduled", "status": "False", "lastTransitionTime": "2027-01-15T08:00:00Z"}])
+    assert job_end(the_job(), [recent], NOW, 300) is None  # still within the bound: it may yet be scheduled
 
 
 # ---- the authorization matrix: every run endpoint x {anonymous, other user, owner, admin}
@@ -238,17 +241,17 @@ def test_a_run_request_is_checked_before_anything_is_queued(library, as_):
 
 
 def test_a_service_renders_a_deployment_and_a_service_that_kubernetes_accepts(tmp_path):
-    executor = KubernetesExecutor("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
+    site = Site("workspaces", "workspace-hub-data", tmp_path, owner="library-1234")
     spec = ReplicaSpec("algorithms/abc/bayes:1.0-predict", "service", tmp_path / "library" / "trees" / "c",
                        key="s" * 32)
-    manifests = executor.render_service(spec, replicas=2, name="olive/echo")
+    manifests = [deployment(site, spec, 2, "olive/echo"), service(site, spec)]
     for manifest in manifests:
         kubernetes_validate.validate(manifest, "1.30", strict=True)
-    deployment, service = manifests
+    the_deployment, the_service = manifests
     assert yaml.safe_load((GOLDEN / "service.yaml").read_text()) == manifests
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert pod["containers"][0]["volumeMounts"][0]["readOnly"] and pod["automountServiceAccountToken"] is False
-    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    stopped = executor.render_service(spec, replicas=0, name="x")
-    assert stopped[1]["spec"] == service["spec"]  # stopping scales to 0; the Service (its ClusterIP) stays
+    pod_spec = the_deployment["spec"]["template"]["spec"]
+    assert pod_spec["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert pod_spec["containers"][0]["volumeMounts"][0]["readOnly"] and pod_spec["automountServiceAccountToken"] is False
+    assert the_service["spec"]["selector"] == the_deployment["spec"]["selector"]["matchLabels"]
+    assert deployment(site, spec, 0, "x")["spec"]["replicas"] == 0
+    assert service(site, spec) == the_service  # stopping scales to 0; the Service (its ClusterIP) stays as it was

@@ -260,14 +260,14 @@ def test_an_answer_is_read_within_its_size_and_its_time(replica_server, path, li
     import http.client
     import time
 
-    from workspace_hub.executor.docker import _bounded_read
+    from workspace_hub.executor.base import bounded_read
 
     connection = http.client.HTTPConnection("127.0.0.1", replica_server, timeout=2)
     connection.connect()
     sock = connection.sock
     connection.request("GET", path)
     try:
-        result = len(_bounded_read(connection.getresponse(), sock, limit, time.monotonic() + 2, 2))
+        result = len(bounded_read(connection.getresponse(), sock, limit, time.monotonic() + 2, 2))
     except Exception as e:  # noqa: BLE001 (the kind of refusal is what is checked)
         result = type(e).__name__
     assert result == outcome

@@ -32,6 +32,13 @@ def cmd_up(args) -> int:
     env = dict(os.environ, WSHUB_PROFILE=args.profile, WSHUB_PORT=str(args.port))
     if args.data_root:
         env["WSHUB_DATA_ROOT"] = str(Path(args.data_root).resolve())
+    if args.profile == "kubernetes":
+        from ..executor.kubernetes import credentials_problem
+
+        problem = credentials_problem(env)
+        if problem:
+            print(f"ws up: {problem}.", file=sys.stderr)
+            return 2
     if args.profile == "docker":
         from ..envbuild import build_envs
 

@@ -6,10 +6,14 @@ A backend never leaks its engine's types: callers hold an :class:`Executor`, giv
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
 
 from ..errors import WorkspaceHubError
 from .outcome import Outcome
@@ -90,8 +94,6 @@ class ReplicaHandle(Handle):
 
     def wait_healthy(self, timeout: float, poll: float = 0.2) -> None:
         """Return once ``GET /health`` answers 200; raise :class:`ProbeFailed` if it exits or times out."""
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -113,10 +115,27 @@ class ReplicaHandle(Handle):
             return False
 
 
-class Executor:
+def bounded_read(answer, sock, limit: int, deadline: float, timeout: float) -> bytes:
+    """At most *limit* bytes of the HTTP *answer* (read from *sock*) before *deadline*, else
+    :class:`AnswerTooLarge` or a timeout."""
+    data = bytearray()
+    while len(data) <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the replica's answer took more than {timeout:g} s")
+        sock.settimeout(left)
+        chunk = answer.read1(min(1 << 16, limit + 1 - len(data)))
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    raise AnswerTooLarge(f"the replica's answer passed {limit} bytes")
+
+
+class Executor(LoggingConfigurable):
     """A backend: runs specs and finds again, by label, what it started."""
 
-    owner: str = "ws"  # which process started things: the library (one per data root), or `ws` on the host
+    owner = Unicode("ws", help="Which process starts things (a label on each): the library, one per data root, "
+                               "or `ws` on the host.")
 
     def start_batch(self, spec: BatchSpec) -> Handle:
         raise NotImplementedError

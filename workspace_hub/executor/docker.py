@@ -28,8 +28,8 @@ import docker
 import requests
 
 from ..contract import MODEL_DIR
-from .base import (AnswerTooLarge, EngineError, EngineUnavailable, Executor, Handle, MAX_ANSWER, ProbeFailed,
-                   ReplicaHandle, Response)
+from .base import (EngineError, EngineUnavailable, Executor, Handle, MAX_ANSWER, ProbeFailed, ReplicaHandle, Response,
+                   bounded_read)
 from .outcome import Outcome, decide
 from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, Mount, ReplicaSpec
 
@@ -211,7 +211,7 @@ class DockerReplica(DockerRun, ReplicaHandle):
                 sock = connection.sock  # kept: an HTTP/1.0 answer detaches it from the connection
                 connection.request(method, path, body=body, headers=headers or {})
                 answer = connection.getresponse()
-                return Response(answer.status, _bounded_read(answer, sock, limit, deadline, timeout),
+                return Response(answer.status, bounded_read(answer, sock, limit, deadline, timeout),
                                 answer.getheader("Content-Type") or "application/json")
             except http.client.HTTPException as e:
                 raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
@@ -235,28 +235,13 @@ class DockerReplica(DockerRun, ReplicaHandle):
             self._netns = None
 
 
-def _bounded_read(answer, sock, limit: int, deadline: float, timeout: float) -> bytes:
-    """At most *limit* bytes of *answer* before *deadline*, else :class:`AnswerTooLarge` or a timeout."""
-    data = bytearray()
-    while len(data) <= limit:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"the replica's answer took more than {timeout:g} s")
-        sock.settimeout(left)
-        chunk = answer.read1(min(1 << 16, limit + 1 - len(data)))
-        if not chunk:
-            return bytes(data)
-        data += chunk
-    raise AnswerTooLarge(f"the replica's answer passed {limit} bytes")
-
-
 class DockerExecutor(Executor):
     """The executor on the local Docker engine."""
 
-    def __init__(self, client=None, sandbox: dict | None = None, owner: str = "ws"):
+    def __init__(self, client=None, sandbox: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
         self._client = client
         self.sandbox = sandbox or {}
-        self.owner = owner
 
     @property
     def client(self) -> docker.DockerClient:

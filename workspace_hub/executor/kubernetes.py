@@ -1,201 +1,681 @@
-"""The executor's Kubernetes backend: what a batch spec and a replica spec become on a cluster.
+"""The executor's Kubernetes backend, through ``kubernetes_asyncio``: the only module that imports it.
 
-:class:`KubernetesExecutor` renders the same specs the Docker backend runs
-(:mod:`.spec`) as a ``batch/v1`` Job and as a Deployment with its Service, with
-pure functions tested by golden files, and maps a Job and its pods back to an
-end with the reasons of :mod:`.outcome`.  The pod is the Docker sandbox in
-Kubernetes terms: no service-account token, a read-only root filesystem, no
-capabilities, no privilege escalation, memory and CPU limits, ``/tmp`` an
-``emptyDir`` in memory, and every mount a ``subPath`` of the data volume, as
-:class:`workspace_hub.spawner.KubeWorkspaceSpawner` mounts a workspace.  A
-maximum runtime becomes ``activeDeadlineSeconds``; a GPU run requests
-``nvidia.com/gpu`` and selects GPU nodes.  Stop means deleting the Job with a
-grace period (:data:`STOP_GRACE`), and logs are persisted the way the Docker
-backend persists them: a watcher follows the pod's log into the run's file.
+The same specs the Docker backend runs (:mod:`.spec`) become, by pure functions tested by golden files:
 
-Network isolation on a cluster is a NetworkPolicy that selects
-``ai.workspace-hub.run=run`` pods with no ingress and no egress rules; the
-site applies it once (``deploy/``), as it applies the hub's own policies.
+- a batch spec: a ``batch/v1`` Job (:func:`job`): ``backoffLimit: 0``, ``activeDeadlineSeconds`` from the
+  spec's deadline, ``ttlSecondsAfterFinished``;
+- a replica spec: a Pod (:func:`replica_pod`) for an online test or a service's replica, and the
+  Deployment with its Service (:func:`deployment`, :func:`service`) a site applies to serve one.
 
-An inference service becomes a Deployment (its replicas, a readiness probe on
-``/health``, the model read-only from the data volume, the same pod sandbox)
-and a Service in front of it (:meth:`KubernetesExecutor.render_service`).
-Stopping scales the Deployment to 0 and leaves the Service, so its ClusterIP
-and port stay the service's address, as the platform manual asks.  Sites
-that run KServe can serve the same predict image as an InferenceService with
-a custom-container predictor (``spec.predictor.containers``, the model from a
-PVC ``storageUri``); that is the documented alternative, not built here.
+Every pod is the Docker sandbox in Kubernetes terms: no service-account token, a read-only root
+filesystem, no capabilities, no privilege escalation, memory and CPU limits, ``/tmp`` an ``emptyDir`` in
+memory, and every mount a ``subPath`` of the data claim, as :class:`workspace_hub.spawner.KubeWorkspaceSpawner`
+mounts a workspace.  A GPU run requests ``nvidia.com/gpu`` and selects GPU nodes.  Network isolation is
+the NetworkPolicies in ``deploy/kubernetes/library.yaml`` (run pods: no ingress, no egress; replica pods:
+ingress only from the library).
 
-Multi-node training (one run across several pods) belongs to Kubeflow's
-TrainJob (``trainer.kubeflow.org/v1alpha1``) where its CRD is installed: the
-same pod template becomes the TrainJob's ``podTemplateOverrides`` and
-``numNodes`` sets the pod count.  That path is documented, not built.
+:func:`job_end` reads how a Job ended from its conditions and its pod's container statuses (exit code,
+``OOMKilled``, ``DeadlineExceeded``, image pull failures, a pod no node can take, an eviction), and
+:func:`~.outcome.decide` turns those facts into the same outcome as on Docker.
+
+:class:`KubernetesExecutor` talks to the API server on an event loop of its own (one thread): the
+library's callers are worker threads, which wait on it; the hub's and the library's event loops never
+do.  It keeps one watch per kind (pods, Jobs) with a local cache (:mod:`.reflector`), as KubeSpawner's
+reflector does: a handle waits on the cache, never polls the API.  Logs are read with the pod log API.
+
+Multi-node training (one run across several pods) belongs to Kubeflow's TrainJob
+(``trainer.kubeflow.org/v1alpha1``) where its CRD is installed: the pod template of :func:`job` becomes
+the TrainJob's ``podTemplateOverrides`` and ``numNodes`` sets the pod count.  That path is documented,
+not built.  Sites that run KServe can serve the same predict image as an InferenceService with a
+custom-container predictor; that is the documented alternative to :func:`deployment`, not built.
 """
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import json
+import os
 import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
+
+from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from ..contract import MODEL_DIR
-from .outcome import decide
-from .spec import LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, ReplicaSpec
+from .base import EngineError, EngineUnavailable, Executor, Handle, MAX_ANSWER, ReplicaHandle, Response, bounded_read
+from .outcome import Outcome, decide
+from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, ReplicaSpec
 
-STOP_GRACE = 5
 GPU_RESOURCE = "nvidia.com/gpu"
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+                 "CreateContainerError")
 
 
-class KubernetesExecutor:
-    """Renders batch runs as Jobs in *namespace*, with mounts as subPaths of the claim *data_claim*."""
+# -- what a spec becomes: pure functions -------------------------------------------------------------
+@dataclass(frozen=True)
+class Site:
+    """Where the library's pods go: a namespace, the data claim their mounts are subPaths of, and the rest."""
 
-    def __init__(self, namespace: str, data_claim: str, data_root: Path, owner: str,
-                 gpu_node_selector: dict | None = None):
-        self.namespace = namespace
-        self.data_claim = data_claim
-        self.data_root = Path(data_root)
-        self.owner = owner
-        self.gpu_node_selector = gpu_node_selector or {"nvidia.com/gpu.present": "true"}
-
-    def job_name(self, key: str) -> str:
-        return f"run-{key}"[:63]
+    namespace: str
+    data_claim: str
+    data_root: Path
+    owner: str
+    gpu_node_selector: dict = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    image_pull_secrets: tuple[str, ...] = ()
+    job_ttl: int = 3600
 
     def labels(self, spec: BatchSpec | ReplicaSpec) -> dict:
-        return {**spec.labels, LABEL_RUN: spec.purpose, LABEL_OWNER: _label_value(self.owner), LABEL_KEY: spec.key}
+        return {**spec.labels, LABEL_RUN: spec.purpose, LABEL_OWNER: label_value(self.owner), LABEL_KEY: spec.key}
 
     def subpath(self, host: Path) -> str:
-        """A host path under the data root as a subPath of the data volume (nothing else may be mounted)."""
-        relative = Path(host).resolve().relative_to(self.data_root.resolve())
-        return relative.as_posix()
-
-    def render_batch(self, spec: BatchSpec) -> dict:
-        """The Job for one batch spec."""
-        memory, cpus = f"{spec.memory // 1024**2}Mi", f"{int(spec.cpus * 1000)}m"
-        resources = {"limits": {"memory": memory, "cpu": cpus}, "requests": {"memory": memory, "cpu": cpus}}
-        if spec.gpus:
-            resources["limits"][GPU_RESOURCE] = spec.gpus
-        volume_mounts = [{"name": "data", "mountPath": m.target, "subPath": self.subpath(m.host),
-                          "readOnly": m.read_only} for m in spec.mounts]
-        volume_mounts.append({"name": "tmp", "mountPath": "/tmp"})
-        labels = self.labels(spec)
-        pod = {
-            "metadata": {"labels": labels},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "run",
-                    "image": spec.image,
-                    "imagePullPolicy": "IfNotPresent",
-                    **({"command": list(spec.command)} if spec.command else {}),
-                    "env": [{"name": k, "value": str(v)} for k, v in sorted(spec.environment.items())],
-                    "resources": resources,
-                    "volumeMounts": volume_mounts,
-                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
-                                        "capabilities": {"drop": ["ALL"]}},
-                }],
-                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim}},
-                            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
-                **({"nodeSelector": dict(self.gpu_node_selector)} if spec.gpus else {}),
-            },
-        }
-        job = {"backoffLimit": 0, "ttlSecondsAfterFinished": 3600, "template": pod}
-        if spec.deadline:
-            job["activeDeadlineSeconds"] = int(spec.deadline)
-        return {"apiVersion": "batch/v1", "kind": "Job",
-                "metadata": {"name": self.job_name(spec.key), "namespace": self.namespace, "labels": labels},
-                "spec": job}
-
-    def render_service(self, spec: ReplicaSpec, replicas: int, name: str) -> list[dict]:
-        """A Deployment of *replicas* pods of *spec* and the Service that is their stable address."""
-        labels, port, key = self.labels(spec), spec.port, spec.key
-        memory, cpus = f"{spec.memory // 1024**2}Mi", f"{int(spec.cpus * 1000)}m"
-        environment = {**spec.environment, "PORT": str(port), "HOST": "0.0.0.0"}
-        container = {
-            "name": "predict", "image": spec.image, "imagePullPolicy": "IfNotPresent",
-            "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-            "ports": [{"name": "http", "containerPort": port}],
-            "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2,
-                               "failureThreshold": 2},
-            "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 30,
-                              "periodSeconds": 10},
-            "resources": {"limits": {"memory": memory, "cpu": cpus}, "requests": {"memory": "512Mi", "cpu": "250m"}},
-            "volumeMounts": [{"name": "data", "mountPath": MODEL_DIR, "subPath": self.subpath(spec.model),
-                              "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
-            "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]}},
-        }
-        deployment = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": f"service-{key}"[:63], "namespace": self.namespace, "labels": labels,
-                         "annotations": {"workspace-hub/service": name}},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {LABEL_KEY: key}},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}},
-                "template": {"metadata": {"labels": labels}, "spec": {
-                    "automountServiceAccountToken": False, "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [container],
-                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim,
-                                                                           "readOnly": True}},
-                                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}]}},
-            },
-        }
-        service = {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": f"service-{key}"[:63], "namespace": self.namespace, "labels": labels},
-            "spec": {"type": "ClusterIP", "selector": {LABEL_KEY: key},
-                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-        }
-        return [deployment, service]
-
-    def delete_options(self) -> dict:
-        """How stop deletes a run's Job: its pods get :data:`STOP_GRACE` seconds, then go with it."""
-        return {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": STOP_GRACE,
-                "propagationPolicy": "Foreground"}
+        """A host path under the data root as a subPath of the data claim (nothing else may be mounted)."""
+        return Path(host).resolve().relative_to(Path(self.data_root).resolve()).as_posix()
 
 
-def job_state(job, pods: list) -> tuple[str, str]:
-    """(status, reason) of a run from its Job and pods (the Kubernetes client's API objects).
-
-    Status is one of the run states (``starting``, ``running``, ``succeeded``, ``failed``); reason is a
-    :class:`~.outcome.Reason` value for a failure, else "".  Whether a succeeded run wrote a model is
-    :func:`~.outcome.decide`'s check, as on Docker.
-    """
-    for condition in (job.status.conditions or []) if job.status else []:
-        if condition.status != "True" or condition.type not in ("Complete", "Failed"):
-            continue
-        terminated = _terminated(pods)
-        deadline = condition.type == "Failed" and condition.reason == "DeadlineExceeded"
-        lost = condition.type == "Failed" and terminated is None and not deadline
-        outcome = decide(0 if condition.type == "Complete" else (terminated.exit_code if terminated else None),
-                         oom=terminated is not None and terminated.reason == "OOMKilled", timed_out=deadline,
-                         error=f"the Job failed: {condition.reason}" if lost else "")
-        return outcome.state.value, outcome.reason.value if outcome.reason else ""
-    for pod in pods:
-        for status in (pod.status.container_statuses or []) if pod.status else []:
-            waiting = status.state.waiting if status.state else None
-            if waiting is not None and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                                                          "CreateContainerConfigError"):
-                return "failed", decide(None, error=f"{waiting.reason}: {waiting.message}").reason.value
-            if status.state and status.state.running is not None:
-                return "running", ""
-    return "starting", ""
+def job_name(spec: BatchSpec) -> str:
+    """A run's Job is named by its key (found again after a restart); a smoke run or validation gets a fresh name."""
+    return f"{spec.purpose}-{spec.key or uuid.uuid4().hex[:12]}"[:63]
 
 
-def _terminated(pods: list):
-    for pod in pods:
-        for status in (pod.status.container_statuses or []) if pod.status else []:
-            if status.state and status.state.terminated is not None:
-                return status.state.terminated
-    return None
+def _resources(spec: BatchSpec | ReplicaSpec, requests: dict | None = None) -> dict:
+    limits = {"memory": f"{spec.memory // 1024**2}Mi", "cpu": f"{int(spec.cpus * 1000)}m"}
+    resources = {"limits": limits, "requests": requests or dict(limits)}
+    if spec.gpus:
+        limits[GPU_RESOURCE] = spec.gpus
+    return resources
 
 
-def _label_value(value: str) -> str:
+CONTAINER_SANDBOX = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                     "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_spec(site: Site, spec: BatchSpec | ReplicaSpec, container: dict, read_only_claim: bool = False) -> dict:
+    claim = {"claimName": site.data_claim, **({"readOnly": True} if read_only_claim else {})}
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{**container, "securityContext": CONTAINER_SANDBOX}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": claim},
+                    {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
+        **({"imagePullSecrets": [{"name": s} for s in site.image_pull_secrets]} if site.image_pull_secrets else {}),
+        **({"nodeSelector": dict(site.gpu_node_selector)} if spec.gpus else {}),
+    }
+
+
+def job(site: Site, spec: BatchSpec, name: str) -> dict:
+    """The Job for one batch spec."""
+    volume_mounts = [{"name": "data", "mountPath": m.target, "subPath": site.subpath(m.host),
+                      "readOnly": m.read_only} for m in spec.mounts]
+    volume_mounts.append({"name": "tmp", "mountPath": "/tmp"})
+    labels = site.labels(spec)
+    container = {
+        "name": "run",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        **({"command": list(spec.command)} if spec.command else {}),
+        "env": [{"name": k, "value": str(v)} for k, v in sorted(spec.environment.items())],
+        "resources": _resources(spec),
+        "volumeMounts": volume_mounts,
+    }
+    pod = {"metadata": {"labels": labels}, "spec": {"restartPolicy": "Never", **_pod_spec(site, spec, container)}}
+    body = {"backoffLimit": 0, "ttlSecondsAfterFinished": site.job_ttl, "template": pod}
+    if spec.deadline:
+        body["activeDeadlineSeconds"] = int(spec.deadline)
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": site.namespace, "labels": labels}, "spec": body}
+
+
+def _predict_container(site: Site, spec: ReplicaSpec) -> dict:
+    environment = {**spec.environment, "PORT": str(spec.port), "HOST": "0.0.0.0"}
+    return {
+        "name": "predict", "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        "ports": [{"name": "http", "containerPort": spec.port}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 30,
+                          "periodSeconds": 10},
+        "resources": _resources(spec, {"memory": "512Mi", "cpu": "250m"}),
+        "volumeMounts": [{"name": "data", "mountPath": MODEL_DIR, "subPath": site.subpath(spec.model),
+                          "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def replica_pod(site: Site, spec: ReplicaSpec, name: str) -> dict:
+    """One replica as a Pod: an online test, a smoke run's predict check, or one replica of a service."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": site.namespace, "labels": site.labels(spec)},
+            "spec": {"restartPolicy": "Never", **_pod_spec(site, spec, _predict_container(site, spec), True)}}
+
+
+def deployment(site: Site, spec: ReplicaSpec, replicas: int, name: str) -> dict:
+    """*replicas* pods of *spec* as a Deployment: rolled with ``maxUnavailable: 0``, rolled back by the
+    site when a revision never gets ready within ``progressDeadlineSeconds``."""
+    labels = site.labels(spec)
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": f"service-{spec.key}"[:63], "namespace": site.namespace, "labels": labels,
+                     "annotations": {"workspace-hub/service": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {LABEL_KEY: spec.key}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}},
+            "template": {"metadata": {"labels": labels},
+                         "spec": _pod_spec(site, spec, _predict_container(site, spec), True)},
+        },
+    }
+
+
+def service(site: Site, spec: ReplicaSpec) -> dict:
+    """The stable address of a Deployment's pods: stopping scales the Deployment to 0 and keeps it."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": f"service-{spec.key}"[:63], "namespace": site.namespace, "labels": site.labels(spec)},
+        "spec": {"type": "ClusterIP", "selector": {LABEL_KEY: spec.key},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+
+
+def label_value(value: str) -> str:
     """A label value: 63 characters of [A-Za-z0-9_.-], starting and ending alphanumeric."""
     cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", value)[:63].strip("-_.")
     return cleaned or "library"
+
+
+# -- how a Job ended: facts for decide() ---------------------------------------------------------------
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def _container_state(pods: list[dict]) -> tuple[dict | None, dict | None, bool]:
+    """(terminated, waiting, running) of the first container of the newest of *pods*."""
+    terminated = waiting = None
+    running = False
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            state = status.get("state") or {}
+            terminated = terminated or state.get("terminated")
+            waiting = waiting or state.get("waiting")
+            running = running or "running" in state
+    return terminated, waiting, running
+
+
+def job_end(the_job: dict | None, pods: list[dict], now: float, unschedulable_after: float) -> dict | None:
+    """The facts :func:`~.outcome.decide` takes for a Job that has ended (``exit_code``, ``oom``, ``timed_out``,
+    ``error``), or None while it runs.  A pod no node takes for *unschedulable_after* seconds, a failed image
+    pull and an eviction end it as the platform's failure, with the message the cluster gave."""
+    terminated, waiting, _ = _container_state(pods)
+    for condition in ((the_job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True" or condition.get("type") not in ("Complete", "Failed"):
+            continue
+        if condition["type"] == "Complete":
+            return {"exit_code": 0}
+        if condition.get("reason") == "DeadlineExceeded":
+            return {"exit_code": terminated.get("exitCode") if terminated else None, "timed_out": True}
+        if terminated is None:
+            break  # the Job failed without its container ending: said below, or the condition's reason
+        return {"exit_code": terminated.get("exitCode"), "oom": terminated.get("reason") == "OOMKilled"}
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") == "Failed" and status.get("reason") == "Evicted":
+            return {"exit_code": None, "error": f"the node evicted the run: {status.get('message', '')}".strip()}
+        for condition in status.get("conditions") or []:
+            since = _parse_time(condition.get("lastTransitionTime"))
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and \
+                    since is not None and now - since > unschedulable_after:
+                return {"exit_code": None, "error": f"no node can take the run: {condition.get('message', '')}"}
+    if waiting is not None and waiting.get("reason") in PULL_FAILURES:
+        return {"exit_code": None, "error": f"{waiting['reason']}: {waiting.get('message', '')}"}
+    for condition in ((the_job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            return {"exit_code": None, "error": f"the Job failed: {condition.get('reason')}"}
+    return None
+
+
+def credentials_problem(environ=os.environ) -> str:
+    """What is missing to reach a cluster ("" if nothing): in-cluster credentials or a kubeconfig."""
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return ""
+    kubeconfig = environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+    if any(Path(p).is_file() for p in kubeconfig.split(os.pathsep) if p):
+        return ""
+    return (f"the kubernetes profile needs a cluster: run inside one (a service account; KUBERNETES_SERVICE_HOST "
+            f"is not set) or give a kubeconfig (none at {kubeconfig}; set $KUBECONFIG)")
+
+
+# -- the executor ------------------------------------------------------------------------------------
+class _Loop:
+    """An event loop on a thread of its own, for callers that are threads."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="kubernetes", daemon=True).start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def run(self, coroutine, timeout: float | None = 60):
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise EngineError(f"the Kubernetes API did not answer within {timeout:g} s") from None
+
+
+class KubernetesExecutor(Executor):
+    """The executor on a cluster: Jobs for batch specs, Pods for replicas, in the library's namespace."""
+
+    namespace = Unicode(config=True, help="The namespace of the library's Jobs and Pods (in a cluster: the "
+                                          "library's own).")
+    data_claim = Unicode("workspace-data", config=True,
+                         help="The ReadWriteMany PersistentVolumeClaim holding the data root; every mount is a "
+                              "subPath of it.")
+    data_root = Unicode(config=True, help="Where the library sees that claim (default $WSHUB_DATA_ROOT).")
+    gpu_node_selector = Dict({"nvidia.com/gpu.present": "true"}, config=True,
+                             help="The node selector of pods that ask for GPUs.")
+    gpu_nodes = Integer(0, min=0, config=True, help="GPUs a run may ask for: 0 if the cluster has no GPU nodes "
+                                                    "(the library does not list nodes).")
+    image_pull_secrets = List(Unicode(), config=True, help="Secrets pods pull the site's registry with.")
+    job_ttl = Integer(3600, min=0, config=True, help="Seconds a finished Job stays (ttlSecondsAfterFinished).")
+    unschedulable_timeout = Float(300, min=1, config=True,
+                                  help="Seconds a run's pod may wait for a node before the run fails (platform).")
+    watch_timeout = Integer(300, min=1, config=True, help="Seconds one watch request lasts before it is renewed.")
+
+    @default("namespace")
+    def _default_namespace(self):
+        try:
+            return IN_CLUSTER_NAMESPACE.read_text().strip()
+        except OSError:
+            return "default"
+
+    @default("data_root")
+    def _default_data_root(self):
+        return os.environ.get("WSHUB_DATA_ROOT", "data")
+
+    def __init__(self, images: Executor | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._images = images
+        self._loop: _Loop | None = None
+        self._lock = threading.Lock()
+        self.pods = self.jobs = None
+
+    @property
+    def site(self) -> Site:
+        return Site(self.namespace, self.data_claim, Path(self.data_root), self.owner,
+                    dict(self.gpu_node_selector), tuple(self.image_pull_secrets), self.job_ttl)
+
+    @property
+    def images(self) -> Executor:
+        """Where images are loaded, checked and pushed from: the library's own engine (pods pull them from
+        the site's registry)."""
+        if self._images is None:
+            from .docker import DockerExecutor
+
+            self._images = DockerExecutor(owner=self.owner)
+        return self._images
+
+    # -- the connection and the watches ------------------------------------------------------------
+    def _started(self) -> _Loop:
+        with self._lock:
+            if self._loop is None:
+                problem = credentials_problem()
+                if problem:
+                    raise EngineUnavailable(problem)
+                loop = _Loop()
+                try:
+                    loop.run(self._connect(), timeout=30)
+                except Exception as e:  # an unreachable server, refused credentials, a refusal to list
+                    raise EngineUnavailable(f"the Kubernetes API at {_server()} cannot be used: {_reason(e)}") from None
+                self._loop = loop
+            return self._loop
+
+    async def _connect(self) -> None:
+        from kubernetes_asyncio import client, config
+
+        from .reflector import Reflector
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:  # $KUBECONFIG as it is now (the library reads it at import)
+            await config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
+        api = client.ApiClient()
+        self._core, self._batch = client.CoreV1Api(api), client.BatchV1Api(api)
+        selector = f"{LABEL_OWNER}={label_value(self.owner)}"
+        self.pods = Reflector("pods", self._core.list_namespaced_pod, self.namespace, selector, self.watch_timeout)
+        self.jobs = Reflector("jobs", self._batch.list_namespaced_job, self.namespace, selector, self.watch_timeout)
+        for reflector in (self.pods, self.jobs):
+            await reflector.start()
+
+    @property
+    def core(self):
+        """The core API (pods, their logs), connected on first use."""
+        self._started()
+        return self._core
+
+    @property
+    def batch(self):
+        self._started()
+        return self._batch
+
+    def close(self) -> None:
+        """End the watches and the connection (a library that stops; a test)."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            try:
+                loop.run(self._disconnect(), timeout=5)
+            except EngineError:
+                pass
+            loop.close()
+
+    async def _disconnect(self) -> None:
+        for reflector in (self.pods, self.jobs):
+            await reflector.stop()
+        await self._core.api_client.close()
+
+    def call(self, coroutine_fn, *args, timeout: float = 60, missing_ok: bool = False, **kwargs):
+        """One API call from a worker thread; an ApiException is an :class:`EngineError` (a 404 is None with
+        *missing_ok*)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        loop = self._started()
+
+        async def go():
+            try:
+                return await coroutine_fn(*args, **kwargs)
+            except ApiException as e:
+                if missing_ok and e.status == 404:
+                    return None
+                raise EngineError(f"the Kubernetes API refused: {e.status} {e.reason}: "
+                                  f"{_api_message(e)}") from None
+            except (OSError, asyncio.TimeoutError) as e:
+                raise EngineError(f"the Kubernetes API is unreachable: {e!r}") from None
+
+        return loop.run(go(), timeout)
+
+    # -- batch runs --------------------------------------------------------------------------------
+    def start_batch(self, spec: BatchSpec) -> "KubernetesRun":
+        name = job_name(spec)
+        self.call(self.batch.create_namespaced_job, self.namespace, job(self.site, spec, name))
+        return KubernetesRun(self, name, spec)
+
+    def find(self, key: str) -> "KubernetesRun | None":
+        self._started()
+        for name, obj in self.jobs.snapshot().items():
+            if obj["metadata"].get("labels", {}).get(LABEL_KEY) == key:
+                return KubernetesRun(self, name)
+        return None
+
+    def pods_of(self, job_name: str) -> list[dict]:
+        return [p for p in self.pods.snapshot().values()
+                if (p["metadata"].get("labels") or {}).get("job-name") == job_name]
+
+    def delete_job(self, name: str, grace: float | None = None) -> None:
+        from kubernetes_asyncio.client import V1DeleteOptions
+
+        self.call(self.batch.delete_namespaced_job, name, self.namespace, missing_ok=True,
+                  body=V1DeleteOptions(propagation_policy="Foreground" if grace is not None else "Background",
+                                       grace_period_seconds=int(grace) if grace is not None else None))
+
+    def delete_pod(self, name: str, grace: float = 0) -> None:
+        self.call(self.core.delete_namespaced_pod, name, self.namespace, missing_ok=True,
+                  grace_period_seconds=int(grace))
+
+    def pod_log(self, pod: str, container: str, tail: int | None = None) -> bytes:
+        """What the pod's container has written so far (b"" before it starts)."""
+        async def read():
+            response = await self.core.read_namespaced_pod_log(
+                pod, self.namespace, container=container, _preload_content=False,
+                **({"tail_lines": tail} if tail else {}))
+            return await response.read()
+
+        try:
+            return self.call(read) or b""
+        except EngineError as e:
+            if " 400 " in str(e) or " 404 " in str(e):  # not started yet, or gone
+                return b""
+            raise
+
+    # -- replicas ----------------------------------------------------------------------------------
+    def start_replica(self, spec: ReplicaSpec) -> "KubernetesReplica":
+        name = f"{spec.purpose}-{(spec.key or 'x')[:24]}-{uuid.uuid4().hex[:8]}"
+        self.call(self.core.create_namespaced_pod, self.namespace, replica_pod(self.site, spec, name))
+        return KubernetesReplica(self, name, spec.port)
+
+    def find_replicas(self, key: str) -> list["KubernetesReplica"]:
+        self._started()
+        replicas = []
+        for name, pod in self.pods.snapshot().items():
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get(LABEL_KEY) != key or "job-name" in labels:
+                continue
+            replica = KubernetesReplica(self, name, _container_port(pod))
+            if replica.running():
+                replicas.append(replica)
+            else:
+                replica.remove()
+        return replicas
+
+    def remove_leftovers(self) -> int:
+        self._started()
+        removed = 0
+        for name, obj in self.jobs.snapshot().items():
+            if obj["metadata"].get("labels", {}).get(LABEL_RUN) not in KEPT:
+                self.delete_job(name)
+                removed += 1
+        for name, pod in self.pods.snapshot().items():
+            labels = pod["metadata"].get("labels") or {}
+            if "job-name" not in labels and labels.get(LABEL_RUN) not in KEPT:
+                self.delete_pod(name)
+                removed += 1
+        return removed
+
+    def has_gpu(self) -> bool:
+        return self.gpu_nodes > 0
+
+    # -- images: loaded and checked by the library's engine, pulled by nodes from the registry --------
+    def load(self, path: Path, report) -> str:
+        return self.images.load(path, report)
+
+    def has_image(self, reference: str) -> bool:
+        return self.images.has_image(reference)
+
+    def tag(self, image: str, tag: str) -> None:
+        self.images.tag(image, tag)
+
+    def push(self, tag: str, registry: str) -> str:
+        return self.images.push(tag, registry)
+
+    def pull(self, reference: str) -> Iterator[bytes]:
+        return self.images.pull(reference)
+
+    def discard(self, image_id: str) -> None:
+        self.images.discard(image_id)
+
+    def remove_tag(self, tag: str) -> None:
+        self.images.remove_tag(tag)
+
+
+def _server() -> str:
+    from kubernetes_asyncio import client
+
+    return client.Configuration.get_default_copy().host
+
+
+def _reason(e: Exception) -> str:
+    status = getattr(e, "status", None)
+    return f"{status} {getattr(e, 'reason', '')}: {_api_message(e)}" if status else repr(e)
+
+
+def _api_message(e) -> str:
+    try:
+        return json.loads(e.body).get("message", "")
+    except (TypeError, ValueError, AttributeError):
+        return str(e.body or "")[:200]
+
+
+def _container_port(pod: dict) -> int:
+    from ..contract import DEFAULT_PORT
+
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            return int(port.get("containerPort", DEFAULT_PORT))
+    return DEFAULT_PORT
+
+
+class KubernetesRun(Handle):
+    """A Job of a batch spec (or one found again by its label), watched through the executor's cache."""
+
+    container = "run"
+
+    def __init__(self, executor: KubernetesExecutor, name: str, spec: BatchSpec | None = None):
+        self.executor, self.name, self.spec = executor, name, spec
+
+    @property
+    def image_id(self) -> str:
+        for pod in self.executor.pods_of(self.name):
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                if status.get("imageID"):
+                    return status["imageID"].rpartition("@")[2] or status["imageID"]
+        return ""
+
+    def _memory(self) -> int | None:
+        return self.spec.memory if self.spec else None
+
+    def wait(self, timeout: float | None = None, model: Path | None = None,
+             stopped: Callable[[], bool] | None = None, too_large: Callable[[], str] | None = None) -> Outcome:
+        if timeout is None and self.spec is not None:
+            timeout = self.spec.deadline
+        give_up = time.monotonic() + timeout if timeout else None
+        executor = self.executor
+        ended = {}
+
+        def check() -> bool:
+            the_job = executor.jobs.get(self.name)
+            if the_job is None:
+                ended["gone"] = True
+                return True
+            facts = job_end(the_job, executor.pods_of(self.name), time.time(), executor.unschedulable_timeout)
+            if facts is not None:
+                ended["facts"] = facts
+                return True
+            return False
+
+        while not executor.jobs.wait_for(check, timeout=1):
+            if give_up is not None and time.monotonic() > give_up:  # past the deadline the Job itself keeps
+                self.stop()
+                return decide(None, timed_out=True, stopped=bool(stopped and stopped()),
+                              deadline=self.spec.deadline if self.spec else timeout)
+        is_stopped, limit = bool(stopped and stopped()), too_large() if too_large else ""
+        if "gone" in ended:
+            return decide(None, stopped=is_stopped, too_large=limit,
+                          error="" if is_stopped or limit else "the run's Job was deleted outside the library")
+        return decide(**ended["facts"], stopped=is_stopped, model=model, memory=self._memory(),
+                      deadline=self.spec.deadline if self.spec else None, too_large=limit)
+
+    def _pod(self) -> str | None:
+        pods = self.executor.pods_of(self.name)
+        return pods[0]["metadata"]["name"] if pods else None
+
+    def _finished(self) -> bool:
+        the_job = self.executor.jobs.get(self.name)
+        if the_job is None:
+            return True
+        pods = self.executor.pods_of(self.name)
+        return job_end(the_job, pods, time.time(), self.executor.unschedulable_timeout) is not None or \
+            _container_state(pods)[0] is not None
+
+    def logs(self, follow: bool = False, since: float | None = None) -> Iterator[bytes]:
+        """The pod's log; with *follow*, read again as it grows until the run ends (the bytes already given
+        are skipped, so a log read after a restart starts where the file left off, as on Docker)."""
+        given = 0
+        while True:
+            finished = self._finished()
+            pod = self._pod()
+            data = self.executor.pod_log(pod, self.container) if pod else b""
+            if len(data) > given:
+                yield data[given:]
+                given = len(data)
+            if not follow or finished:
+                return
+            self.executor.pods.wait_for(lambda: False, timeout=1)
+
+    def tail(self, lines: int = 15) -> str:
+        pod = self._pod()
+        try:
+            return self.executor.pod_log(pod, self.container, tail=lines).decode("utf-8", "replace").strip() \
+                if pod else ""
+        except EngineError:
+            return ""
+
+    def stop(self, grace: float = 5) -> None:
+        self.executor.delete_job(self.name, grace)
+
+    def remove(self) -> None:
+        self.executor.delete_job(self.name)
+
+
+class KubernetesReplica(KubernetesRun, ReplicaHandle):
+    """A predict Pod, reached at its pod IP: the NetworkPolicy lets only the library in."""
+
+    def __init__(self, executor: KubernetesExecutor, name: str, port: int):
+        super().__init__(executor, name)
+        self.port = port
+
+    def _pod_object(self) -> dict | None:
+        return self.executor.pods.get(self.name)
+
+    container = "predict"
+
+    def _pod(self) -> str | None:
+        return self.name
+
+    def _finished(self) -> bool:
+        return not self.running()
+
+    def running(self) -> bool:
+        pod = self._pod_object()
+        return pod is not None and (pod.get("status") or {}).get("phase", "Pending") in ("Pending", "Running") \
+            and not pod["metadata"].get("deletionTimestamp")
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
+        pod = self._pod_object()
+        address = ((pod or {}).get("status") or {}).get("podIP")
+        if not address:
+            raise ConnectionRefusedError(f"the replica {self.name} has no address yet")
+        deadline = time.monotonic() + timeout
+        connection = http.client.HTTPConnection(address, self.port, timeout=timeout)
+        try:
+            connection.connect()
+            sock = connection.sock
+            connection.request(method, path, body=body, headers=headers or {})
+            answer = connection.getresponse()
+            return Response(answer.status, bounded_read(answer, sock, limit, deadline, timeout),
+                            answer.getheader("Content-Type") or "application/json")
+        except http.client.HTTPException as e:
+            raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
+        finally:
+            connection.close()
+
+    def stop(self, grace: float = 5) -> None:
+        self.executor.delete_pod(self.name, grace)
+
+    def remove(self) -> None:
+        self.executor.delete_pod(self.name)
+
+
+__all__ = ["KubernetesExecutor", "KubernetesReplica", "KubernetesRun", "Site", "credentials_problem", "deployment",
+           "job", "job_end", "job_name", "replica_pod", "service"]
