@@ -93,7 +93,10 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
         service.validations.pool.shutdown(wait=True)
         if runs:  # runs and replicas outlive a library by design: what this one started goes with it
             executor = service.executor
-            for container in executor.client.containers.list(all=True, filters={
-                    "label": f"ai.workspace-hub.owner={executor.owner}"}):
-                container.remove(force=True)
+            if hasattr(executor, "client"):  # the Docker engine
+                for container in executor.client.containers.list(all=True, filters={
+                        "label": f"ai.workspace-hub.owner={executor.owner}"}):
+                    container.remove(force=True)
+            else:  # a test cluster goes with its test: only the connection is closed
+                executor.close()
         service.sessions.kw["bind"].dispose()

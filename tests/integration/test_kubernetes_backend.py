@@ -18,10 +18,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from traitlets.config import Config
+
+from harness.library import Client, running_service
 from workspace_hub.executor import BatchSpec, EngineUnavailable, Mount, ReplicaSpec
 from workspace_hub.executor.kubernetes import KubernetesExecutor, credentials_problem
 
 from ..kube_cluster import NAMESPACE, Cluster
+from ..unit.test_runs import online_algorithm_and_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,6 +201,52 @@ def test_leftovers_go_and_runs_and_services_stay(cluster, connect, tmp_path):
     assert connect().remove_leftovers() == 2
     assert sorted(j["metadata"]["labels"]["ai.workspace-hub.run"] for j in cluster.list("jobs")) == ["run"]
     assert [p["metadata"]["labels"]["ai.workspace-hub.run"] for p in cluster.list("pods")] == ["service"]
+
+
+# -- the library on the cluster: the API, the queue, the log, the registry ---------------------------------
+
+@pytest.fixture
+def library(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", cluster.kubeconfig(tmp_path / "kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    data_root = tmp_path / "data"
+    config = Config({"KubernetesExecutor": {"namespace": NAMESPACE, "data_root": str(data_root)}})
+    with running_service(data_root, runs=True, executor_class=KubernetesExecutor, config=config, run_slots=1,
+                         smoke_by_default=False) as (service, base):
+        yield service, Client(base, "owner-token")
+
+
+def train(cluster, data_root: Path, job: dict, lines: bytes, exit_code: int = 0) -> None:
+    """The kubelet runs the training container: it logs *lines*, writes a model, and exits."""
+    pod = cluster.start_pod(job)
+    cluster.run_pod(pod)
+    [model] = [m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+               if m["mountPath"] == "/project/model"]
+    (data_root / model["subPath"] / "model.txt").write_text("w")
+    cluster.logs[pod] = lines
+    cluster.end_pod(pod, exit_code)
+    cluster.condition(job["metadata"]["name"], "Complete" if exit_code == 0 else "Failed")
+
+
+def test_a_run_goes_from_the_api_to_a_job_to_a_registered_model_and_waits_for_its_slot(cluster, library, tmp_path):
+    service, olive = library
+    algorithm, dataset = online_algorithm_and_dataset(service)
+    first, second = (olive("POST", "runs", json={"name": name, "algorithm": algorithm, "dataset": dataset,
+                                                 "start": True, "hyperparameters": {"EPOCHS": 2}}).json()
+                     for name in ("on-k8s", "next"))
+    job = cluster.job()
+    assert len(cluster.list("jobs")) == 1 and olive("GET", f"runs/{second['id']}").json()["status"] == "queued"
+    train(cluster, tmp_path / "data", job, b"epoch 1\nmetric: epoch=1 loss=1.0\nepoch 2\nmetric: epoch=2 loss=0.5\n")
+    done = cluster.wait_for(lambda: (r := olive("GET", f"runs/{first['id']}").json())["status"] == "succeeded" and r)
+    assert done["message"].startswith("registered as model on-k8s")
+    assert olive("GET", f"runs/{first['id']}/log").text.splitlines() == [
+        "epoch 1", "metric: epoch=1 loss=1.0", "epoch 2", "metric: epoch=2 loss=0.5"]
+    points = olive("GET", f"runs/{first['id']}/metrics").json()["points"]
+    assert [(p["epoch"], p["loss"]) for p in points] == [(1, 1.0), (2, 0.5)]
+    assert [m["name"] for m in olive("GET", "models", params={"name": "on-k8s"}).json()["items"]] == ["on-k8s"]
+    # the slot is free: the queued run starts now
+    cluster.wait_for(lambda: any(j["metadata"]["name"] != job["metadata"]["name"] for j in cluster.list("jobs")))
+    assert olive("GET", f"runs/{second['id']}").json()["status"] in ("starting", "running")
 
 
 # -- replicas: pods the library reaches at their address ---------------------------------------------------
