@@ -91,7 +91,7 @@ current-context: kmock
 
     # -- the API, as the test's controllers use it ---------------------------------------------------------
     def _url(self, kind: str, name: str = "") -> str:
-        group = "/apis/batch/v1" if kind == "jobs" else "/api/v1"
+        group = {"jobs": "/apis/batch/v1", "deployments": "/apis/apps/v1"}.get(kind, "/api/v1")
         return f"{self.url}{group}/namespaces/{NAMESPACE}/{kind}" + (f"/{name}" if name else "")
 
     def list(self, kind: str) -> list[dict]:
@@ -153,4 +153,35 @@ current-context: kmock
         for pod in self.list("pods"):
             owner = pod["metadata"].get("labels", {}).get("job-name")
             if owner and owner not in jobs:
+                self.http.delete(self._url("pods", pod["metadata"]["name"]))
+
+    # -- the Deployment controller, the Service controller and the kubelet -----------------------------------
+    def deployment(self) -> dict:
+        return self.wait_for(lambda: next(iter(self.list("deployments")), None))
+
+    def expose(self, name: str, cluster_ip: str = "127.0.0.1") -> None:
+        """The Service controller gives the Service its ClusterIP (here: the loopback, where the test serves)."""
+        self.wait_for(lambda: self.get("services", name))
+        self.patch("services", name, {"spec": {"clusterIP": cluster_ip}})
+
+    def roll(self, name: str, ready: bool = True) -> None:
+        """The Deployment controller and the kubelet: pods of the template's revision up to the count, ready
+        (or never ready); once the new ones are ready, the other revisions' pods and any surplus go."""
+        found = self.get("deployments", name)
+        template, wanted = found["spec"]["template"], found["spec"]["replicas"]
+        revision = template["metadata"]["labels"]["ai.workspace-hub.revision"]
+        key = template["metadata"]["labels"]["ai.workspace-hub.key"]
+        pods = [p for p in self.list("pods") if p["metadata"]["labels"].get("ai.workspace-hub.key") == key]
+        current = [p for p in pods if p["metadata"]["labels"]["ai.workspace-hub.revision"] == revision]
+        for _ in range(wanted - len(current)):
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": f"{name}-{uuid.uuid4().hex[:5]}", "namespace": NAMESPACE,
+                                "labels": template["metadata"]["labels"]},
+                   "spec": template["spec"],
+                   "status": {"phase": "Running", "podIP": "127.0.0.1",
+                              "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+            self.http.post(self._url("pods"), json=pod).raise_for_status()
+        if ready:
+            gone = [p for p in pods if p not in current] + current[wanted:]
+            for pod in gone:
                 self.http.delete(self._url("pods", pod["metadata"]["name"]))

@@ -26,6 +26,7 @@ from workspace_hub.executor.kubernetes import KubernetesExecutor, credentials_pr
 
 from ..kube_cluster import NAMESPACE, Cluster
 from ..unit.test_runs import online_algorithm_and_dataset
+from ..unit.test_services import predict_algorithm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -247,6 +248,79 @@ def test_a_run_goes_from_the_api_to_a_job_to_a_registered_model_and_waits_for_it
     # the slot is free: the queued run starts now
     cluster.wait_for(lambda: any(j["metadata"]["name"] != job["metadata"]["name"] for j in cluster.list("jobs")))
     assert olive("GET", f"runs/{second['id']}").json()["status"] in ("starting", "running")
+    # a stop deletes its Job; the run ends stopped
+    assert olive("POST", f"runs/{second['id']}/stop", json={}).status_code == 200
+    cluster.wait_for(lambda: olive("GET", f"runs/{second['id']}").json()["status"] == "stopped")
+    assert cluster.list("jobs") == []  # the ended one went once its end was recorded, the stopped one with its stop
+
+
+def test_a_service_is_a_deployment_behind_a_service_address_that_outlives_a_stop(cluster, tmp_path, monkeypatch,
+                                                                              predict_server):
+    monkeypatch.setenv("KUBECONFIG", cluster.kubeconfig(tmp_path / "kubeconfig"))
+    data_root = tmp_path / "data"
+    config = Config({"KubernetesExecutor": {"namespace": NAMESPACE, "data_root": str(data_root),
+                                            "service_port": predict_server}})
+    with running_service(data_root, runs=True, executor_class=KubernetesExecutor, config=config,
+                         service_health_timeout=3, smoke_by_default=False) as (service, base):
+        olive, other = Client(base, "owner-token"), Client(base, "other-token")
+
+        def call(client: Client, body: bytes):  # the stable address, beside the API
+            return client.session.post(f"{base}serve/olive/news/predict", data=body, timeout=30)
+        created = olive("POST", "services", json={"name": "news", "algorithm": predict_algorithm(service),
+                                                  "replicas": 2, "visibility": "private"}).json()
+        deployment = cluster.deployment()
+        name = deployment["metadata"]["name"]
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        cluster.expose(name)
+        cluster.roll(name)
+        status = lambda: olive("GET", f"services/{created['id']}").json()
+        cluster.wait_for(lambda: status()["status"] == "running")
+        assert status()["metrics"]["healthy"] == 2
+        answer = call(olive, b'{"text": "goal"}')
+        assert (answer.status_code, answer.json()) == (200, {"predictions": [{"text": "goal"}]})
+        # the address keeps its rules: another user does not see a private service, nobody calls it anonymously
+        assert call(other, b"{}").status_code == 404
+        assert call(Client(base, None), b"{}").status_code in (401, 403)
+
+        assert olive("POST", f"services/{created['id']}/scale", json={"replicas": 3}).status_code == 200
+        cluster.wait_for(lambda: cluster.get("deployments", name)["spec"]["replicas"] == 3)
+        olive("POST", f"services/{created['id']}/stop", json={})
+        cluster.wait_for(lambda: cluster.get("deployments", name)["spec"]["replicas"] == 0)
+        cluster.roll(name)
+        cluster.wait_for(lambda: status()["status"] == "stopped")
+        assert cluster.get("services", name)["spec"]["clusterIP"] == "127.0.0.1"  # the address stays
+        olive("POST", f"services/{created['id']}/start", json={"replicas": 1})
+        cluster.wait_for(lambda: cluster.get("deployments", name)["spec"]["replicas"] == 1)
+        cluster.roll(name)
+        cluster.wait_for(lambda: status()["status"] == "running")
+
+        # a redo is the Deployment's rolling update: done once the new revision is ready...
+        redo = threading.Thread(target=lambda: done.append(olive("POST", f"services/{created['id']}/redo",
+                                                                 json={"algorithm": predict_algorithm(service)})))
+        done = []
+        redo.start()
+        cluster.wait_for(lambda: revision(cluster, name) == "2")
+        cluster.roll(name)
+        redo.join(10)
+        assert done[0].status_code == 200 and done[0].json()["revision"] == 2
+        # ...and rolled back when the new revision never gets ready
+        redo = threading.Thread(target=lambda: done.append(olive("POST", f"services/{created['id']}/redo",
+                                                                 json={"algorithm": predict_algorithm(service)})))
+        redo.start()
+        cluster.wait_for(lambda: revision(cluster, name) == "3")
+        cluster.roll(name, ready=False)
+        redo.join(20)
+        assert done[1].status_code == 409 and done[1].json()["error"]["code"] == "redo-failed"
+        assert revision(cluster, name) == "2" and status()["revision"] == 2
+        assert call(olive, b'{"x": 2}').status_code == 200  # the old one serves
+
+        assert olive("DELETE", f"services/{created['id']}").status_code == 204
+        assert cluster.get("deployments", name) is None and cluster.get("services", name) is None
+
+
+def revision(cluster, name: str) -> str:
+    return cluster.get("deployments", name)["spec"]["template"]["metadata"]["labels"]["ai.workspace-hub.revision"]
 
 
 # -- replicas: pods the library reaches at their address ---------------------------------------------------
@@ -326,5 +400,6 @@ def test_what_deploy_holds_is_valid_kubernetes():
         kubernetes_validate.validate(manifest, "1.30", strict=True)
     role = next(m for m in manifests if m["kind"] == "Role")
     granted = {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
-    assert ("pods/log", "get") in granted and ("jobs", "watch") in granted and ("secrets", "get") not in granted
+    assert {("pods/log", "get"), ("jobs", "watch"), ("deployments", "patch"), ("services", "create")} <= granted
+    assert not {("secrets", "get"), ("pods/exec", "create"), ("services", "patch")} & granted
 

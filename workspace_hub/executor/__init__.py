@@ -12,12 +12,12 @@ Everything that runs a user's image goes through an :class:`Executor`, as every 
 Only :mod:`.docker` imports docker-py; importing this package does not.
 """
 
-from .base import (AnswerTooLarge, EngineError, EngineUnavailable, Executor, Handle, HEALTH_ANSWER, MAX_ANSWER,
-                   ProbeFailed, ReplicaHandle, Response)
+from .base import (AnswerTooLarge, EngineError, EngineUnavailable, Executor, Fleet, FleetState, Handle, HEALTH_ANSWER,
+                   MAX_ANSWER, ProbeFailed, ReplicaHandle, Response)
 from .outcome import Outcome, Reason, State, decide, output_size, wrote_model
-from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, Mount, ReplicaSpec
+from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_REVISION, LABEL_RUN, BatchSpec, Mount, ReplicaSpec
 
-__all__ = ["AnswerTooLarge", "BatchSpec", "EngineError", "EngineUnavailable", "Executor", "HEALTH_ANSWER",
-           "Handle", "KEPT", "LABEL_KEY", "LABEL_OWNER", "LABEL_RUN", "MAX_ANSWER", "Mount", "Outcome",
+__all__ = ["AnswerTooLarge", "BatchSpec", "EngineError", "EngineUnavailable", "Executor", "Fleet", "FleetState", "HEALTH_ANSWER",
+           "Handle", "KEPT", "LABEL_KEY", "LABEL_OWNER", "LABEL_REVISION", "LABEL_RUN", "MAX_ANSWER", "Mount", "Outcome",
            "ProbeFailed", "Reason", "ReplicaHandle", "ReplicaSpec", "Response", "State", "decide", "output_size",
            "wrote_model"]

@@ -115,6 +115,49 @@ class ReplicaHandle(Handle):
             return False
 
 
+@dataclass(frozen=True)
+class FleetState:
+    """What the engine reports of a fleet: the replicas asked for, those ready, those of the last revision
+    applied, and a problem the engine sees (an image it cannot pull), or ""."""
+
+    wanted: int = 0
+    ready: int = 0
+    updated: int = 0
+    problem: str = ""
+
+    @property
+    def rolled_out(self) -> bool:
+        return self.updated == self.wanted and self.ready >= self.wanted
+
+
+class Fleet:
+    """A service's replicas that the engine itself keeps at a count and rolls (a Deployment and its Service,
+    on Kubernetes).  On Docker there is none: the library keeps each replica, one :class:`ReplicaHandle`
+    each (``workspace_library.services.replicas``)."""
+
+    def apply(self, spec: ReplicaSpec, replicas: int, name: str) -> None:
+        """Create the fleet, or change it: another count scales it, another spec rolls it (old replicas serve
+        until new ones are ready)."""
+        raise NotImplementedError
+
+    def state(self) -> FleetState:
+        raise NotImplementedError
+
+    def wait(self, predicate: Callable[[FleetState], bool], timeout: float) -> bool:
+        """Wait (on the engine's changes, not a poll) until *predicate(state)* holds; False after *timeout*."""
+        raise NotImplementedError
+
+    def address(self) -> "ReplicaHandle":
+        """The stable address the fleet's replicas are reached at (stopping keeps it)."""
+        raise NotImplementedError
+
+    def tail(self, lines: int = 200) -> str:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+
 def bounded_read(answer, sock, limit: int, deadline: float, timeout: float) -> bytes:
     """At most *limit* bytes of the HTTP *answer* (read from *sock*) before *deadline*, else
     :class:`AnswerTooLarge` or a timeout."""
@@ -158,6 +201,11 @@ class Executor(LoggingConfigurable):
 
     def has_gpu(self) -> bool:
         return False
+
+    def fleet(self, key: str) -> Fleet | None:
+        """The fleet of the service *key* where the engine keeps replicas itself, else None (the library
+        starts and replaces them one by one)."""
+        return None
 
     # -- images: what the engine runs, by digest --------------------------------------------------
     def load(self, path: Path, report) -> str:

@@ -49,11 +49,13 @@ from typing import Callable
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from ..contract import MODEL_DIR
-from .base import EngineError, EngineUnavailable, Executor, Handle, MAX_ANSWER, ReplicaHandle, Response, bounded_read
+from .base import (EngineError, EngineUnavailable, Executor, Fleet, FleetState, Handle, MAX_ANSWER, ReplicaHandle,
+                   Response, bounded_read)
 from .outcome import Outcome, decide
-from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_RUN, BatchSpec, ReplicaSpec
+from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_REVISION, LABEL_RUN, BatchSpec, ReplicaSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
+PROGRESS_DEADLINE = 120  # seconds a Deployment's new revision gets to be ready before the rollout counts as failed
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                  "CreateContainerError")
@@ -71,6 +73,7 @@ class Site:
     gpu_node_selector: dict = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
     image_pull_secrets: tuple[str, ...] = ()
     job_ttl: int = 3600
+    service_port: int = 80
 
     def labels(self, spec: BatchSpec | ReplicaSpec) -> dict:
         return {**spec.labels, LABEL_RUN: spec.purpose, LABEL_OWNER: label_value(self.owner), LABEL_KEY: spec.key}
@@ -167,6 +170,7 @@ def deployment(site: Site, spec: ReplicaSpec, replicas: int, name: str) -> dict:
                      "annotations": {"workspace-hub/service": name}},
         "spec": {
             "replicas": replicas,
+            "progressDeadlineSeconds": PROGRESS_DEADLINE,
             "selector": {"matchLabels": {LABEL_KEY: spec.key}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "100%"}},
             "template": {"metadata": {"labels": labels},
@@ -181,7 +185,7 @@ def service(site: Site, spec: ReplicaSpec) -> dict:
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": f"service-{spec.key}"[:63], "namespace": site.namespace, "labels": site.labels(spec)},
         "spec": {"type": "ClusterIP", "selector": {LABEL_KEY: spec.key},
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+                 "ports": [{"name": "http", "port": site.service_port, "targetPort": "http"}]},
     }
 
 
@@ -292,6 +296,8 @@ class KubernetesExecutor(Executor):
     unschedulable_timeout = Float(300, min=1, config=True,
                                   help="Seconds a run's pod may wait for a node before the run fails (platform).")
     watch_timeout = Integer(300, min=1, config=True, help="Seconds one watch request lasts before it is renewed.")
+    service_port = Integer(80, min=1, max=65535, config=True, help="The port of each service's Service (its "
+                                                                    "ClusterIP address).")
 
     @default("namespace")
     def _default_namespace(self):
@@ -309,12 +315,12 @@ class KubernetesExecutor(Executor):
         self._images = images
         self._loop: _Loop | None = None
         self._lock = threading.Lock()
-        self.pods = self.jobs = None
+        self._reflectors: dict = {}
 
     @property
     def site(self) -> Site:
         return Site(self.namespace, self.data_claim, Path(self.data_root), self.owner,
-                    dict(self.gpu_node_selector), tuple(self.image_pull_secrets), self.job_ttl)
+                    dict(self.gpu_node_selector), tuple(self.image_pull_secrets), self.job_ttl, self.service_port)
 
     @property
     def images(self) -> Executor:
@@ -351,12 +357,31 @@ class KubernetesExecutor(Executor):
         except config.ConfigException:  # $KUBECONFIG as it is now (the library reads it at import)
             await config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
         api = client.ApiClient()
-        self._core, self._batch = client.CoreV1Api(api), client.BatchV1Api(api)
+        self._core, self._batch, self._apps = client.CoreV1Api(api), client.BatchV1Api(api), client.AppsV1Api(api)
         selector = f"{LABEL_OWNER}={label_value(self.owner)}"
-        self.pods = Reflector("pods", self._core.list_namespaced_pod, self.namespace, selector, self.watch_timeout)
-        self.jobs = Reflector("jobs", self._batch.list_namespaced_job, self.namespace, selector, self.watch_timeout)
-        for reflector in (self.pods, self.jobs):
+        self._reflectors = {
+            "pods": Reflector("pods", self._core.list_namespaced_pod, self.namespace, selector, self.watch_timeout),
+            "jobs": Reflector("jobs", self._batch.list_namespaced_job, self.namespace, selector, self.watch_timeout),
+            "deployments": Reflector("deployments", self._apps.list_namespaced_deployment, self.namespace, selector,
+                                     self.watch_timeout)}
+        for reflector in self._reflectors.values():
             await reflector.start()
+
+    @property
+    def pods(self) -> "Reflector":
+        """The library's pods, watched (connected on first use)."""
+        self._started()
+        return self._reflectors["pods"]
+
+    @property
+    def jobs(self) -> "Reflector":
+        self._started()
+        return self._reflectors["jobs"]
+
+    @property
+    def deployments(self) -> "Reflector":
+        self._started()
+        return self._reflectors["deployments"]
 
     @property
     def core(self):
@@ -368,6 +393,11 @@ class KubernetesExecutor(Executor):
     def batch(self):
         self._started()
         return self._batch
+
+    @property
+    def apps(self):
+        self._started()
+        return self._apps
 
     def close(self) -> None:
         """End the watches and the connection (a library that stops; a test)."""
@@ -381,7 +411,7 @@ class KubernetesExecutor(Executor):
             loop.close()
 
     async def _disconnect(self) -> None:
-        for reflector in (self.pods, self.jobs):
+        for reflector in self._reflectors.values():
             await reflector.stop()
         await self._core.api_client.close()
 
@@ -484,6 +514,9 @@ class KubernetesExecutor(Executor):
 
     def has_gpu(self) -> bool:
         return self.gpu_nodes > 0
+
+    def fleet(self, key: str) -> "KubernetesFleet":
+        return KubernetesFleet(self, key)
 
     # -- images: loaded and checked by the library's engine, pulled by nodes from the registry --------
     def load(self, path: Path, report) -> str:
@@ -656,19 +689,7 @@ class KubernetesReplica(KubernetesRun, ReplicaHandle):
         address = ((pod or {}).get("status") or {}).get("podIP")
         if not address:
             raise ConnectionRefusedError(f"the replica {self.name} has no address yet")
-        deadline = time.monotonic() + timeout
-        connection = http.client.HTTPConnection(address, self.port, timeout=timeout)
-        try:
-            connection.connect()
-            sock = connection.sock
-            connection.request(method, path, body=body, headers=headers or {})
-            answer = connection.getresponse()
-            return Response(answer.status, bounded_read(answer, sock, limit, deadline, timeout),
-                            answer.getheader("Content-Type") or "application/json")
-        except http.client.HTTPException as e:
-            raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
-        finally:
-            connection.close()
+        return _http(address, self.port, method, path, body, headers, timeout, limit)
 
     def stop(self, grace: float = 5) -> None:
         self.executor.delete_pod(self.name, grace)
@@ -677,5 +698,109 @@ class KubernetesReplica(KubernetesRun, ReplicaHandle):
         self.executor.delete_pod(self.name)
 
 
-__all__ = ["KubernetesExecutor", "KubernetesReplica", "KubernetesRun", "Site", "credentials_problem", "deployment",
+def _ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _http(host: str, port: int, method: str, path: str, body: bytes | None, headers: dict | None, timeout: float,
+          limit: int) -> Response:
+    """One HTTP call within *timeout* in all, reading at most *limit* bytes of the answer."""
+    deadline = time.monotonic() + timeout
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.connect()
+        sock = connection.sock  # kept: an HTTP/1.0 answer detaches it from the connection
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return Response(answer.status, bounded_read(answer, sock, limit, deadline, timeout),
+                        answer.getheader("Content-Type") or "application/json")
+    except http.client.HTTPException as e:
+        raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
+    finally:
+        connection.close()
+
+
+class KubernetesFleet(Fleet):
+    """A service as a Deployment and its Service: the cluster keeps, replaces and rolls the replicas."""
+
+    def __init__(self, executor: KubernetesExecutor, key: str):
+        self.executor, self.key = executor, key
+        self.name = f"service-{key}"[:63]
+
+    def apply(self, spec: ReplicaSpec, replicas: int, name: str) -> None:
+        executor, body = self.executor, deployment(self.executor.site, spec, replicas, name)
+        if executor.deployments.get(self.name) is None:
+            executor.call(executor.apps.create_namespaced_deployment, executor.namespace, body)
+        else:  # a merge patch: the pod template is replaced whole, so a new spec is a new revision
+            executor.call(executor.apps.patch_namespaced_deployment, self.name, executor.namespace,
+                          {"metadata": {"annotations": body["metadata"]["annotations"]}, "spec": body["spec"]},
+                          _content_type="application/merge-patch+json")
+        if executor.call(executor.core.read_namespaced_service, self.name, executor.namespace, missing_ok=True) is None:
+            executor.call(executor.core.create_namespaced_service, executor.namespace, service(executor.site, spec))
+
+    def state(self) -> FleetState:
+        """Counted from the pods (one watch for all services): ready ones, and ready ones of the revision the
+        Deployment's template now names."""
+        found = self.executor.deployments.get(self.name)
+        if found is None:
+            return FleetState()
+        revision = found["spec"]["template"]["metadata"]["labels"].get(LABEL_REVISION)
+        ready = [p for p in self._pods() if _ready(p)]
+        updated = [p for p in ready if p["metadata"]["labels"].get(LABEL_REVISION) == revision]
+        return FleetState(found["spec"].get("replicas", 0), len(ready), len(updated), self._problem(found))
+
+    def _problem(self, found: dict) -> str:
+        for condition in (found.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+                return f"the new revision did not get ready: {condition.get('message', '')}"
+        for pod in self._pods():
+            _, waiting, _ = _container_state([pod])
+            if waiting is not None and waiting.get("reason") in PULL_FAILURES:
+                return f"{waiting['reason']}: {waiting.get('message', '')}"
+        return ""
+
+    def _pods(self) -> list[dict]:
+        return [p for p in self.executor.pods.snapshot().values()
+                if (p["metadata"].get("labels") or {}).get(LABEL_KEY) == self.key
+                and (p["metadata"].get("labels") or {}).get(LABEL_RUN) == "service"
+                and not p["metadata"].get("deletionTimestamp")]
+
+    def wait(self, predicate, timeout: float) -> bool:
+        return self.executor.pods.wait_for(lambda: predicate(self.state()), timeout)
+
+    def address(self) -> "KubernetesAddress":
+        found = self.executor.call(self.executor.core.read_namespaced_service, self.name, self.executor.namespace,
+                                   missing_ok=True)
+        return KubernetesAddress(self.name, getattr(getattr(found, "spec", None), "cluster_ip", None) or "",
+                                 self.executor.service_port)
+
+    def tail(self, lines: int = 200) -> str:
+        return "".join(f"--- replica {p['metadata']['name']} (running)\n"
+                       f"{self.executor.pod_log(p['metadata']['name'], 'predict', tail=lines).decode('utf-8', 'replace')}\n"
+                       for p in self._pods())
+
+    def remove(self) -> None:
+        executor = self.executor
+        executor.call(executor.apps.delete_namespaced_deployment, self.name, executor.namespace, missing_ok=True)
+        executor.call(executor.core.delete_namespaced_service, self.name, executor.namespace, missing_ok=True)
+
+
+class KubernetesAddress(ReplicaHandle):
+    """A Service's ClusterIP: the cluster balances calls over its ready pods."""
+
+    def __init__(self, name: str, cluster_ip: str, port: int):
+        self.name, self.cluster_ip, self.port = name, cluster_ip, port
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
+        if not self.cluster_ip or self.cluster_ip == "None":
+            raise ConnectionRefusedError(f"the Service {self.name} has no ClusterIP")
+        return _http(self.cluster_ip, self.port, method, path, body, headers, timeout, limit)
+
+    def running(self) -> bool:
+        return bool(self.cluster_ip)
+
+
+__all__ = ["KubernetesAddress", "KubernetesExecutor", "KubernetesFleet", "KubernetesReplica", "KubernetesRun", "Site", "credentials_problem", "deployment",
            "job", "job_end", "job_name", "replica_pod", "service"]

@@ -16,6 +16,7 @@ GiB = 1024**3
 LABEL_RUN = "ai.workspace-hub.run"  # every container the executor starts carries it, with its purpose
 LABEL_OWNER = "ai.workspace-hub.owner"  # which process started it (the library, or `ws` on the host)
 LABEL_KEY = "ai.workspace-hub.key"  # the record a long-lived container belongs to (a run's or a service's key)
+LABEL_REVISION = "ai.workspace-hub.revision"  # which revision of a service a replica serves (a redo makes a new one)
 KEPT = ("run", "service")  # purposes whose containers outlive a restart of their owner: found again by label
 
 

@@ -88,10 +88,10 @@ class ServiceItemHandler(ServiceHandler):
     async def delete(self, service_id):
         service = self.one(service_id)
         access.require_change(service, self.who)
-        service_id = service.id
+        service_id, key = service.id, service.key
         self.db.delete(service)
         self.db.commit()
-        await self.service.offload(self.services.forget, service_id)
+        await self.service.offload(self.services.forget, service_id, key)
         self.set_status(204)
         self.finish()
 
@@ -162,11 +162,10 @@ class ServiceLogsHandler(ServiceHandler):
         service = self.one(service_id)
         access.require_logs(service, self.who)
         kept = self.services.log_file(service)
-        pool = self.services.pool(service.id)
+        service_id, key = service.id, service.key
         self.release_db()
         text = await self.service.offload(lambda: kept.read_text() if kept.exists() else "")
-        live = await self.service.offload(lambda: "".join(f"--- replica {r.name} (running)\n{r.tail(200)}\n"
-                                                      for r, _ in list(pool.replicas)))
+        live = await self.service.offload(self.services.live_log, service_id, key)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text + live)
 

@@ -31,7 +31,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from workspace_hub.executor import AnswerTooLarge, EngineError, Executor, ProbeFailed, ReplicaHandle, ReplicaSpec
+from workspace_hub.executor import (LABEL_REVISION, AnswerTooLarge, EngineError, Executor, Fleet, FleetState, ProbeFailed,
+                                    ReplicaHandle, ReplicaSpec)
 
 from ..errors import LibraryError
 from ..models import Service, ServiceStatus
@@ -57,6 +58,9 @@ class Pool:
     lock: threading.RLock = field(default_factory=threading.RLock)
     busy: bool = False  # a redo or a scale is moving replicas: the monitor leaves them alone
     used: float = 0.0  # an online test's: when it was last called (monotonic), for the idle reaper
+    applied: tuple | None = None  # a fleet's: the (image, model, replicas) last applied to it
+    address: ReplicaHandle | None = None  # a fleet's: its stable address (a Service's ClusterIP)
+    fleet_state: FleetState = field(default_factory=FleetState)  # a fleet's: what the engine last reported
 
 
 class Services:
@@ -81,13 +85,36 @@ class Services:
         return self.root / f"{service.key}.log"
 
     # -- replicas ------------------------------------------------------------------------------
-    def _start_one(self, service: Service, revision: int) -> ReplicaHandle:
+    def _spec(self, service: Service, revision: int) -> ReplicaSpec:
         model = self.data_root / "library" / "trees" / service.model_manifest if service.model_manifest \
             else self.root / "empty-model"
         model.mkdir(parents=True, exist_ok=True)
-        replica = self.executor.start_replica(ReplicaSpec(service.image, "service", model, key=service.key))
+        return ReplicaSpec(service.image, "service", model, key=service.key, labels={LABEL_REVISION: str(revision)})
+
+    def _start_one(self, service: Service, revision: int) -> ReplicaHandle:
+        replica = self.executor.start_replica(self._spec(service, revision))
         replica.started = time.monotonic()
         return replica
+
+    def _keep_fleet(self, fleet: Fleet, pool: Pool, service: Service, wanted: int) -> FleetState:
+        """Where the engine keeps the replicas (a Deployment), ask it for the count and report what it has."""
+        applied = (service.image, service.model_manifest, wanted)
+        if pool.applied != applied and pool.failures < MAX_FAILURES:
+            try:
+                fleet.apply(self._spec(service, service.revision), wanted, service.name)
+                pool.applied, pool.failures = applied, 0
+            except EngineError as e:
+                pool.failures += 1
+                log.warning("service %s: the engine refused its replicas: %s", service.name, e)
+        pool.fleet_state = fleet.state()
+        if pool.address is None and pool.applied is not None:
+            try:
+                address = fleet.address()
+            except EngineError as e:
+                log.warning("service %s: no address yet: %s", service.name, e)
+            else:
+                pool.address = address if address.running() else None  # the cluster has not given one yet
+        return pool.fleet_state
 
     def _remove(self, service: Service, replica: ReplicaHandle, why: str) -> None:
         path = self.log_file(service)
@@ -121,36 +148,51 @@ class Services:
                     wanted, withdrawn = 0, f"stopped serving: {e.message}"
                 else:
                     withdrawn = ""
-                for replica, rev in list(pool.replicas):
-                    alive = replica.running()
-                    healthy = alive and replica.healthy()
-                    if healthy:
-                        pool.healthy.add(replica.name)
-                    elif replica.name in pool.healthy or not alive or \
-                            time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
-                        # it served and stopped answering, it is gone, or it never answered: replace it
-                        pool.healthy.discard(replica.name)
-                        pool.replicas.remove((replica, rev))
-                        self._remove(service, replica, "not running" if not alive else "/health failed")
-                while len(pool.replicas) > wanted:
-                    replica, _ = pool.replicas.pop()
-                    pool.healthy.discard(replica.name)
-                    self._remove(service, replica, withdrawn or "scaled down")
-                while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
-                    try:
-                        pool.replicas.append((self._start_one(service, revision), revision))
-                        pool.failures = 0
-                    except (ProbeFailed, EngineError) as e:  # the image exits at once, or the engine refuses
-                        pool.failures += 1
-                        log.warning("service %s: a replica did not start: %s", service.name, e)
-                        break
-            healthy = len(pool.healthy)
+                fleet = self.executor.fleet(service.key)
+                if fleet is not None:
+                    state = self._keep_fleet(fleet, pool, service, wanted)
+                    healthy, problem = state.ready, state.problem
+                else:
+                    healthy, problem = self._keep_replicas(pool, service, wanted, revision, withdrawn), ""
+        self._report(service_id, wanted, healthy, withdrawn, problem, pool.failures)
+
+    def _keep_replicas(self, pool: Pool, service: Service, wanted: int, revision: int, withdrawn: str) -> int:
+        """Where the library keeps the replicas: replace the unhealthy, start or remove to the count; return
+        how many are healthy."""
+        for replica, rev in list(pool.replicas):
+            alive = replica.running()
+            healthy = alive and replica.healthy()
+            if healthy:
+                pool.healthy.add(replica.name)
+            elif replica.name in pool.healthy or not alive or \
+                    time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
+                # it served and stopped answering, it is gone, or it never answered: replace it
+                pool.healthy.discard(replica.name)
+                pool.replicas.remove((replica, rev))
+                self._remove(service, replica, "not running" if not alive else "/health failed")
+        while len(pool.replicas) > wanted:
+            replica, _ = pool.replicas.pop()
+            pool.healthy.discard(replica.name)
+            self._remove(service, replica, withdrawn or "scaled down")
+        while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
+            try:
+                pool.replicas.append((self._start_one(service, revision), revision))
+                pool.failures = 0
+            except (ProbeFailed, EngineError) as e:  # the image exits at once, or the engine refuses
+                pool.failures += 1
+                log.warning("service %s: a replica did not start: %s", service.name, e)
+                break
+        return len(pool.healthy)
+
+    def _report(self, service_id: int, wanted: int, healthy: int, withdrawn: str, problem: str, failures: int) -> None:
         if withdrawn:
             self._set(service_id, ServiceStatus.failed, withdrawn)
         elif wanted == 0:
             self._set(service_id, ServiceStatus.stopped)
-        elif pool.failures >= MAX_FAILURES and not healthy:
+        elif failures >= MAX_FAILURES and not healthy:
             self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row")
+        elif problem and not healthy:
+            self._set(service_id, ServiceStatus.failed, problem)
         elif healthy >= wanted:
             self._set(service_id, ServiceStatus.running)
         elif healthy:
@@ -173,8 +215,14 @@ class Services:
         with self.sessions() as session:
             service = session.get(Service, service_id)
             wanted = max(1, service.replicas)
-            candidate = Service(key=service.key, image=image, model_manifest=model_manifest, name=service.name)
+            candidate = Service(key=service.key, image=image, model_manifest=model_manifest, name=service.name,
+                                revision=service.revision + 1)
             revision = service.revision + 1
+            current = Service(key=service.key, image=service.image, model_manifest=service.model_manifest,
+                              name=service.name, revision=service.revision)
+        fleet = self.executor.fleet(service.key)
+        if fleet is not None:
+            return self._roll_fleet(fleet, pool, service_id, candidate, current, wanted)
         with pool.lock:
             pool.busy = True
         new: list[ReplicaHandle] = []
@@ -203,6 +251,34 @@ class Services:
         self.ensure(service_id)
         return True, ""
 
+    def _roll_fleet(self, fleet: Fleet, pool: Pool, service_id: int, candidate: Service, current: Service,
+                    wanted: int) -> tuple[bool, str]:
+        """A redo where the engine rolls: the new revision rolls out beside the old one (``maxUnavailable: 0``);
+        if it is not all ready within the health timeout, the old revision is applied again (a rollback)."""
+        with pool.lock:
+            pool.busy = True
+        try:
+            fleet.apply(self._spec(candidate, candidate.revision), wanted, candidate.name)
+            rolled = fleet.wait(lambda state: state.rolled_out or bool(state.problem), self.health_timeout) and \
+                not fleet.state().problem
+            if not rolled:
+                why = fleet.state().problem or f"its replicas were not ready within {self.health_timeout:g} s"
+                fleet.apply(self._spec(current, current.revision), wanted, current.name)
+                return False, f"the new version did not get healthy ({why}); the old one keeps serving"
+            with self.sessions() as session:
+                service = session.get(Service, service_id)
+                service.image, service.model_manifest = candidate.image, candidate.model_manifest
+                service.revision = candidate.revision
+                session.commit()
+            pool.applied = (candidate.image, candidate.model_manifest, wanted)
+        except EngineError as e:
+            return False, f"the new version could not be applied ({e}); the old one keeps serving"
+        finally:
+            with pool.lock:
+                pool.busy = False
+        self.ensure(service_id)
+        return True, ""
+
     # -- calls ---------------------------------------------------------------------------------
     def call(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict):
         """(status, body, content type) from a healthy replica, trying the next one if one fails; an answer
@@ -210,7 +286,9 @@ class Services:
         pool = self.pool(service_id)
         with pool.lock:
             ready = [r for r, _ in pool.replicas if r.name in pool.healthy]
-            if not ready and not pool.busy:  # just started: the monitor has not looked yet, so look now
+            if pool.address is not None:  # the engine balances over its ready replicas behind one address
+                ready = [pool.address] if pool.fleet_state.ready else []
+            elif not ready and not pool.busy:  # just started: the monitor has not looked yet, so look now
                 ready = [r for r, _ in pool.replicas if r.healthy()]
                 pool.healthy.update(r.name for r in ready)
             pool.turn += 1
@@ -282,8 +360,10 @@ class Services:
         pool = self.pool(service_id)
         with pool.lock:
             latencies = sorted(pool.latencies)
-            return {"calls": pool.calls, "errors": pool.errors, "replicas": len(pool.replicas),
-                    "healthy": len(pool.healthy),
+            fleet = pool.address is not None
+            return {"calls": pool.calls, "errors": pool.errors,
+                    "replicas": pool.fleet_state.wanted if fleet else len(pool.replicas),
+                    "healthy": pool.fleet_state.ready if fleet else len(pool.healthy),
                     "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
                     "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 2) if latencies else None}
 
@@ -294,6 +374,8 @@ class Services:
         with self.sessions() as session:
             services = list(session.scalars(select(Service)))
         for service in services:
+            if self.executor.fleet(service.key) is not None:  # the engine kept them: nothing to take back
+                continue
             pool = self.pool(service.id)
             for replica in self.executor.find_replicas(service.key):
                 replica.started = time.monotonic()
@@ -318,12 +400,22 @@ class Services:
                     log.exception("the service monitor failed on service %s", service_id)
             self._reap_trials()
 
-    def forget(self, service_id: int) -> None:
-        """Remove every replica of a service being deleted."""
+    def forget(self, service_id: int, key: str | None = None) -> None:
+        """Remove every replica of a service being deleted (and its fleet, given its *key*)."""
         pool = self.pools.pop(service_id, Pool())
         with pool.lock:
             for replica, _ in pool.replicas:
                 replica.remove()
+        if key is not None and (fleet := self.executor.fleet(key)) is not None:
+            fleet.remove()
+
+    def live_log(self, service_id: int, key: str) -> str:
+        """The last lines of each running replica of a service."""
+        fleet = self.executor.fleet(key)
+        if fleet is not None:
+            return fleet.tail(200)
+        pool = self.pool(service_id)
+        return "".join(f"--- replica {r.name} (running)\n{r.tail(200)}\n" for r, _ in list(pool.replicas))
 
 
 def _error(status: int, code: str, message: str) -> bytes:
