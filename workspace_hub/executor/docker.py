@@ -334,14 +334,25 @@ class DockerExecutor(Executor):
             self.client.images.get(image).tag(repository, version)
 
     def push(self, tag: str, registry: str) -> str:
+        """Push by digest: the reference returned names the manifest the registry stored, and that manifest's
+        image is checked to be the one validated (its config digest is the local image's ID)."""
         repository, _, version = tag.rpartition(":")
         remote = f"{registry}/{repository}"
+        digest = ""
         with engine_errors():
+            validated = self.client.images.get(tag).id
             self.client.images.get(tag).tag(remote, version)
             for line in self.client.images.push(remote, version, stream=True, decode=True):
                 if "error" in line:
                     raise EngineError(f"push to {registry} failed: {line['error']}")
-        return f"{remote}:{version}"
+                digest = (line.get("aux") or {}).get("Digest", digest)
+            if not digest:
+                raise EngineError(f"push to {registry} reported no digest")
+            reference = f"{remote}@{digest}"
+            stored = self.client.images.pull(reference)  # by digest, through the engine's own credentials
+        if stored.id != validated:
+            raise EngineError(f"{reference} holds {stored.id}, not the validated {validated}")
+        return reference
 
     def pull(self, reference: str) -> Iterator[bytes]:
         with engine_errors():
