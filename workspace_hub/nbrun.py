@@ -170,6 +170,9 @@ def serve(path: Path, host: str, port: int) -> None:
             os._exit(1)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # the connection stays open for the next call (the platform reuses it)
+        disable_nagle_algorithm = True  # an answer goes out as written, not after the caller's delayed ACK
+
         def answer(self, status: int, data) -> None:
             payload = json.dumps(data, ensure_ascii=False, default=str).encode()
             self.send_response(status)
@@ -192,6 +195,7 @@ def serve(path: Path, host: str, port: int) -> None:
                 return self.answer(404, {"error": f"no such interface; use POST /{service.name}"})
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
+                self.close_connection = True  # its body is not read: the connection cannot carry another call
                 return self.answer(413, {"error": f"the body is over {MAX_BODY} bytes"})
             raw = self.rfile.read(length)
             kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
@@ -216,7 +220,10 @@ def serve(path: Path, host: str, port: int) -> None:
                 return self.answer(500, {"error": f"{type(e).__name__}: {e}"})
             self.answer(200, result if isinstance(result, dict) else {"result": result})
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # many callers connecting at once wait, instead of being reset
+
+    server = Server((host, port), Handler)
     threading.Thread(target=load, name="load", daemon=True).start()
     print(f"serving {path.name} on {host}:{port}", flush=True)
     server.serve_forever()

@@ -89,6 +89,14 @@ class ReplicaHandle(Handle):
         longer is an :class:`OSError`."""
         raise NotImplementedError
 
+    async def arequest(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                       timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
+        """:meth:`request` from an event loop; backends keep connections open (:mod:`.calls`), this default
+        runs the blocking call on a thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self.request, method, path, body, headers, timeout, limit)
+
     def running(self) -> bool:
         raise NotImplementedError
 

@@ -4,21 +4,26 @@ Every container runs in :data:`SANDBOX`: no network at all (``--network none``),
 capabilities, no swap past its memory, and memory, CPU and pids limits.  :func:`container_args` renders a
 spec as the arguments of ``containers.create`` (a pure function, tested by a golden file).
 
-A replica is reached the way ``kubectl port-forward`` reaches a pod: a short-lived thread enters the
-container's network namespace (``setns(2)`` on ``/proc/<pid>/ns/net``) and connects to
-``127.0.0.1:<port>`` there.  Nothing on the host network, workspaces included, can reach it.  No library
-wraps ``setns`` for Python 3.11 (``os.setns`` arrives in 3.12), hence the ctypes call.
+A replica is reached the way ``kubectl port-forward`` reaches a pod: a thread of its own (:class:`Dialer`)
+enters the container's network namespace (``setns(2)`` on ``/proc/<pid>/ns/net``) once and makes sockets
+there, which connect to ``127.0.0.1:<port>`` in that namespace whichever thread uses them; calls from the
+event loop keep those connections open (:mod:`.calls`).  Nothing on the host network, workspaces
+included, can reach a replica.  No library wraps ``setns`` for Python 3.11 (``os.setns`` arrives in 3.12),
+hence the ctypes call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import http.client
 import os
 import shutil
+import socket
 import subprocess
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.thread import BrokenThreadPool
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +33,7 @@ import docker
 import requests
 
 from ..contract import MODEL_DIR
+from .calls import Calls, SocketBackend
 from .base import (EngineError, EngineUnavailable, Executor, Handle, MAX_ANSWER, ProbeFailed, ReplicaHandle, Response,
                    bounded_read)
 from .outcome import Outcome, decide
@@ -107,25 +113,39 @@ def container_args(spec: BatchSpec | ReplicaSpec, owner: str, sandbox: dict | No
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def in_network_namespace(netns_fd: int, fn: Callable[[], object]):
-    """Call *fn* in a fresh thread that has entered the network namespace *netns_fd*; return its result."""
-    outcome: dict = {}
+def _enter(netns_fd: int) -> None:
+    if _libc.setns(netns_fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)} (entering a container's network needs root)")
 
-    def target():
+
+class Dialer:
+    """A thread that lives in a container's network namespace and makes sockets there: a socket keeps the
+    namespace it was created in, so any thread (or the event loop) connects and talks through it."""
+
+    def __init__(self, netns_fd: int):
+        self._threads = ThreadPoolExecutor(1, thread_name_prefix="netns", initializer=_enter, initargs=(netns_fd,))
+
+    def socket_future(self):
         try:
-            if _libc.setns(netns_fd, CLONE_NEWNET) != 0:
-                errno = ctypes.get_errno()
-                raise OSError(errno, f"setns: {os.strerror(errno)} (entering a container's network needs root)")
-            outcome["value"] = fn()
-        except BaseException as e:  # handed to the caller's thread
-            outcome["error"] = e
+            return self._threads.submit(socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+        except (BrokenThreadPool, RuntimeError) as e:  # setns was refused, or the replica is gone
+            raise OSError(f"cannot reach the replica's network: {e}") from None
 
-    thread = threading.Thread(target=target, name="netns", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    def socket(self) -> socket.socket:
+        try:
+            return self.socket_future().result()
+        except BrokenThreadPool as e:
+            raise OSError(f"cannot reach the replica's network: {e}") from None
+
+    async def asocket(self) -> socket.socket:
+        try:
+            return await asyncio.wrap_future(self.socket_future())
+        except BrokenThreadPool as e:
+            raise OSError(f"cannot reach the replica's network: {e}") from None
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)
 
 
 class DockerRun(Handle):
@@ -199,26 +219,33 @@ class DockerReplica(DockerRun, ReplicaHandle):
         if not pid:
             raise ProbeFailed("exit", "the service exited at once. Last output:\n" + self.tail())
         self._netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # kept: pids are reused
+        self._dialer = Dialer(self._netns)
+        self._calls: Calls | None = None
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
         deadline = time.monotonic() + timeout  # for the whole call: a replica that drips its answer is cut off
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            sock = self._dialer.socket()
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", self.port))
+            connection.sock = sock  # kept: an HTTP/1.0 answer detaches it from the connection
+            connection.request(method, path, body=body, headers=headers or {})
+            answer = connection.getresponse()
+            return Response(answer.status, bounded_read(answer, sock, limit, deadline, timeout),
+                            answer.getheader("Content-Type") or "application/json")
+        except http.client.HTTPException as e:
+            raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
+        finally:
+            connection.close()
 
-        def call():
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-            try:
-                connection.connect()
-                sock = connection.sock  # kept: an HTTP/1.0 answer detaches it from the connection
-                connection.request(method, path, body=body, headers=headers or {})
-                answer = connection.getresponse()
-                return Response(answer.status, bounded_read(answer, sock, limit, deadline, timeout),
-                                answer.getheader("Content-Type") or "application/json")
-            except http.client.HTTPException as e:
-                raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
-            finally:
-                connection.close()
-
-        return in_network_namespace(self._netns, call)
+    async def arequest(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                       timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
+        """Through connections kept open in the replica's namespace (one pool per replica, on the caller's loop)."""
+        if self._calls is None:
+            self._calls = Calls("127.0.0.1", self.port, SocketBackend(self._dialer.asocket))
+        return await self._calls.request(method, path, body, headers, timeout, limit)
 
     def running(self) -> bool:
         try:
@@ -230,6 +257,8 @@ class DockerReplica(DockerRun, ReplicaHandle):
     def remove(self) -> None:
         """Remove the container and let go of its namespace."""
         super().remove()
+        self._dialer.close()
+        self._calls = None  # its connections close with the container
         if self._netns is not None:
             os.close(self._netns)
             self._netns = None

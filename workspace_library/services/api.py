@@ -195,9 +195,8 @@ class ServeHandler(BaseHandler):
         headers = {"Content-Type": self.request.headers.get("Content-Type", "application/json")}
         service_id = service.id
         self.release_db()
-        status, answer, content_type = await self.service.offload(
-            self.service.services.call, service_id, self.request.method,
-            quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers, call=True)
+        status, answer, content_type = await self.service.services.acall(
+            service_id, self.request.method, quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers)
         self.set_status(status)
         self.set_header("Content-Security-Policy", ANSWER_CSP)
         if content_type.split(";")[0].strip().lower() in INLINE:

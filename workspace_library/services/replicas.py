@@ -20,6 +20,7 @@ again instead of starting new ones.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -55,7 +56,9 @@ class Pool:
     calls: int = 0
     errors: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCIES))
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # held while replicas move: never on the loop
+    stats: threading.Lock = field(default_factory=threading.Lock)  # the counters only: held for an instant
+    outstanding: dict = field(default_factory=dict)  # replica name -> calls in flight (touched on the loop only)
     busy: bool = False  # a redo or a scale is moving replicas: the monitor leaves them alone
     used: float = 0.0  # an online test's: when it was last called (monotonic), for the idle reaper
     applied: tuple | None = None  # a fleet's: the (image, model, replicas) last applied to it
@@ -349,16 +352,48 @@ class Services:
                 if idle:
                     self.end_trial(name.removeprefix("test:"))
 
+    async def acall(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict):
+        """:meth:`call` from the event loop, for the service's address: no thread per call, connections kept
+        open to each replica (:meth:`ReplicaHandle.arequest`), the call to the healthy replica with the fewest
+        calls in flight, the next one if it fails.  Reads what the monitor keeps without taking its lock."""
+        pool = self.pool(service_id)
+        if pool.address is not None:
+            ready = [pool.address] if pool.fleet_state.ready else []
+        else:
+            ready = [r for r, _ in list(pool.replicas) if r.name in pool.healthy]
+        if not ready:  # just started (the monitor has not looked yet), or nothing answers: the blocking path
+            return await asyncio.to_thread(self.call, service_id, method, path, body, headers)
+        pool.turn += 1
+        start = pool.turn % len(ready)
+        ready = sorted(ready[start:] + ready[:start], key=lambda r: pool.outstanding.get(r.name, 0))
+        started = time.perf_counter()
+        for replica in ready:
+            pool.outstanding[replica.name] = pool.outstanding.get(replica.name, 0) + 1
+            try:
+                answer = await replica.arequest(method, path, body, headers, timeout=60, limit=self.max_answer)
+            except AnswerTooLarge:
+                self._count(pool, 502, time.perf_counter() - started)
+                return 502, _error(502, "answer-too-large", f"the service's answer passed {self.max_answer} bytes "
+                                   "(LibraryService.serve_max_answer_bytes); answer with less, or ask an admin"), JSON
+            except OSError:
+                continue
+            finally:
+                pool.outstanding[replica.name] -= 1
+            self._count(pool, answer.status, time.perf_counter() - started)
+            return answer.status, answer.body, answer.content_type
+        self._count(pool, 503, time.perf_counter() - started)
+        return 503, _error(503, "no-replica", "no replica of this service answers; see its status"), JSON
+
     @staticmethod
     def _count(pool: Pool, status: int, seconds: float) -> None:
-        with pool.lock:
+        with pool.stats:
             pool.calls += 1
             pool.errors += status >= 500
             pool.latencies.append(seconds)
 
     def metrics(self, service_id: int) -> dict:
         pool = self.pool(service_id)
-        with pool.lock:
+        with pool.stats:
             latencies = sorted(pool.latencies)
             fleet = pool.address is not None
             return {"calls": pool.calls, "errors": pool.errors,

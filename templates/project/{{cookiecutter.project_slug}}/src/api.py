@@ -26,6 +26,8 @@ log = logging.getLogger("api")
 
 class Handler(BaseHTTPRequestHandler):
     loaded = None  # set once at startup
+    protocol_version = "HTTP/1.1"  # the connection stays open for the next call (the platform reuses it)
+    disable_nagle_algorithm = True  # an answer goes out as written, not after the caller's delayed ACK
 
     def reply(self, status: int, body: dict) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
@@ -49,6 +51,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, {"error": f"no such interface; use POST /{INTERFACE}"})
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True  # its body is not read: the connection cannot carry another call
             return self.reply(413, {"error": f"the body is over {MAX_BODY} bytes"})
         body = self.rfile.read(length)
         kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
@@ -73,6 +76,10 @@ class Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many callers connecting at once wait, instead of being reset
+
+
 def load() -> None:
     try:
         Handler.loaded = model.load(contract.model_dir())
@@ -84,7 +91,7 @@ def load() -> None:
 def serve(host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
     """The server, answering at once; the model loads in the background (503 until then)."""
     Handler.loaded = None
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = Server((host, port), Handler)
     threading.Thread(target=load, name="load", daemon=True).start()
     return server
 
