@@ -20,6 +20,7 @@ import requests
 from kmock._internal import parsing
 
 NAMESPACE = "workspace-hub"
+IMAGE_ID = "registry.example/a@sha256:" + "f" * 64  # what the kubelet reports the container ran
 _guess_k8s = parsing.guess_k8s
 
 
@@ -135,13 +136,13 @@ current-context: kmock
         """The kubelet: the container runs."""
         self.patch("pods", pod, {"status": {"phase": "Running", "podIP": address, "containerStatuses": [
             {"name": "run", "ready": True, "restartCount": 0, "image": "i",
-             "imageID": "registry.example/a@sha256:" + "f" * 64, "state": {"running": {}}}]}})
+             "imageID": IMAGE_ID, "state": {"running": {}}}]}})
 
     def end_pod(self, pod: str, exit_code: int, reason: str = "Completed") -> None:
         """The kubelet: the container ends; then the Job controller's condition on the Job."""
         phase = "Succeeded" if exit_code == 0 else "Failed"
         self.patch("pods", pod, {"status": {"phase": phase, "containerStatuses": [
-            {"name": "run", "ready": False, "restartCount": 0, "image": "i", "imageID": "",
+            {"name": "run", "ready": False, "restartCount": 0, "image": "i", "imageID": IMAGE_ID,
              "state": {"terminated": {"exitCode": exit_code, "reason": reason}}}]}})
 
     def condition(self, job: str, kind: str, reason: str = "") -> None:

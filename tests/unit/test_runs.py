@@ -147,6 +147,15 @@ LONG_AGO = "2026-01-01T00:00:00Z"  # further back than the unschedulable bound
     (the_job(), [pod({}, conditions=[{"type": "PodScheduled", "status": "False", "lastTransitionTime": LONG_AGO,
                                       "message": "0/3 nodes have 8Gi free"}])], ("failed", "platform")),
     (the_job(("Failed", "PodFailurePolicy")), [], ("failed", "platform")),
+    # an evicted pod's container ended too, and its Job failed: still the platform's, not the user's
+    (the_job(("Failed", "BackoffLimitExceeded")),
+     [pod({"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown"}}, phase="Failed", reason="Evicted",
+          message="low on memory")], ("failed", "platform")),
+    # the Job says Failed a moment before its pod says how: wait for the pod
+    ({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                 "lastTransitionTime": "2027-01-15T08:00:00Z"}]}}, [pod({"running": {}})], None),
+    # no pod at all, long after the Job was created (a quota, a refused pod spec)
+    ({"metadata": {"creationTimestamp": LONG_AGO}, "status": {}}, [], ("failed", "platform")),
 ])
 def test_job_and_pod_states_map_to_the_run_outcomes_docker_gives(a_job, pods, expected):
     facts = job_end(a_job, pods, now=NOW, unschedulable_after=300)
@@ -253,5 +262,4 @@ def test_a_service_renders_a_deployment_and_a_service_that_kubernetes_accepts(tm
     assert pod_spec["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
     assert pod_spec["containers"][0]["volumeMounts"][0]["readOnly"] and pod_spec["automountServiceAccountToken"] is False
     assert the_service["spec"]["selector"] == the_deployment["spec"]["selector"]["matchLabels"]
-    assert deployment(site, spec, 0, "x")["spec"]["replicas"] == 0
-    assert service(site, spec) == the_service  # stopping scales to 0; the Service (its ClusterIP) stays as it was
+    assert deployment(site, spec, 0, "x")["spec"]["replicas"] == 0  # stopping scales to 0; the Service stays

@@ -132,6 +132,7 @@ class FleetState:
     ready: int = 0
     updated: int = 0
     problem: str = ""
+    revision: str = ""  # the revision the engine now rolls to
 
     @property
     def rolled_out(self) -> bool:

@@ -57,6 +57,7 @@ from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_REVISION, LABEL_RUN, Batch
 GPU_RESOURCE = "nvidia.com/gpu"
 PROGRESS_DEADLINE = 120  # seconds a Deployment's new revision gets to be ready before the rollout counts as failed
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+POD_STATUS_GRACE = 30  # seconds a failed Job's pod may take to report how its container ended
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
                  "CreateContainerError")
 
@@ -217,9 +218,17 @@ def _container_state(pods: list[dict]) -> tuple[dict | None, dict | None, bool]:
 
 def job_end(the_job: dict | None, pods: list[dict], now: float, unschedulable_after: float) -> dict | None:
     """The facts :func:`~.outcome.decide` takes for a Job that has ended (``exit_code``, ``oom``, ``timed_out``,
-    ``error``), or None while it runs.  A pod no node takes for *unschedulable_after* seconds, a failed image
-    pull and an eviction end it as the platform's failure, with the message the cluster gave."""
+    ``error``), or None while it runs.  An eviction, a pod no node takes (or no pod at all) for
+    *unschedulable_after* seconds and a failed image pull end it as the platform's failure, with the message
+    the cluster gave: the user's program is not to blame."""
     terminated, waiting, _ = _container_state(pods)
+    for pod in pods:  # first: an evicted pod's container ended too, and its Job failed
+        status = pod.get("status") or {}
+        disrupted = [c for c in status.get("conditions") or [] if c.get("type") == "DisruptionTarget"
+                     and c.get("status") == "True"]
+        if (status.get("phase") == "Failed" and status.get("reason") == "Evicted") or disrupted:
+            message = status.get("message") or (disrupted[0].get("message", "") if disrupted else "")
+            return {"exit_code": None, "error": f"the node evicted the run: {message}".strip()}
     for condition in ((the_job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("status") != "True" or condition.get("type") not in ("Complete", "Failed"):
             continue
@@ -228,13 +237,13 @@ def job_end(the_job: dict | None, pods: list[dict], now: float, unschedulable_af
         if condition.get("reason") == "DeadlineExceeded":
             return {"exit_code": terminated.get("exitCode") if terminated else None, "timed_out": True}
         if terminated is None:
-            break  # the Job failed without its container ending: said below, or the condition's reason
+            since = _parse_time(condition.get("lastTransitionTime"))
+            if since is not None and now - since < POD_STATUS_GRACE:
+                return None  # the pod's own end is on its way (the two watches race)
+            break  # the Job failed without its container ending: said below
         return {"exit_code": terminated.get("exitCode"), "oom": terminated.get("reason") == "OOMKilled"}
     for pod in pods:
-        status = pod.get("status") or {}
-        if status.get("phase") == "Failed" and status.get("reason") == "Evicted":
-            return {"exit_code": None, "error": f"the node evicted the run: {status.get('message', '')}".strip()}
-        for condition in status.get("conditions") or []:
+        for condition in (pod.get("status") or {}).get("conditions") or []:
             since = _parse_time(condition.get("lastTransitionTime"))
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False" and \
                     since is not None and now - since > unschedulable_after:
@@ -244,6 +253,10 @@ def job_end(the_job: dict | None, pods: list[dict], now: float, unschedulable_af
     for condition in ((the_job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Failed" and condition.get("status") == "True":
             return {"exit_code": None, "error": f"the Job failed: {condition.get('reason')}"}
+    created = _parse_time(((the_job or {}).get("metadata") or {}).get("creationTimestamp"))
+    if not pods and created is not None and now - created > unschedulable_after:
+        return {"exit_code": None, "error": f"no pod was created for the run within {unschedulable_after:g} s (a "
+                                            "quota, or a pod the cluster refuses: see the namespace's events)"}
     return None
 
 
@@ -343,6 +356,11 @@ class KubernetesExecutor(Executor):
                 try:
                     loop.run(self._connect(), timeout=30)
                 except Exception as e:  # an unreachable server, refused credentials, a refusal to list
+                    try:  # nothing of this try stays behind: no watch, no connection, no thread
+                        loop.run(self._disconnect(), timeout=5)
+                    except Exception:
+                        pass
+                    loop.close()
                     raise EngineUnavailable(f"the Kubernetes API at {_server()} cannot be used: {_reason(e)}") from None
                 self._loop = loop
             return self._loop
@@ -413,11 +431,14 @@ class KubernetesExecutor(Executor):
     async def _disconnect(self) -> None:
         for reflector in self._reflectors.values():
             await reflector.stop()
-        await self._core.api_client.close()
+        self._reflectors = {}
+        if getattr(self, "_core", None) is not None:
+            await self._core.api_client.close()
 
     def call(self, coroutine_fn, *args, timeout: float = 60, missing_ok: bool = False, **kwargs):
-        """One API call from a worker thread; an ApiException is an :class:`EngineError` (a 404 is None with
-        *missing_ok*)."""
+        """One API call from a worker thread; an ApiException is an :class:`EngineError` with its ``status``
+        (a 404 is None with *missing_ok*), as is a connection that fails."""
+        import aiohttp
         from kubernetes_asyncio.client.exceptions import ApiException
 
         loop = self._started()
@@ -428,18 +449,26 @@ class KubernetesExecutor(Executor):
             except ApiException as e:
                 if missing_ok and e.status == 404:
                     return None
-                raise EngineError(f"the Kubernetes API refused: {e.status} {e.reason}: "
-                                  f"{_api_message(e)}") from None
-            except (OSError, asyncio.TimeoutError) as e:
+                error = EngineError(f"the Kubernetes API refused: {e.status} {e.reason}: {_api_message(e)}")
+                error.status = e.status
+                raise error from None
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
                 raise EngineError(f"the Kubernetes API is unreachable: {e!r}") from None
 
         return loop.run(go(), timeout)
 
     # -- batch runs --------------------------------------------------------------------------------
-    def start_batch(self, spec: BatchSpec) -> "KubernetesRun":
+    def start_batch(self, spec: BatchSpec) -> Handle:
+        if spec.purpose == "smoke":  # checks of an image not yet pushed: where it was loaded (see images)
+            return self.images.start_batch(spec)
         name = job_name(spec)
-        self.call(self.batch.create_namespaced_job, self.namespace, job(self.site, spec, name))
+        created = self.call(self.batch.create_namespaced_job, self.namespace, job(self.site, spec, name))
+        self.jobs.seen(self.as_dict(created))
         return KubernetesRun(self, name, spec)
+
+    def as_dict(self, obj) -> dict:
+        """An API object as the JSON the watch brings."""
+        return self._core.api_client.sanitize_for_serialization(obj)
 
     def find(self, key: str) -> "KubernetesRun | None":
         self._started()
@@ -459,14 +488,14 @@ class KubernetesExecutor(Executor):
                   body=V1DeleteOptions(propagation_policy="Foreground" if grace is not None else "Background",
                                        grace_period_seconds=int(grace) if grace is not None else None))
 
-    def delete_pod(self, name: str, grace: float = 0) -> None:
+    def delete_pod(self, name: str, grace: float = 1) -> None:
         self.call(self.core.delete_namespaced_pod, name, self.namespace, missing_ok=True,
-                  grace_period_seconds=int(grace))
+                  grace_period_seconds=max(1, int(grace)))  # 0 would be a force delete: gone before it stops
 
     def pod_log(self, pod: str, container: str, tail: int | None = None) -> bytes:
         """What the pod's container has written so far (b"" before it starts)."""
         async def read():
-            response = await self.core.read_namespaced_pod_log(
+            response = await self._core.read_namespaced_pod_log(
                 pod, self.namespace, container=container, _preload_content=False,
                 **({"tail_lines": tail} if tail else {}))
             return await response.read()
@@ -479,9 +508,12 @@ class KubernetesExecutor(Executor):
             raise
 
     # -- replicas ----------------------------------------------------------------------------------
-    def start_replica(self, spec: ReplicaSpec) -> "KubernetesReplica":
+    def start_replica(self, spec: ReplicaSpec) -> ReplicaHandle:
+        if spec.purpose == "smoke":
+            return self.images.start_replica(spec)
         name = f"{spec.purpose}-{(spec.key or 'x')[:24]}-{uuid.uuid4().hex[:8]}"
-        self.call(self.core.create_namespaced_pod, self.namespace, replica_pod(self.site, spec, name))
+        created = self.call(self.core.create_namespaced_pod, self.namespace, replica_pod(self.site, spec, name))
+        self.pods.seen(self.as_dict(created))
         return KubernetesReplica(self, name, spec.port)
 
     def find_replicas(self, key: str) -> list["KubernetesReplica"]:
@@ -730,14 +762,23 @@ class KubernetesFleet(Fleet):
 
     def apply(self, spec: ReplicaSpec, replicas: int, name: str) -> None:
         executor, body = self.executor, deployment(self.executor.site, spec, replicas, name)
-        if executor.deployments.get(self.name) is None:
-            executor.call(executor.apps.create_namespaced_deployment, executor.namespace, body)
-        else:  # a merge patch: the pod template is replaced whole, so a new spec is a new revision
-            executor.call(executor.apps.patch_namespaced_deployment, self.name, executor.namespace,
-                          {"metadata": {"annotations": body["metadata"]["annotations"]}, "spec": body["spec"]},
-                          _content_type="application/merge-patch+json")
-        if executor.call(executor.core.read_namespaced_service, self.name, executor.namespace, missing_ok=True) is None:
+        try:
+            done = executor.call(executor.apps.create_namespaced_deployment, executor.namespace, body)
+        except EngineError as e:
+            if getattr(e, "status", None) != 409:
+                raise
+            pod = body["spec"]["template"]["spec"]
+            for key in ("nodeSelector", "imagePullSecrets"):  # a merge patch keeps what it does not null
+                pod.setdefault(key, None)
+            done = executor.call(executor.apps.patch_namespaced_deployment, self.name, executor.namespace,
+                                 {"metadata": {"annotations": body["metadata"]["annotations"]}, "spec": body["spec"]},
+                                 _content_type="application/merge-patch+json")
+        executor.deployments.seen(executor.as_dict(done))
+        try:
             executor.call(executor.core.create_namespaced_service, executor.namespace, service(executor.site, spec))
+        except EngineError as e:
+            if getattr(e, "status", None) != 409:  # it exists: its ClusterIP stays the address
+                raise
 
     def state(self) -> FleetState:
         """Counted from the pods (one watch for all services): ready ones, and ready ones of the revision the
@@ -748,13 +789,14 @@ class KubernetesFleet(Fleet):
         revision = found["spec"]["template"]["metadata"]["labels"].get(LABEL_REVISION)
         ready = [p for p in self._pods() if _ready(p)]
         updated = [p for p in ready if p["metadata"]["labels"].get(LABEL_REVISION) == revision]
-        return FleetState(found["spec"].get("replicas", 0), len(ready), len(updated), self._problem(found))
+        return FleetState(found["spec"].get("replicas", 0), len(ready), len(updated), self._problem(revision),
+                          revision or "")
 
-    def _problem(self, found: dict) -> str:
-        for condition in (found.get("status") or {}).get("conditions") or []:
-            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-                return f"the new revision did not get ready: {condition.get('message', '')}"
+    def _problem(self, revision: str | None) -> str:
+        """What keeps the current revision's pods from starting (an image the nodes cannot pull), or ""."""
         for pod in self._pods():
+            if pod["metadata"]["labels"].get(LABEL_REVISION) != revision:
+                continue
             _, waiting, _ = _container_state([pod])
             if waiting is not None and waiting.get("reason") in PULL_FAILURES:
                 return f"{waiting['reason']}: {waiting.get('message', '')}"

@@ -19,6 +19,11 @@ import threading
 log = logging.getLogger("workspace_hub.executor")
 
 
+def _version(obj: dict) -> int:
+    version = (obj.get("metadata") or {}).get("resourceVersion") or "0"
+    return int(version) if version.isdigit() else 0
+
+
 class Reflector:
     """The objects of one kind in *namespace* that match *selector*, kept current by a watch."""
 
@@ -38,6 +43,16 @@ class Reflector:
     def get(self, name: str) -> dict | None:
         with self.changed:
             return self.objects.get(name)
+
+    def seen(self, obj: dict) -> None:
+        """Put what a create or a patch returned into the cache now, unless the watch brought a newer one: a
+        handle made from it must not take the watch's delay for a deletion."""
+        name = obj["metadata"]["name"]
+        with self.changed:
+            known = self.objects.get(name)
+            if known is None or _version(known) <= _version(obj):
+                self.objects[name] = obj
+                self.changed.notify_all()
 
     def wait_for(self, predicate, timeout: float) -> bool:
         """Wait until *predicate()* holds (checked on each change of the cache), at most *timeout* seconds."""

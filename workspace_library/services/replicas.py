@@ -262,8 +262,9 @@ class Services:
             pool.busy = True
         try:
             fleet.apply(self._spec(candidate, candidate.revision), wanted, candidate.name)
-            rolled = fleet.wait(lambda state: state.rolled_out or bool(state.problem), self.health_timeout) and \
-                not fleet.state().problem
+            revision = str(candidate.revision)
+            rolled = fleet.wait(lambda state: state.revision == revision and (state.rolled_out or bool(state.problem)),
+                                self.health_timeout) and not fleet.state().problem
             if not rolled:
                 why = fleet.state().problem or f"its replicas were not ready within {self.health_timeout:g} s"
                 fleet.apply(self._spec(current, current.revision), wanted, current.name)
