@@ -111,6 +111,15 @@ def test_a_service_serves_at_its_address_survives_a_killed_replica_and_keeps_its
     assert other("POST", f"services/{sid}/stop").status_code == 403  # calling is not controlling
     metrics = owner("GET", f"services/{sid}").json()["metrics"]
     assert metrics["calls"] >= 5 and metrics["errors"] == 0 and metrics["p50_ms"] is not None
+    # and for Prometheus: the calls by code, the replicas that answered them
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scraped = requests.get(f"{base}metrics", headers={"Authorization": "token admin-token"}, timeout=10).text
+    samples = [s for f in text_string_to_metric_families(scraped) for s in f.samples
+               if s.labels.get("service") == "olive/echo"]
+    assert sum(s.value for s in samples if s.name == "workspace_library_service_calls_total"
+               and s.labels["code"] == "200") >= 4  # the calls through the address above
+    assert sum(s.value for s in samples if s.name == "workspace_library_replica_calls_total") >= 4
 
 
 def test_a_redo_under_load_fails_no_request_and_a_bad_one_rolls_back(library):

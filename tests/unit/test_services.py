@@ -134,3 +134,27 @@ def test_an_online_test_is_a_short_lived_service_removed_when_idle(tmp_path):
     services.pools["test:k"].used -= 61
     services._reap_trials()
     assert replica.removed and "test:k" not in services.pools
+
+
+def test_the_metrics_are_prometheus_text_for_admins_only(library):
+    """``<prefix>metrics`` is what Prometheus scrapes: valid exposition text (parsed by prometheus_client's own
+    parser), naming every service, so only admins read it."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from workspace_library.services import metrics
+
+    _, base = library
+    metrics.CALLS.labels("olive/news", "200").inc()
+    metrics.LATENCY.labels("olive/news").observe(0.004)
+    answer = requests.get(f"{base}metrics", headers={"Authorization": "token admin-token"}, timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    [calls] = [s for s in families["workspace_library_service_calls"].samples
+               if s.labels == {"service": "olive/news", "code": "200"} and s.name.endswith("_total")]
+    assert calls.value >= 1
+    assert "workspace_library_service_call_seconds" in families
+    for token in ("owner-token", None):
+        refused = requests.get(f"{base}metrics", headers={"Authorization": f"token {token}"} if token else {},
+                               timeout=10)
+        assert refused.status_code in (401, 403) and "workspace_library" not in refused.text

@@ -14,11 +14,13 @@ import re
 import time
 from urllib.parse import quote
 
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import access, rules
 from ..base import BaseHandler, iso_time
 from ..errors import LibraryError
 from ..models import Service, ServiceStatus, Status
+from . import metrics
 from .rules import SCHEMAS, inputs, predict_source
 
 MAX_BODY = 10 * 1024**2
@@ -196,7 +198,8 @@ class ServeHandler(BaseHandler):
         service_id = service.id
         self.release_db()
         status, answer, content_type = await self.service.services.acall(
-            service_id, self.request.method, quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers)
+            service_id, self.request.method, quote(path, safe="/:@!$&'()*+,;=-._~") + query, body, headers,
+            label=f"{owner}/{name}")
         self.set_status(status)
         self.set_header("Content-Security-Policy", ANSWER_CSP)
         if content_type.split(";")[0].strip().lower() in INLINE:
@@ -209,6 +212,18 @@ class ServeHandler(BaseHandler):
     get = post = put = delete = patch = serve
 
 
+class MetricsHandler(BaseHandler):
+    """GET ``metrics``: the services' calls in Prometheus's text format, for admins (as the hub's own
+    ``/hub/metrics`` needs ``read:metrics``): it names every service and its traffic."""
+
+    def get(self):
+        if not self.who.admin:
+            raise LibraryError(403, "admin-only", "the metrics name every service; scrape them with an admin's "
+                               "token (Authorization: token ...)")
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(metrics.text())
+
+
 SERVICE = r"(?P<service_id>\d{1,9})"
 ROUTES = [
     ("api/services", ServiceListHandler),
@@ -216,5 +231,6 @@ ROUTES = [
     (f"api/services/{SERVICE}/(?P<action>start|stop|scale|redo|test)", ServiceActionHandler),
     (f"api/services/{SERVICE}/logs", ServiceLogsHandler),
     (r"serve/(?P<owner>[^/]{1,255})/(?P<name>[^/]{1,63})(?P<path>/.*)?", ServeHandler),
+    ("metrics", MetricsHandler),
 ]
 OPENAPI_SCHEMAS = {"ServiceCreate": SCHEMAS["service-create"], "ServiceEdit": SCHEMAS["service-edit"]}

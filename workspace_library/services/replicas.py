@@ -37,6 +37,7 @@ from workspace_hub.executor import (LABEL_REVISION, AnswerTooLarge, EngineError,
 
 from ..errors import LibraryError
 from ..models import Service, ServiceStatus
+from . import metrics
 from .rules import require_still_usable
 
 log = logging.getLogger("workspace_library")
@@ -143,7 +144,7 @@ class Services:
                 service = session.get(Service, service_id)
                 if service is None:
                     return
-                wanted, revision = service.replicas, service.revision
+                wanted, revision, label = service.replicas, service.revision, f"{service.owner}/{service.name}"
                 try:
                     if wanted:
                         require_still_usable(session, service)
@@ -157,7 +158,7 @@ class Services:
                     healthy, problem = state.ready, state.problem
                 else:
                     healthy, problem = self._keep_replicas(pool, service, wanted, revision, withdrawn), ""
-        self._report(service_id, wanted, healthy, withdrawn, problem, pool.failures)
+        self._report(service_id, wanted, healthy, withdrawn, problem, pool.failures, label)
 
     def _keep_replicas(self, pool: Pool, service: Service, wanted: int, revision: int, withdrawn: str) -> int:
         """Where the library keeps the replicas: replace the unhealthy, start or remove to the count; return
@@ -187,7 +188,11 @@ class Services:
                 break
         return len(pool.healthy)
 
-    def _report(self, service_id: int, wanted: int, healthy: int, withdrawn: str, problem: str, failures: int) -> None:
+    def _report(self, service_id: int, wanted: int, healthy: int, withdrawn: str, problem: str, failures: int,
+                label: str = "") -> None:
+        if label:
+            metrics.REPLICAS.labels(label, "wanted").set(wanted)
+            metrics.REPLICAS.labels(label, "healthy").set(healthy)
         if withdrawn:
             self._set(service_id, ServiceStatus.failed, withdrawn)
         elif wanted == 0:
@@ -353,10 +358,23 @@ class Services:
                 if idle:
                     self.end_trial(name.removeprefix("test:"))
 
-    async def acall(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict):
-        """:meth:`call` from the event loop, for the service's address: no thread per call, connections kept
-        open to each replica (:meth:`ReplicaHandle.arequest`), the call to the healthy replica with the fewest
-        calls in flight, the next one if it fails.  Reads what the monitor keeps without taking its lock."""
+    async def acall(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict,
+                    label: str = ""):
+        """:meth:`call` from the event loop, for the service's address (*label*, ``owner/name``, in the
+        metrics): no thread per call, connections kept open to each replica (:meth:`ReplicaHandle.arequest`),
+        the call to the healthy replica with the fewest calls in flight, the next one if it fails.  Reads what
+        the monitor keeps without taking its lock."""
+        started = time.perf_counter()
+        metrics.IN_FLIGHT.labels(label).inc()
+        try:
+            status, answer, content_type = await self._acall(service_id, method, path, body, headers, label)
+        finally:
+            metrics.IN_FLIGHT.labels(label).dec()
+        metrics.CALLS.labels(label, str(status)).inc()
+        metrics.LATENCY.labels(label).observe(time.perf_counter() - started)
+        return status, answer, content_type
+
+    async def _acall(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict, label: str):
         pool = self.pool(service_id)
         if pool.address is not None:
             ready = [pool.address] if pool.fleet_state.ready else []
@@ -380,6 +398,7 @@ class Services:
                 continue
             finally:
                 pool.outstanding[replica.name] -= 1
+            metrics.REPLICA_CALLS.labels(label, replica.name).inc()
             self._count(pool, answer.status, time.perf_counter() - started)
             return answer.status, answer.body, answer.content_type
         self._count(pool, 503, time.perf_counter() - started)
@@ -397,7 +416,7 @@ class Services:
         with pool.stats:
             latencies = sorted(pool.latencies)
             fleet = pool.address is not None
-            return {"calls": pool.calls, "errors": pool.errors,
+            return {"calls": pool.calls, "errors": pool.errors, "in_flight": sum(pool.outstanding.values()),
                     "replicas": pool.fleet_state.wanted if fleet else len(pool.replicas),
                     "healthy": pool.fleet_state.ready if fleet else len(pool.healthy),
                     "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
