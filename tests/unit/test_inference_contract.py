@@ -136,3 +136,47 @@ def test_both_servers_keep_the_inference_contract(server):
     status, answer = call(f"{base}/classify", b'{"text": "boom"}')
     assert status == 500 and answer["error"]
     assert call(f"{base}/classify", b'{"text": "again"}')[0] == 200
+
+
+BATCHED_MODEL = MODEL + '''
+def predict_batch(model, batch):
+    with open(os.environ["BATCHES"], "a") as f:
+        f.write(f"{len(batch)}\\n")
+    return [predict(model, params) for params in batch]  # one bad item fails the batch: the server retries alone
+'''
+
+
+def test_concurrent_calls_are_batched_each_gets_its_own_answer_and_a_bad_item_fails_alone(tmp_path, cookies):
+    """$MAX_BATCH_SIZE > 1: calls that arrive together go to one predict_batch; a failing item (here the
+    empty text, a ValueError) is answered 400 alone, and the others of its batch still get their 200."""
+    import concurrent.futures
+
+    command = template_server(tmp_path, cookies)
+    Path(command[1]).with_name("model.py").write_text(BATCHED_MODEL)
+    port, gate, batches = free_port(), tmp_path / "gate", tmp_path / "batches"
+    gate.touch()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "GATE": str(gate), "MODEL_DIR": str(tmp_path),
+           "BATCHES": str(batches), "MAX_BATCH_SIZE": "8", "MAX_BATCH_WAIT_MS": "200"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: status_of(f"{url}/health") == 200, timeout=30, what="the model to load")
+
+        def call(text):
+            request = urllib.request.Request(f"{url}/classify", data=json.dumps({"text": text}).encode(),
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        texts = [f"text {i}" for i in range(7)] + [""]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(call, texts))
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert answers[:7] == [(200, {"label": "sports", "text": t}) for t in texts[:7]]  # each its own answer
+    assert answers[7][0] == 400 and "non-empty" in answers[7][1]["error"]
+    assert max(int(n) for n in batches.read_text().split()) > 1  # calls did share a predict_batch

@@ -53,7 +53,14 @@ def load(folder: Path):
 
 
 def predict(model, params: dict) -> dict:
-    x = to_array(decode_image(params), model["img_size"])[None, :]
-    probabilities = model["net"].predict(x, verbose=0)[0]
-    best = int(probabilities.argmax())
-    return {"label": model["classes"][best], "probability": round(float(probabilities[best]), 4)}
+    return predict_batch(model, [params])[0]
+
+
+def predict_batch(model, batch: list[dict]) -> list[dict]:
+    """Several calls in one forward pass (the server's dynamic batching, $MAX_BATCH_SIZE)."""
+    x = np.stack([to_array(decode_image(params), model["img_size"]) for params in batch])
+    answers = []
+    for row in model["net"].predict(x, verbose=0):
+        best = int(row.argmax())
+        answers.append({"label": model["classes"][best], "probability": round(float(row[best]), 4)})
+    return answers

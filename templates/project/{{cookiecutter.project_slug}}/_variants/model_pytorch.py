@@ -62,8 +62,16 @@ def load(folder: Path):
 
 
 def predict(model, params: dict) -> dict:
-    x = torch.tensor(to_array(decode_image(params), model["img_size"])).unsqueeze(0)
+    return predict_batch(model, [params])[0]
+
+
+def predict_batch(model, batch: list[dict]) -> list[dict]:
+    """Several calls in one forward pass (the server's dynamic batching, $MAX_BATCH_SIZE)."""
+    x = torch.tensor(np.stack([to_array(decode_image(params), model["img_size"]) for params in batch]))
     with torch.no_grad():
-        probabilities = torch.softmax(model["net"](x), 1)[0]
-    best = int(probabilities.argmax())
-    return {"label": model["classes"][best], "probability": round(float(probabilities[best]), 4)}
+        probabilities = torch.softmax(model["net"](x), 1)
+    answers = []
+    for row in probabilities:
+        best = int(row.argmax())
+        answers.append({"label": model["classes"][best], "probability": round(float(row[best]), 4)})
+    return answers

@@ -4,7 +4,10 @@
 - ``POST /{{ cookiecutter.interface_name }}``: a JSON body or form params (at most 10 MiB, else 413;
   other content types 415), answered with a JSON prediction;
 - bad input (a ``ValueError`` from ``model.predict``) is a 400 with a message, any other exception a
-  500, and the service stays up; listens on $HOST:$PORT (default 0.0.0.0:8080).
+  500, and the service stays up; listens on $HOST:$PORT (default 0.0.0.0:8080);
+- dynamic batching, off unless $MAX_BATCH_SIZE is over 1: calls that arrive together (within
+  $MAX_BATCH_WAIT_MS of the first) go to one ``model.predict_batch`` call, and each gets its own answer; if
+  that call fails, each item is predicted alone, so a bad item fails only itself.
 
     python src/api.py
 """
@@ -12,7 +15,9 @@
 import json
 import logging
 import os
+import queue
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,7 +26,56 @@ import model
 
 INTERFACE = "{{ cookiecutter.interface_name }}"
 MAX_BODY = 10 * 1024**2
+MAX_BATCH_SIZE = int(os.environ.get("MAX_BATCH_SIZE", "1"))  # 1: every call alone
+MAX_BATCH_WAIT_MS = float(os.environ.get("MAX_BATCH_WAIT_MS", "5"))
 log = logging.getLogger("api")
+
+
+class Batcher:
+    """Collects concurrent calls into one ``model.predict_batch(model, [params, ...])`` call."""
+
+    def __init__(self, size: int, wait_ms: float):
+        self.size, self.wait = size, wait_ms / 1000
+        self.pending = queue.Queue()
+        threading.Thread(target=self.run, name="batcher", daemon=True).start()
+
+    def predict(self, loaded, params: dict) -> dict:
+        """This call's own answer (or its own exception), once its batch is done."""
+        item = {"params": params, "done": threading.Event()}
+        self.pending.put(item)
+        item["done"].wait()
+        if "error" in item:
+            raise item["error"]
+        return item["answer"]
+
+    def run(self) -> None:
+        while True:
+            batch = [self.pending.get()]
+            deadline = time.monotonic() + self.wait
+            while len(batch) < self.size and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self.pending.get(timeout=left))
+                except queue.Empty:
+                    break
+            self.answer(Handler.loaded, batch)
+
+    @staticmethod
+    def answer(loaded, batch: list) -> None:
+        try:
+            answers = model.predict_batch(loaded, [item["params"] for item in batch])
+            if len(answers) != len(batch):
+                raise ValueError("predict_batch must answer each item")
+        except Exception:  # one bad item, or no predict_batch: each alone, so each fails only itself
+            answers = None
+        for i, item in enumerate(batch):
+            try:
+                item["answer"] = answers[i] if answers is not None else model.predict(loaded, item["params"])
+            except Exception as e:
+                item["error"] = e
+            item["done"].set()
+
+
+BATCHER = Batcher(MAX_BATCH_SIZE, MAX_BATCH_WAIT_MS) if MAX_BATCH_SIZE > 1 else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -64,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
             else:
                 return self.reply(415, {"error": "send application/json or form params"})
-            prediction = model.predict(self.loaded, params)
+            prediction = BATCHER.predict(self.loaded, params) if BATCHER else model.predict(self.loaded, params)
         except ValueError as e:
             return self.reply(400, {"error": str(e)})
         except Exception:
