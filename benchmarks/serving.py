@@ -4,6 +4,7 @@
    token: authentication, visibility and the caps as always) against the same replicas driven directly at
    once (wrk inside each replica's network namespace, the connections split between them).
 2. Overhead: 1 connection, p50 through the address against p50 directly.
+3. Redo under load: a redo to another image during 32 connections through the address: failed calls.
 
 Each call costs the replica about 2 ms of CPU (``WORK_MS``), as a small model's predict would: a server
 that does nothing answers more calls a second than any proxy on 2 cores could pass.  The replica speaks
@@ -127,6 +128,22 @@ def main() -> None:
         rows.append(f"| 1 connection, p50 | {one_through[1]:.2f} ms through the address ({one_through[0]:.0f} req/s) "
                     f"| {one_direct[1]:.2f} ms directly ({one_direct[0]:.0f} req/s) | "
                     f"+{one_through[1] - one_direct[1]:.2f} ms |")
+        # a redo to another algorithm's image while 32 connections call the address
+        with service.sessions() as db:
+            other = Algorithm(name="bench-2", version="1", owner="olive", status=Status.online,
+                              visibility=Visibility.private, errors=[], progress="",
+                              predict={"command": ["python3"], "interface": INTERFACE})
+            other.images.append(Image(role="predict", filename="predict-bench-cpu.tar", sha256="0" * 64, size=1,
+                                      tag=TAG, status=ImageStatus.valid))
+            db.add(other)
+            db.commit()
+            other_id = other.id
+        load = wrk(address, 32, through_lua)
+        time.sleep(2)
+        redone = owner("POST", f"services/{sid}/redo", json={"algorithm": other_id})
+        rate, _, errors = result(load)
+        rows.append(f"| redo under 32 connections | {errors} failed calls ({rate:.0f} req/s during it, the redo "
+                    f"answered {redone.status_code}) | (target: 0) | |")
         owner("DELETE", f"services/{sid}")
     subprocess.run(["docker", "rmi", "-f", TAG], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Workspace Hub needs on a Debian/Ubuntu machine, as root; skip what is there.
 #   docker.io, mmdebstrap, Node.js + configurable-http-proxy, and the venv .venv/ with `ws`.
-#   WSHUB_EXTRAS=test also installs the test tools, Debian's chromium, skopeo and docker-registry.
+#   WSHUB_EXTRAS=test also installs the test tools, Debian's chromium, skopeo, docker-registry and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ if [[ "${WSHUB_EXTRAS:-}" == *test* ]]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v skopeo >/dev/null || packages+=(skopeo)
   command -v docker-registry >/dev/null || packages+=(docker-registry)  # the library's pull test
+  command -v wrk >/dev/null || packages+=(wrk)  # benchmarks/serving.py
 fi
 if (( ${#packages[@]} )); then
   echo "installing ${packages[*]}"
