@@ -35,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -54,6 +56,7 @@ from .base import (EngineError, EngineUnavailable, Executor, Fleet, FleetState, 
 from .outcome import Outcome, decide
 from .spec import KEPT, LABEL_KEY, LABEL_OWNER, LABEL_REVISION, LABEL_RUN, BatchSpec, ReplicaSpec
 
+log = logging.getLogger("workspace_hub.executor")
 GPU_RESOURCE = "nvidia.com/gpu"
 PROGRESS_DEADLINE = 120  # seconds a Deployment's new revision gets to be ready before the rollout counts as failed
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -507,6 +510,30 @@ class KubernetesExecutor(Executor):
                 return b""
             raise
 
+    def pod_log_stream(self, pod: str, container: str, follow: bool) -> Iterator[bytes]:
+        """The container's log from its start as it comes: with *follow*, one request the API server keeps
+        open until the container ends (or the connection drops); chunks cross to the caller's thread."""
+        chunks: queue.Queue = queue.Queue(maxsize=64)
+        done = object()
+
+        async def read():
+            try:
+                response = await self._core.read_namespaced_pod_log(pod, self.namespace, container=container,
+                                                                   follow=follow, _preload_content=False)
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    await asyncio.to_thread(chunks.put, chunk)
+            except Exception as e:  # not started yet, gone, a dropped connection: the caller reads again
+                log.debug("the log of %s stopped: %r", pod, e)
+            finally:
+                await asyncio.to_thread(chunks.put, done)
+
+        future = asyncio.run_coroutine_threadsafe(read(), self._started().loop)
+        try:
+            while (chunk := chunks.get()) is not done:
+                yield chunk
+        finally:
+            future.cancel()
+
     # -- replicas ----------------------------------------------------------------------------------
     def start_replica(self, spec: ReplicaSpec) -> ReplicaHandle:
         if spec.purpose == "smoke":
@@ -663,19 +690,25 @@ class KubernetesRun(Handle):
             _container_state(pods)[0] is not None
 
     def logs(self, follow: bool = False, since: float | None = None) -> Iterator[bytes]:
-        """The pod's log; with *follow*, read again as it grows until the run ends (the bytes already given
-        are skipped, so a log read after a restart starts where the file left off, as on Docker)."""
-        given = 0
+        """The pod's log; with *follow*, as it grows until the run ends (a stream that drops is opened again and
+        what was already given is skipped).  A log read after a restart of the library starts from the top,
+        and the queue skips the lines its file holds, as on Docker.  Known limit: a log the kubelet rotated
+        (past 10 MiB by default) is read from the rotation on."""
+        given = 0  # bytes passed on: a new request reads the log from its start again
         while True:
             finished = self._finished()
             pod = self._pod()
-            data = self.executor.pod_log(pod, self.container) if pod else b""
-            if len(data) > given:
-                yield data[given:]
-                given = len(data)
+            if pod:
+                read = 0
+                for chunk in self.executor.pod_log_stream(pod, self.container, follow and not finished):
+                    fresh = chunk[max(0, given - read):]
+                    read += len(chunk)
+                    if fresh:
+                        given += len(fresh)
+                        yield fresh
             if not follow or finished:
                 return
-            self.executor.pods.wait_for(lambda: False, timeout=1)
+            self.executor.pods.wait_for(lambda: False, timeout=1)  # not started yet, or the stream dropped
 
     def tail(self, lines: int = 15) -> str:
         pod = self._pod()
