@@ -78,12 +78,13 @@ def server(request, tmp_path, cookies):
     command = request.param(tmp_path, cookies)
     port, gate = free_port(), tmp_path / "gate"
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "GATE": str(gate), "MODEL_DIR": str(tmp_path)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    output = tmp_path / "server.log"
+    process = subprocess.Popen(command, env=env, stdout=output.open("w"), stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: status_of(f"{base}/health") or process.poll() is not None, 60, 0.05, "the server to answer")
-    assert process.poll() is None, process.communicate()
+    assert process.poll() is None, output.read_text()
     try:
-        yield base, gate
+        yield base, gate, output
     finally:
         process.terminate()
         process.wait(10)
@@ -114,7 +115,7 @@ def announced_too_large(base: str) -> int:
 
 
 def test_both_servers_keep_the_inference_contract(server):
-    base, gate = server
+    base, gate, _ = server
     # before the model is loaded: the server answers, and says so
     assert status_of(f"{base}/health") == 503
     assert call(f"{base}/classify", b'{"text": "x"}')[0] == 503
@@ -136,6 +137,29 @@ def test_both_servers_keep_the_inference_contract(server):
     status, answer = call(f"{base}/classify", b'{"text": "boom"}')
     assert status == 500 and answer["error"]
     assert call(f"{base}/classify", b'{"text": "again"}')[0] == 200
+
+
+def test_the_handbooks_curl_example_works_as_typed(server):
+    """``curl -d '{"text": "足球"}'`` sends the JSON as a form body (no Content-Type given): a form-typed body
+    that is a JSON object is read as JSON (issue 25, bug 2: it was a 400 "must be non-empty text")."""
+    base, gate, _ = server
+    gate.touch()
+    wait_until(lambda: status_of(f"{base}/health") == 200, 60, 0.05, "the model to load")
+    assert call(f"{base}/classify", json.dumps({"text": "足球"}).encode(), "application/x-www-form-urlencoded") == \
+        (200, {"label": "sports", "text": "足球"})
+
+
+def test_health_checks_do_not_flood_the_log(server):
+    """The platform asks every replica for /health once a second: those lines would bury the calls (issue 25,
+    bug 11)."""
+    base, gate, output = server
+    gate.touch()
+    wait_until(lambda: status_of(f"{base}/health") == 200, 60, 0.05, "the model to load")
+    for _ in range(5):
+        status_of(f"{base}/health")
+    call(f"{base}/classify", b'{"text": "x"}')
+    wait_until(lambda: "classify" in output.read_text(), 10, 0.05, "the call in the log")
+    assert "/health" not in output.read_text()
 
 
 BATCHED_MODEL = MODEL + '''

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -419,8 +420,7 @@ class Services:
             return {"calls": pool.calls, "errors": pool.errors, "in_flight": sum(pool.outstanding.values()),
                     "replicas": pool.fleet_state.wanted if fleet else len(pool.replicas),
                     "healthy": pool.fleet_state.ready if fleet else len(pool.healthy),
-                    "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
-                    "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 2) if latencies else None}
+                    "p50_ms": _percentile_ms(latencies, 0.5), "p95_ms": _percentile_ms(latencies, 0.95)}
 
     # -- the monitor ---------------------------------------------------------------------------
     def recover(self) -> int:
@@ -471,6 +471,11 @@ class Services:
             return fleet.tail(200)
         pool = self.pool(service_id)
         return "".join(f"--- replica {r.name} (running)\n{r.tail(200)}\n" for r, _ in list(pool.replicas))
+
+
+def _percentile_ms(ordered: list[float], q: float) -> float | None:
+    """The nearest-rank percentile of sorted seconds, in ms: a value that was measured, never below a lower q's."""
+    return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000, 2) if ordered else None
 
 
 def _error(status: int, code: str, message: str) -> bytes:

@@ -114,8 +114,8 @@ class Handler(BaseHTTPRequestHandler):
                 params = json.loads(body or b"{}")
                 if not isinstance(params, dict):
                     raise ValueError("the JSON body must be an object of params")
-            elif kind == "application/x-www-form-urlencoded":
-                params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+            elif kind == "application/x-www-form-urlencoded":  # `curl -d '{"text": ...}'` sends JSON as this
+                params = json_object(body) or {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
             else:
                 return self.reply(415, {"error": "send application/json or form params"})
             prediction = BATCHER.predict(self.loaded, params) if BATCHER else model.predict(self.loaded, params)
@@ -127,7 +127,17 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, prediction)
 
     def log_message(self, format, *args):
-        log.info("%s %s", self.address_string(), format % args)
+        if not self.requestline.startswith("GET /health"):  # the platform asks every second
+            log.info("%s %s", self.address_string(), format % args)
+
+
+def json_object(body: bytes) -> dict | None:
+    """*body* as a JSON object, or None if it is not one."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class Server(ThreadingHTTPServer):
