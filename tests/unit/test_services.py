@@ -169,3 +169,35 @@ def test_p95_is_never_below_p50(tmp_path):
         services._count(services.pool(1), 200, seconds)
     metrics = services.metrics(1)
     assert (metrics["p50_ms"], metrics["p95_ms"]) == (9.7, 12.7)
+
+
+def test_replicas_that_die_before_serving_end_failed_with_their_last_words(library, as_):
+    """A service without a model crash-looped as `starting` with no message (issue 25, bug 4): replicas that
+    exit before ever answering /health count as failed starts, and the third ends it with their output."""
+    service, _ = library
+
+    class Dead:
+        def __init__(self):
+            self.name, self.started = uuid.uuid4().hex[:12], 0.0
+
+        def running(self):
+            return False
+
+        def healthy(self):
+            return False
+
+        def tail(self, lines=15):
+            return "FileNotFoundError: /project/model/model.pkl"
+
+        def remove(self):
+            pass
+
+    started = []
+    service.services._start_one = lambda svc, revision: started.append(Dead()) or started[-1]
+    created = as_["owner"]("POST", "services", json={"name": f"s{uuid.uuid4().hex[:6]}", "replicas": 1,
+                                                     "algorithm": predict_algorithm(service)}).json()
+    for _ in range(6):
+        service.services.ensure(created["id"])
+    after = as_["owner"]("GET", f"services/{created['id']}").json()
+    assert after["status"] == "failed" and "model.pkl" in after["message"]
+    assert len(started) == 3  # backed off: no fourth start

@@ -63,6 +63,7 @@ class Pool:
     outstanding: dict = field(default_factory=dict)  # replica name -> calls in flight (touched on the loop only)
     busy: bool = False  # a redo or a scale is moving replicas: the monitor leaves them alone
     used: float = 0.0  # an online test's: when it was last called (monotonic), for the idle reaper
+    last_words: str = ""  # the end of the last failed replica's output, for the status message
     applied: tuple | None = None  # a fleet's: the (image, model, replicas) last applied to it
     address: ReplicaHandle | None = None  # a fleet's: its stable address (a Service's ClusterIP)
     fleet_state: FleetState = field(default_factory=FleetState)  # a fleet's: what the engine last reported
@@ -169,9 +170,13 @@ class Services:
             healthy = alive and replica.healthy()
             if healthy:
                 pool.healthy.add(replica.name)
+                pool.failures, pool.last_words = 0, ""
             elif replica.name in pool.healthy or not alive or \
                     time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
                 # it served and stopped answering, it is gone, or it never answered: replace it
+                if replica.name not in pool.healthy:  # it never served: a failed start, counted (no crash loop)
+                    pool.failures += 1
+                    pool.last_words = replica.tail(5)
                 pool.healthy.discard(replica.name)
                 pool.replicas.remove((replica, rev))
                 self._remove(service, replica, "not running" if not alive else "/health failed")
@@ -182,9 +187,9 @@ class Services:
         while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
             try:
                 pool.replicas.append((self._start_one(service, revision), revision))
-                pool.failures = 0
             except (ProbeFailed, EngineError) as e:  # the image exits at once, or the engine refuses
                 pool.failures += 1
+                pool.last_words = str(e)[-500:]
                 log.warning("service %s: a replica did not start: %s", service.name, e)
                 break
         return len(pool.healthy)
@@ -199,7 +204,9 @@ class Services:
         elif wanted == 0:
             self._set(service_id, ServiceStatus.stopped)
         elif failures >= MAX_FAILURES and not healthy:
-            self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row")
+            last = self.pool(service_id).last_words.strip()
+            self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row"
+                      + (f"; the last one said: {last}" if last else "; see the service's log"))
         elif problem and not healthy:
             self._set(service_id, ServiceStatus.failed, problem)
         elif healthy >= wanted:
