@@ -206,3 +206,15 @@ def test_a_model_folder_is_uploaded_by_hand_under_the_dataset_rules(library, as_
     refused = as_["owner"]("POST", "models/upload", params={"name": "slip"}, data=slip.getvalue())
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "archive-name"
     assert as_["anonymous"]("POST", "models/upload", params={"name": "anon"}, data=b"x").status_code == 401
+
+
+def test_the_model_a_run_registered_is_found_by_its_run(library, as_, tmp_path):
+    """The run page links the model by name and version (issue 25, bug 10: it showed a storage path)."""
+    service, _ = library
+    model_id = trained(service, tmp_path, {"model.pkl": b"w"}, name=f"by-run-{uuid.uuid4().hex[:6]}")
+    with service.sessions() as db:
+        run_id = db.get(Model, model_id).run_id
+    found = as_["owner"]("GET", "models", params={"run": run_id}).json()["items"]
+    assert [m["id"] for m in found] == [model_id]
+    assert as_["other"]("GET", "models", params={"run": run_id}).json()["items"] == []  # private stays private
+    assert as_["owner"]("GET", "models", params={"run": "x"}).json()["error"]["code"] == "invalid-query"

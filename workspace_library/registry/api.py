@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tornado import web
 
 from .. import access, rules
-from ..base import BaseHandler, iso_time
+from ..base import BaseHandler, int_arg, iso_time
 from ..models import Model, ModelAlias, ModelAliasEvent
 from ..errors import LibraryError
 from ..streaming import FORMATS, send_archive
@@ -71,6 +71,9 @@ class ModelListHandler(ModelHandler):
             value = self.get_query_argument(name, None)
             if value is not None:
                 where.append(getattr(Model, name) == value[:255])
+        run = self.get_query_argument("run", None)
+        if run is not None:  # the model a run registered (the run page links it)
+            where.append(Model.run_id == int_arg(self, "run", 0, 0, 999_999))
         result = self.page_of(Model, where, (Model.created.desc(), Model.id.desc()))
         self.send({**result, "items": [model_json(self.db, m, self.who, detail=False) for m in result["items"]]})
 

@@ -219,6 +219,7 @@
     const path = "runs/" + page.item_id;
     const log = $("#log");
     let stream = null;
+    let model = null;  // what the run registered, once it succeeded
 
     function show(run) {
       $("#title").textContent = `${run.name} #${run.id}`;
@@ -230,9 +231,13 @@
                     ["Hyperparameters", JSON.stringify(run.hyperparameters)],
                     ["Train ratio / seed", `${run.train_ratio ?? "independent test set"} / ${run.seed}`],
                     ["Resources", `${run.resources.device}, ${run.resources.mem_gb} GB, ${run.resources.cpus} CPUs`],
-                    ["Image", run.image_digest || run.image], ["Started", run.started], ["Finished", run.finished],
-                    ["Model", run.model]];
+                    ["Image", run.image_digest || run.image], ["Started", run.started], ["Finished", run.finished]];
       $("#fields").replaceChildren(...rows.flatMap(([label, value]) => ui.field(label, value)));
+      if (model) {  // the model this run registered, by name and version
+        const [dt, dd] = ui.field("Model", "");
+        dd.replaceChildren(ui.link(`${model.name} ${model.version}`, page.prefix + "models/" + model.id));
+        $("#fields").append(dt, dd);
+      }
       $("#final").replaceChildren(...Object.entries(run.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
       $("#start").disabled = run.status !== "draft";
       $("#stop").disabled = !["queued", "starting", "running"].includes(run.status);
@@ -250,6 +255,9 @@
     async function refresh() {
       try {
         const run = await ui.api("GET", path);
+        if (run.status === "succeeded" && !model) {
+          model = (await ui.api("GET", `models?run=${run.id}`)).items[0] || null;
+        }
         show(run);
         await drawCharts();
         if (!stream && run.status !== "draft") follow();

@@ -9,7 +9,8 @@
     const path = "services/" + page.item_id;
     let service = null;
     let drawnForm = false;
-    function show(s) {
+    const modelNames = {};  // model id -> "name version", asked once
+    async function show(s) {
       service = s;
       $("#title").textContent = `${s.owner}/${s.name}`;
       const status = $("#status");
@@ -21,7 +22,11 @@
       $("#fields").replaceChildren(...rows.flatMap(([label, value]) => ui.field(label, value)));
       if (s.model_id) {
         const [dt, dd] = ui.field("Model", "");
-        dd.replaceChildren(ui.link(`model #${s.model_id}`, page.prefix + "models/" + s.model_id));
+        if (!(s.model_id in modelNames)) {  // a model the viewer may not see is shown by its number
+          const model = await ui.api("GET", "models/" + s.model_id).catch(() => null);
+          modelNames[s.model_id] = model ? `${model.name} ${model.version}` : `model #${s.model_id}`;
+        }
+        dd.replaceChildren(ui.link(modelNames[s.model_id], page.prefix + "models/" + s.model_id));
         $("#fields").append(dt, dd);
       }
       $("#metrics").replaceChildren(...Object.entries(s.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
@@ -48,7 +53,7 @@
     }
     async function refresh() {
       try {
-        show(await ui.api("GET", path));
+        await show(await ui.api("GET", path));
         const response = await fetch(`${page.prefix}api/${path}/logs`, { credentials: "same-origin", headers: { "X-XSRFToken": page.xsrf } });
         // the log holds callers' requests: only the owner (and admins) read it; others are told so
         $("#logs").textContent = response.ok ? (await response.text()).slice(-20000)
