@@ -17,9 +17,10 @@ Every handler asks here; none builds a visibility query of its own (a unit test 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import event, exists, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import LibraryError
@@ -79,12 +80,47 @@ def get_visible(session: Session, kind, item_id: int, who: Who, field: str | Non
     return item
 
 
-def service_at(session: Session, owner: str, name: str, who: Who) -> Service:
-    """The service behind the address ``serve/<owner>/<name>/``, if *who* may call it."""
-    service = session.scalars(select(Service).where(Service.owner == owner, Service.name == name)).first()
-    if service is None or not can_see(service, who):
+@dataclass(frozen=True)
+class Address:
+    """What the serve address needs of a service's row: kept between calls, checked for each caller."""
+
+    id: int
+    owner: str
+    name: str
+    visibility: Visibility
+    state: object
+    KIND = "service"
+
+
+_ADDRESSES: dict[tuple[int, str, str], tuple[float, Address]] = {}  # (database, owner, name)
+ADDRESS_TTL = 5.0  # seconds a row is kept at most; any change of a service drops them all at once
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_addresses(session, _context) -> None:
+    """A service created, changed (visibility, state) or deleted in this process: look them up again."""
+    if any(isinstance(o, Service) for o in (*session.new, *session.dirty, *session.deleted)):
+        _ADDRESSES.clear()
+
+
+def service_at(session: Session, owner: str, name: str, who: Who) -> Address:
+    """The service behind the address ``serve/<owner>/<name>/``, if *who* may call it.
+
+    The row is read once and kept (a call costs no query) until any service changes, so that a service
+    made private is private for the next call; *who* is checked on every call."""
+    now, key = time.monotonic(), (id(session.get_bind()), owner, name)
+    found = _ADDRESSES.get(key)
+    if found is None or found[0] < now:
+        service = session.scalars(select(Service).where(Service.owner == owner, Service.name == name)).first()
+        address = None if service is None else Address(service.id, service.owner, service.name,
+                                                       service.visibility, service.state)
+        if address is not None:
+            _ADDRESSES[key] = (now + ADDRESS_TTL, address)
+    else:
+        address = found[1]
+    if address is None or not can_see(address, who):
         raise LibraryError(404, "not-found", f"No service {owner}/{name} is visible to you.")
-    return service
+    return address
 
 
 def require_change(item, who: Who) -> None:

@@ -43,6 +43,7 @@ from .rules import require_still_usable
 
 log = logging.getLogger("workspace_library")
 MAX_FAILURES = 3
+DRAIN = 30  # seconds a replaced replica gets to answer the calls it already has
 JSON = "application/json"
 LATENCIES = 1000  # recent calls kept for p50 and p95
 
@@ -262,7 +263,10 @@ class Services:
                 service.image, service.model_manifest, service.revision = image, model_manifest, revision
                 session.commit()
             pool.busy = False
-        for replica, _ in old:
+        for replica, _ in old:  # calls already on their way to an old replica finish there first
+            drained = time.monotonic() + DRAIN
+            while pool.outstanding.get(replica.name, 0) and time.monotonic() < drained:
+                time.sleep(0.02)
             self._remove(candidate, replica, "replaced by a redo")
         self.ensure(service_id)
         return True, ""
@@ -382,7 +386,8 @@ class Services:
         metrics.LATENCY.labels(label).observe(time.perf_counter() - started)
         return status, answer, content_type
 
-    async def _acall(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict, label: str):
+    async def _acall(self, service_id: int, method: str, path: str, body: bytes | None, headers: dict, label: str,
+                     again: bool = True):
         pool = self.pool(service_id)
         if pool.address is not None:
             ready = [pool.address] if pool.fleet_state.ready else []
@@ -393,6 +398,7 @@ class Services:
         pool.turn += 1
         start = pool.turn % len(ready)
         ready = sorted(ready[start:] + ready[:start], key=lambda r: pool.outstanding.get(r.name, 0))
+        replicas = pool.replicas
         started = time.perf_counter()
         for replica in ready:
             pool.outstanding[replica.name] = pool.outstanding.get(replica.name, 0) + 1
@@ -409,6 +415,8 @@ class Services:
             metrics.REPLICA_CALLS.labels(label, replica.name).inc()
             self._count(pool, answer.status, time.perf_counter() - started)
             return answer.status, answer.body, answer.content_type
+        if again and pool.replicas is not replicas:  # a redo swapped the replicas meanwhile: try the new ones
+            return await self._acall(service_id, method, path, body, headers, label, again=False)
         self._count(pool, 503, time.perf_counter() - started)
         return 503, _error(503, "no-replica", "no replica of this service answers; see its status"), JSON
 
