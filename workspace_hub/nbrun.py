@@ -178,6 +178,9 @@ def serve(path: Path, host: str, port: int) -> None:
                 super().log_message(format, *args)
 
         def answer(self, status: int, data) -> None:
+            if not getattr(self, "body_read", False) and (self.headers.get("Content-Length", "0") != "0"
+                                                          or "Transfer-Encoding" in self.headers):
+                self.close_connection = True  # its body was not read: it must not be taken for the next call
             payload = json.dumps(data, ensure_ascii=False, default=str).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -199,9 +202,9 @@ def serve(path: Path, host: str, port: int) -> None:
                 return self.answer(404, {"error": f"no such interface; use POST /{service.name}"})
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self.close_connection = True  # its body is not read: the connection cannot carry another call
                 return self.answer(413, {"error": f"the body is over {MAX_BODY} bytes"})
             raw = self.rfile.read(length)
+            self.body_read = True
             kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
             try:
                 if kind == "application/json":

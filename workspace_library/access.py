@@ -18,6 +18,8 @@ Every handler asks here; none builds a visibility query of its own (a unit test 
 from __future__ import annotations
 
 import time
+import uuid
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import event, exists, or_, select
@@ -92,15 +94,34 @@ class Address:
     KIND = "service"
 
 
-_ADDRESSES: dict[tuple[int, str, str], tuple[float, Address]] = {}  # (database, owner, name)
+_ADDRESSES: dict[tuple[str, str, str], tuple[float, Address]] = {}  # (database, owner, name)
 ADDRESS_TTL = 5.0  # seconds a row is kept at most; any change of a service drops them all at once
 
 
 @event.listens_for(Session, "after_flush")
 def _forget_addresses(session, _context) -> None:
-    """A service created, changed (visibility, state) or deleted in this process: look them up again."""
+    """A service created, changed (visibility, state) or deleted in this process: look them up again, once
+    it is flushed and once it is committed (a call in between could have read the row before the commit)."""
     if any(isinstance(o, Service) for o in (*session.new, *session.dirty, *session.deleted)):
         _ADDRESSES.clear()
+        session.info["services-changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_addresses_again(session) -> None:
+    if session.info.pop("services-changed", False):
+        _ADDRESSES.clear()
+
+
+_DATABASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> a key no other engine gets
+
+
+def _database(session: Session) -> str:
+    """A key for the database behind *session* that no other engine in the process shares, ever."""
+    engine = session.get_bind()
+    if engine not in _DATABASES:
+        _DATABASES[engine] = uuid.uuid4().hex
+    return _DATABASES[engine]
 
 
 def service_at(session: Session, owner: str, name: str, who: Who) -> Address:
@@ -108,7 +129,7 @@ def service_at(session: Session, owner: str, name: str, who: Who) -> Address:
 
     The row is read once and kept (a call costs no query) until any service changes, so that a service
     made private is private for the next call; *who* is checked on every call."""
-    now, key = time.monotonic(), (id(session.get_bind()), owner, name)
+    now, key = time.monotonic(), (_database(session), owner, name)
     found = _ADDRESSES.get(key)
     if found is None or found[0] < now:
         service = session.scalars(select(Service).where(Service.owner == owner, Service.name == name)).first()

@@ -119,7 +119,8 @@ def test_a_service_serves_at_its_address_survives_a_killed_replica_and_keeps_its
                if s.labels.get("service") == "olive/echo"]
     assert sum(s.value for s in samples if s.name == "workspace_library_service_calls_total"
                and s.labels["code"] == "200") >= 4  # the calls through the address above
-    assert sum(s.value for s in samples if s.name == "workspace_library_replica_calls_total") >= 4
+    # per replica: the running one's calls (a removed replica's series goes with it)
+    assert sum(s.value for s in samples if s.name == "workspace_library_replica_calls_total") >= 1
 
 
 def test_a_redo_under_load_fails_no_request_and_a_bad_one_rolls_back(library):

@@ -204,3 +204,23 @@ def test_concurrent_calls_are_batched_each_gets_its_own_answer_and_a_bad_item_fa
     assert answers[:7] == [(200, {"label": "sports", "text": t}) for t in texts[:7]]  # each its own answer
     assert answers[7][0] == 400 and "non-empty" in answers[7][1]["error"]
     assert max(int(n) for n in batches.read_text().split()) > 1  # calls did share a predict_batch
+
+
+def test_a_body_left_unread_never_becomes_the_next_call(server):
+    """Connections stay open between calls (HTTP/1.1), and the platform reuses them for other callers: a
+    request refused before its body was read (a wrong path, the model still loading) must close its
+    connection, or a body holding a whole second request would be answered as one, to whoever's call
+    came next."""
+    import socket
+
+    base, gate, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    smuggled = b'POST /classify HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"text": "evil"}'
+    for path in ("/nothing", "/classify"):  # 404, and 503 while the model loads
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.count(b"HTTP/1.1 ") == 1 and b"evil" not in answer

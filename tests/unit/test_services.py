@@ -173,7 +173,8 @@ def test_p95_is_never_below_p50(tmp_path):
 
 def test_replicas_that_die_before_serving_end_failed_with_their_last_words(library, as_):
     """A service without a model crash-looped as `starting` with no message (issue 25, bug 4): replicas that
-    exit before ever answering /health count as failed starts, and the third ends it with their output."""
+    exit before ever answering /health count as failed starts; the third ends it, and their output is in the
+    service's log."""
     service, _ = library
 
     class Dead:
@@ -199,5 +200,7 @@ def test_replicas_that_die_before_serving_end_failed_with_their_last_words(libra
     for _ in range(6):
         service.services.ensure(created["id"])
     after = as_["owner"]("GET", f"services/{created['id']}").json()
-    assert after["status"] == "failed" and "model.pkl" in after["message"]
+    assert after["status"] == "failed" and "3 times in a row" in after["message"]
+    assert "model.pkl" not in after["message"]  # a public service's status is anyone's; its output is not
+    assert "model.pkl" in as_["owner"]("GET", f"services/{created['id']}/logs").text  # the owner's log has it
     assert len(started) == 3  # backed off: no fourth start

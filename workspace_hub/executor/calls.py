@@ -11,6 +11,7 @@ hands it to httpcore; elsewhere (a pod IP, a ClusterIP) httpcore connects as usu
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 from typing import Awaitable, Callable
 
@@ -47,7 +48,10 @@ class _Stream(httpcore.AsyncNetworkStream):
         raise httpcore.UnsupportedProtocol("replicas speak plain HTTP inside their sandbox")
 
     def get_extra_info(self, info: str):
-        return self.writer.get_extra_info({"socket": "socket"}.get(info, info))
+        if info == "is_readable":  # an idle connection with something to read was closed, or misbehaves
+            sock = self.writer.get_extra_info("socket")
+            return self.reader.at_eof() or bool(sock is not None and select.select([sock], [], [], 0)[0])
+        return self.writer.get_extra_info(info)
 
 
 class SocketBackend(httpcore.AsyncNetworkBackend):
@@ -103,8 +107,10 @@ class Calls:
             raise TimeoutError(f"the replica's answer took more than {timeout:g} s") from None
         except httpcore.TimeoutException as e:
             raise TimeoutError(str(e)) from None
-        except httpcore.NetworkError as e:  # refused, reset: another replica may answer
-            raise ConnectionError(str(e)) from None
+        except httpcore.ConnectError as e:  # nothing was sent: another replica may take the call
+            raise ConnectionRefusedError(str(e)) from None
+        except httpcore.NetworkError as e:  # reset or closed while the call was on its way
+            raise ConnectionResetError(str(e)) from None
         except (httpcore.ProtocolError, httpcore.UnsupportedProtocol) as e:
             raise OSError(f"the replica's answer is not HTTP: {e!r}") from None
 

@@ -90,10 +90,10 @@ class ServiceItemHandler(ServiceHandler):
     async def delete(self, service_id):
         service = self.one(service_id)
         access.require_change(service, self.who)
-        service_id, key = service.id, service.key
+        service_id, key, label = service.id, service.key, f"{service.owner}/{service.name}"
         self.db.delete(service)
         self.db.commit()
-        await self.service.offload(self.services.forget, service_id, key)
+        await self.service.offload(self.services.forget, service_id, key, label)
         self.set_status(204)
         self.finish()
 

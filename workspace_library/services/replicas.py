@@ -64,7 +64,6 @@ class Pool:
     outstanding: dict = field(default_factory=dict)  # replica name -> calls in flight (touched on the loop only)
     busy: bool = False  # a redo or a scale is moving replicas: the monitor leaves them alone
     used: float = 0.0  # an online test's: when it was last called (monotonic), for the idle reaper
-    last_words: str = ""  # the end of the last failed replica's output, for the status message
     applied: tuple | None = None  # a fleet's: the (image, model, replicas) last applied to it
     address: ReplicaHandle | None = None  # a fleet's: its stable address (a Service's ClusterIP)
     fleet_state: FleetState = field(default_factory=FleetState)  # a fleet's: what the engine last reported
@@ -123,12 +122,20 @@ class Services:
                 pool.address = address if address.running() else None  # the cluster has not given one yet
         return pool.fleet_state
 
-    def _remove(self, service: Service, replica: ReplicaHandle, why: str) -> None:
+    def _note(self, service: Service, text: str) -> None:
+        """Append to the service's log (its owner's and admins')."""
         path = self.log_file(service)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"--- replica {replica.name} removed: {why}\n{replica.tail(200)}\n")
+            f.write(text)
+
+    def _remove(self, service: Service, replica: ReplicaHandle, why: str) -> None:
+        self._note(service, f"--- replica {replica.name} removed: {why}\n{replica.tail(200)}\n")
         replica.remove()
+        try:
+            metrics.REPLICA_CALLS.remove(f"{service.owner}/{service.name}", replica.name)
+        except KeyError:  # it answered nothing
+            pass
 
     def _set(self, service_id: int, state: ServiceStatus, message: str = "") -> None:
         with self.sessions() as session:
@@ -171,13 +178,12 @@ class Services:
             healthy = alive and replica.healthy()
             if healthy:
                 pool.healthy.add(replica.name)
-                pool.failures, pool.last_words = 0, ""
+                pool.failures = 0
             elif replica.name in pool.healthy or not alive or \
                     time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
                 # it served and stopped answering, it is gone, or it never answered: replace it
                 if replica.name not in pool.healthy:  # it never served: a failed start, counted (no crash loop)
                     pool.failures += 1
-                    pool.last_words = replica.tail(5)
                 pool.healthy.discard(replica.name)
                 pool.replicas.remove((replica, rev))
                 self._remove(service, replica, "not running" if not alive else "/health failed")
@@ -190,7 +196,7 @@ class Services:
                 pool.replicas.append((self._start_one(service, revision), revision))
             except (ProbeFailed, EngineError) as e:  # the image exits at once, or the engine refuses
                 pool.failures += 1
-                pool.last_words = str(e)[-500:]
+                self._note(service, f"--- a replica did not start: {e}\n")
                 log.warning("service %s: a replica did not start: %s", service.name, e)
                 break
         return len(pool.healthy)
@@ -204,10 +210,9 @@ class Services:
             self._set(service_id, ServiceStatus.failed, withdrawn)
         elif wanted == 0:
             self._set(service_id, ServiceStatus.stopped)
-        elif failures >= MAX_FAILURES and not healthy:
-            last = self.pool(service_id).last_words.strip()
-            self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row"
-                      + (f"; the last one said: {last}" if last else "; see the service's log"))
+        elif failures >= MAX_FAILURES and not healthy:  # their output is in the log, which is the owner's
+            self._set(service_id, ServiceStatus.failed, f"replicas failed to start {MAX_FAILURES} times in a row; "
+                      "the service's log has what the last one printed")
         elif problem and not healthy:
             self._set(service_id, ServiceStatus.failed, problem)
         elif healthy >= wanted:
@@ -233,10 +238,10 @@ class Services:
             service = session.get(Service, service_id)
             wanted = max(1, service.replicas)
             candidate = Service(key=service.key, image=image, model_manifest=model_manifest, name=service.name,
-                                revision=service.revision + 1)
+                                owner=service.owner, revision=service.revision + 1)
             revision = service.revision + 1
             current = Service(key=service.key, image=service.image, model_manifest=service.model_manifest,
-                              name=service.name, revision=service.revision)
+                              name=service.name, owner=service.owner, revision=service.revision)
         fleet = self.executor.fleet(service.key)
         if fleet is not None:
             return self._roll_fleet(fleet, pool, service_id, candidate, current, wanted)
@@ -263,10 +268,10 @@ class Services:
                 service.image, service.model_manifest, service.revision = image, model_manifest, revision
                 session.commit()
             pool.busy = False
-        for replica, _ in old:  # calls already on their way to an old replica finish there first
-            drained = time.monotonic() + DRAIN
-            while pool.outstanding.get(replica.name, 0) and time.monotonic() < drained:
-                time.sleep(0.02)
+        drained = time.monotonic() + DRAIN  # calls already on their way to an old replica finish there first
+        while any(pool.outstanding.get(r.name, 0) for r, _ in old) and time.monotonic() < drained:
+            time.sleep(0.02)
+        for replica, _ in old:
             self._remove(candidate, replica, "replaced by a redo")
         self.ensure(service_id)
         return True, ""
@@ -408,7 +413,10 @@ class Services:
                 self._count(pool, 502, time.perf_counter() - started)
                 return 502, _error(502, "answer-too-large", f"the service's answer passed {self.max_answer} bytes "
                                    "(LibraryService.serve_max_answer_bytes); answer with less, or ask an admin"), JSON
-            except OSError:
+            except TimeoutError:  # it may still be working on it: not sent again elsewhere
+                self._count(pool, 504, time.perf_counter() - started)
+                return 504, _error(504, "replica-timeout", "the service did not answer within 60 s"), JSON
+            except OSError:  # refused, reset, not HTTP: the next replica
                 continue
             finally:
                 pool.outstanding[replica.name] -= 1
@@ -470,14 +478,21 @@ class Services:
                     log.exception("the service monitor failed on service %s", service_id)
             self._reap_trials()
 
-    def forget(self, service_id: int, key: str | None = None) -> None:
-        """Remove every replica of a service being deleted (and its fleet, given its *key*)."""
+    def forget(self, service_id: int, key: str | None = None, label: str = "") -> None:
+        """Remove every replica of a service being deleted (and its fleet, given its *key*; its gauges, given
+        its *label*, ``owner/name``)."""
         pool = self.pools.pop(service_id, Pool())
         with pool.lock:
             for replica, _ in pool.replicas:
                 replica.remove()
         if key is not None and (fleet := self.executor.fleet(key)) is not None:
             fleet.remove()
+        if label:  # a deleted service reports nothing more
+            for state in ("wanted", "healthy"):
+                try:
+                    metrics.REPLICAS.remove(label, state)
+                except KeyError:
+                    pass
 
     def live_log(self, service_id: int, key: str) -> str:
         """The last lines of each running replica of a service."""

@@ -28,6 +28,7 @@ INTERFACE = "{{ cookiecutter.interface_name }}"
 MAX_BODY = 10 * 1024**2
 MAX_BATCH_SIZE = int(os.environ.get("MAX_BATCH_SIZE", "1"))  # 1: every call alone
 MAX_BATCH_WAIT_MS = float(os.environ.get("MAX_BATCH_WAIT_MS", "5"))
+BATCH_TIMEOUT = 60  # seconds a call waits for its batch
 log = logging.getLogger("api")
 
 
@@ -37,13 +38,15 @@ class Batcher:
     def __init__(self, size: int, wait_ms: float):
         self.size, self.wait = size, wait_ms / 1000
         self.pending = queue.Queue()
-        threading.Thread(target=self.run, name="batcher", daemon=True).start()
+        self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
+        self.thread.start()
 
     def predict(self, loaded, params: dict) -> dict:
         """This call's own answer (or its own exception), once its batch is done."""
         item = {"params": params, "done": threading.Event()}
         self.pending.put(item)
-        item["done"].wait()
+        if not item["done"].wait(BATCH_TIMEOUT):
+            raise TimeoutError(f"the batch did not answer within {BATCH_TIMEOUT} s")
         if "error" in item:
             raise item["error"]
         return item["answer"]
@@ -84,6 +87,9 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # an answer goes out as written, not after the caller's delayed ACK
 
     def reply(self, status: int, body: dict) -> None:
+        if not getattr(self, "body_read", False) and (self.headers.get("Content-Length", "0") != "0"
+                                                      or "Transfer-Encoding" in self.headers):
+            self.close_connection = True  # its body was not read: it must not be taken for the next call
         data = json.dumps(body, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -92,8 +98,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        if self.path == "/health":
-            ready = self.loaded is not None
+        if self.path == "/health":  # a batcher that died answers nothing: the platform must replace this
+            ready = self.loaded is not None and (BATCHER is None or BATCHER.thread.is_alive())
             self.reply(200 if ready else 503, {"status": "ok" if ready else "loading"})
         else:
             self.reply(404, {"error": f"no such path; use GET /health or POST /{INTERFACE}"})
@@ -105,9 +111,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, {"error": f"no such interface; use POST /{INTERFACE}"})
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
-            self.close_connection = True  # its body is not read: the connection cannot carry another call
             return self.reply(413, {"error": f"the body is over {MAX_BODY} bytes"})
         body = self.rfile.read(length)
+        self.body_read = True
         kind = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         try:
             if kind == "application/json":
