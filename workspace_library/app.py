@@ -110,7 +110,7 @@ class LibraryService(Application):
     serve_max_answer_bytes = Integer(10 * 1024**2, min=1, config=True,
                                      help="Largest answer a service's replica may send through its address; a "
                                           "larger one is refused with a 502 (answer-too-large), read no further.")
-    online_test_idle = Float(600, min=1, config=True,
+    online_test_idle = Float(300, min=1, config=True,
                              help="Seconds an online test's replica waits for another call before it is removed.")
     service_health_timeout = Float(60, min=1, config=True, help="Seconds a new service replica gets to answer /health "
                                                           "before it is replaced (or a redo is rolled back).")

@@ -16,7 +16,10 @@ from tornado import web
 from workspace_hub.algorithm import SCHEMA
 from workspace_hub.contract import DATASET_FORMATS, RUN_VARIABLES
 
+from . import access
 from .base import BaseHandler
+from .errors import LibraryError
+from .models import Algorithm, BaseEnv, Dataset, Model, Run, Service
 
 PURPOSES = SCHEMA["properties"]["purpose"]["properties"]["first"]["enum"]
 
@@ -29,42 +32,60 @@ def templates() -> Environment:
 
 
 class PageHandler(BaseHandler):
+    """One page; an item's page (``kind`` set) is shown only to those who may see the item: anyone else gets
+    the API's refusal alone, as a page, with none of the item's actions."""
+
     template = "algorithms.html"
+    kind = None  # the model of the item whose id is in the path
 
     @web.authenticated
     def get(self, **kwargs):
+        if self.kind is not None:
+            access.get_visible(self.db, self.kind, int(kwargs["item_id"]), self.who)
+            self.release_db()
+        self.finish(self.render_page(self.template, **kwargs))
+
+    def render_page(self, template: str, error: LibraryError | None = None, **kwargs) -> str:
         who = self.who
         prefix = self.settings["service_prefix"]
         page = {"prefix": prefix, "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes)
                 else self.xsrf_token, "user": who.name, "admin": who.admin,
-                "view": self.template.removesuffix(".html"), "run_variables": RUN_VARIABLES, **kwargs}
+                "view": template.removesuffix(".html"), "run_variables": RUN_VARIABLES, **kwargs}
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
-        html = self.settings["templates"].get_template(self.template).render(
+        return self.settings["templates"].get_template(template).render(
             prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, formats=DATASET_FORMATS,
-            purposes=PURPOSES, gpu=self.service.gpu, **kwargs)
-        self.finish(html)
+            purposes=PURPOSES, gpu=self.service.gpu, error=error, **kwargs)
+
+    def write_error(self, status_code, **kwargs):
+        """A page's refusal is a page (the message alone), never the API's JSON."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        if not isinstance(error, LibraryError) or not self.current_user:
+            return super().write_error(status_code, **kwargs)
+        self.set_status(error.status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(self.render_page("error.html", error=error))
 
 
-def page(template: str) -> type[PageHandler]:
-    return type(f"Page_{template.split('.')[0]}", (PageHandler,), {"template": template})
+def page(template: str, kind=None) -> type[PageHandler]:
+    return type(f"Page_{template.split('.')[0]}", (PageHandler,), {"template": template, "kind": kind})
 
 
 ROUTES = [
     ("", page("algorithms.html")),
     ("publish", page("publish.html")),
-    (r"algorithms/(?P<item_id>\d{1,9})", page("algorithm.html")),
-    (r"algorithms/(?P<item_id>\d{1,9})/edit", page("edit.html")),
+    (r"algorithms/(?P<item_id>\d{1,9})", page("algorithm.html", Algorithm)),
+    (r"algorithms/(?P<item_id>\d{1,9})/edit", page("edit.html", Algorithm)),
     ("datasets", page("datasets.html")),
     ("datasets/new", page("dataset_new.html")),
-    (r"datasets/(?P<item_id>\d{1,9})", page("dataset.html")),
+    (r"datasets/(?P<item_id>\d{1,9})", page("dataset.html", Dataset)),
     ("runs", page("runs.html")),
     ("runs/new", page("run_new.html")),
-    (r"runs/(?P<item_id>\d{1,9})", page("run.html")),
+    (r"runs/(?P<item_id>\d{1,9})", page("run.html", Run)),
     ("models", page("models.html")),
-    (r"models/(?P<item_id>\d{1,9})", page("model.html")),
+    (r"models/(?P<item_id>\d{1,9})", page("model.html", Model)),
     ("services", page("services.html")),
-    (r"services/(?P<item_id>\d{1,9})", page("service.html")),
+    (r"services/(?P<item_id>\d{1,9})", page("service.html", Service)),
     ("envs", page("envs.html")),
     ("envs/new", page("env_new.html")),
-    (r"envs/(?P<item_id>\d{1,9})", page("env.html")),
+    (r"envs/(?P<item_id>\d{1,9})", page("env.html", BaseEnv)),
 ]

@@ -14,6 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from harness.imagetars import minimal_image
 from harness.waiting import wait_until
@@ -354,3 +355,20 @@ def test_validating_items_are_resumed_or_failed_when_the_service_restarts(librar
     assert resumed.status == Status.ready, resumed.errors
     failed = reload(service, Algorithm, lost.id)
     assert failed.status == Status.failed and failed.errors[0]["code"] == "lost"
+
+
+@pytest.mark.parametrize("page,model,action", [("algorithms/{}", Algorithm, 'id="delete"'),
+                                               ("algorithms/{}/edit", Algorithm, 'id="edit-form"'),
+                                               ("envs/{}", BaseEnv, 'id="delete"')])
+def test_the_page_of_an_item_you_cannot_see_is_the_error_alone(library, page, model, action):
+    """Issue 25, bug 12: the page of another user's private item used to render every action (online,
+    offline, edit, delete) under the error.  Now it is the refusal alone, as a page, not JSON."""
+    service, base = library
+    hidden = add(service, model)  # olive's, private
+    for token, status in (("other-token", 404), ("owner-token", 200)):
+        r = requests.get(base + page.format(hidden), headers={"Authorization": f"token {token}"}, timeout=30)
+        assert r.status_code == status and r.headers["Content-Type"].startswith("text/html"), r.text
+        assert (action in r.text) == (status == 200)
+        assert ('id="page-error"' in r.text) == (status == 404)
+    r = requests.get(base + page.format(999_999_999), headers={"Authorization": "token owner-token"}, timeout=30)
+    assert r.status_code == 404 and 'id="page-error"' in r.text and '{"error": {' not in r.text

@@ -1,12 +1,16 @@
 """Service endpoints without an engine (replicas never start here): what a service may serve, the address's
 authorization, and the matrix of who may do what."""
 
+import threading
 import uuid
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
-from workspace_hub.executor import ProbeFailed
+from workspace_hub.executor import Executor, ProbeFailed, ReplicaHandle, Response
 from workspace_library.models import Algorithm, Image, ImageStatus, Service, ServiceStatus, Status, Visibility
+from workspace_library.services.replicas import Services
 
 from .test_library_api import EXPECTED, ROLES, allowed
 
@@ -93,36 +97,39 @@ def test_service_authorization(library, as_, role, visibility, method, suffix, b
             assert db.get(Service, service_id).description == "" and db.get(Service, service_id).replicas == 0
 
 
+class TrialReplica(ReplicaHandle):
+    """A predict replica that answers at once: an online test's, in a test without an engine."""
+
+    def __init__(self):
+        self.name, self.removed = uuid.uuid4().hex[:12], False
+
+    def request(self, method, path, body=None, headers=None, timeout=30, limit=0):
+        return Response(200, b'{"label": "sports"}')
+
+    def running(self):
+        return not self.removed
+
+    def wait_healthy(self, timeout, poll=0.2):
+        pass
+
+    def remove(self):
+        self.removed = True
+
+
+class TrialEngine(Executor):
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def start_replica(self, spec):
+        self.started.append((spec.purpose, spec.key, TrialReplica()))
+        return self.started[-1][2]
+
+
 def test_an_online_test_is_a_short_lived_service_removed_when_idle(tmp_path):
     """One replica, started on the first call and reused; the monitor removes it once idle (issue: an online
     test's container used to outlive the test by hours)."""
-    from workspace_hub.executor import Executor, ReplicaHandle, Response
-    from workspace_library.services.replicas import Services
-
-    class Replica(ReplicaHandle):
-        def __init__(self):
-            self.name, self.removed = uuid.uuid4().hex[:12], False
-
-        def request(self, method, path, body=None, headers=None, timeout=30, limit=0):
-            return Response(200, b'{"label": "sports"}')
-
-        def running(self):
-            return not self.removed
-
-        def wait_healthy(self, timeout, poll=0.2):
-            pass
-
-        def remove(self):
-            self.removed = True
-
-    class Engine(Executor):
-        started: list = []
-
-        def start_replica(self, spec):
-            self.started.append((spec.purpose, spec.key, Replica()))
-            return self.started[-1][2]
-
-    engine = Engine()
+    engine = TrialEngine()
     services = Services(None, tmp_path, tmp_path, engine, trial_idle=60)
     for _ in range(2):
         status, body, _ = services.try_out("k", "img", tmp_path, "POST", "/predict", b"{}", {})
@@ -134,6 +141,30 @@ def test_an_online_test_is_a_short_lived_service_removed_when_idle(tmp_path):
     services.pools["test:k"].used -= 61
     services._reap_trials()
     assert replica.removed and "test:k" not in services.pools
+
+
+def test_an_idle_online_test_goes_while_the_monitor_is_busy_with_a_service(tmp_path):
+    """Issue 25, bug 7: an online test's container was still running 18 minutes after the test, because idle
+    tests were only looked at after a whole pass over the services.  Here that pass is stuck (a service whose
+    replica takes its whole health timeout), and the idle test is removed all the same."""
+    stuck, removed = threading.Event(), threading.Event()
+
+    @contextmanager
+    def sessions():
+        yield SimpleNamespace(scalars=lambda query: [1])
+
+    engine = TrialEngine()
+    services = Services(sessions, tmp_path, tmp_path, engine, interval=0.05, trial_idle=0.2)
+    services.ensure = lambda service_id: stuck.wait(60)
+    services.try_out("k", "img", tmp_path, "POST", "/predict", b"{}", {})
+    [(_, _, replica)] = engine.started
+    replica.remove = removed.set
+    services.start()
+    try:
+        assert removed.wait(30), "the idle online test was not removed while the monitor was busy"
+    finally:
+        stuck.set()
+        services.close()
 
 
 def test_the_metrics_are_prometheus_text_for_admins_only(library):

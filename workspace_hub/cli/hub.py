@@ -19,9 +19,11 @@ def _hub_url(port: str | None = None) -> str:
 
 
 def hub_answers(url: str) -> str | None:
-    """The hub's version if its API answers at *url*, else None."""
+    """The hub's version if its API answers at *url* (the hub's address, or its API's, ending in ``/hub/api``),
+    else None."""
+    api = url if url.rstrip("/").endswith("/hub/api") else f"{url}/hub/api"
     try:
-        with urllib.request.urlopen(f"{url}/hub/api/", timeout=3) as r:
+        with urllib.request.urlopen(f"{api.rstrip('/')}/", timeout=3) as r:
             return json.load(r).get("version")
     except (OSError, ValueError):
         return None
@@ -77,7 +79,11 @@ def cmd_status(args) -> int:
         print(f"env:     {os.environ.get('WORKSPACE_ENV', '?')}")
         print(f"dataset: {os.environ.get('WORKSPACE_DATASET') or '(none)'}")
         print(f"root:    {os.environ.get('WORKSPACE_ROOT', '/project')}")
-        return 0
+        api = os.environ.get("JUPYTERHUB_API_URL", "")
+        version = hub_answers(api) if api else None
+        where = api or "(no JUPYTERHUB_API_URL in this shell)"
+        print(f"hub:     JupyterHub {version} answers at {api}" if version else f"hub:     not answering at {where}")
+        return 0 if version else 1
     version = hub_answers(_hub_url(args.port))
     print(f"hub:     {'JupyterHub ' + version + ' at ' + _hub_url(args.port) if version else 'not answering on ' + _hub_url(args.port)}")
     from ..executor import EngineUnavailable

@@ -72,7 +72,7 @@ class Pool:
 class Services:
     def __init__(self, sessions: sessionmaker, root: Path, data_root: Path, executor: Executor,
                  interval: float = 1.0, health_timeout: float = 60, max_answer: int = 10 * 1024**2,
-                 trial_idle: float = 600):
+                 trial_idle: float = 300):
         self.sessions = sessions
         self.max_answer = max_answer  # bytes of one answer the address forwards
         self.trial_idle = trial_idle  # seconds an online test's replica waits for another call
@@ -463,6 +463,7 @@ class Services:
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="service-monitor", daemon=True).start()
+        threading.Thread(target=self._reap_loop, name="online-test-reaper", daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
@@ -476,7 +477,15 @@ class Services:
                     self.ensure(service_id)
                 except Exception:
                     log.exception("the service monitor failed on service %s", service_id)
-            self._reap_trials()
+
+    def _reap_loop(self) -> None:
+        """Online tests are removed on a timer of their own: a slow pass over the services (a replica taking
+        its health timeout to start) never keeps an idle test running."""
+        while not self._closed.wait(min(self.interval, self.trial_idle / 4)):
+            try:
+                self._reap_trials()
+            except Exception:
+                log.exception("removing idle online tests failed")
 
     def forget(self, service_id: int, key: str | None = None, label: str = "") -> None:
         """Remove every replica of a service being deleted (and its fleet, given its *key*; its gauges, given
