@@ -11,17 +11,35 @@ account for ten minutes (NativeAuthenticator's own options, set here).
 
 NativeAuthenticator 1.3.0's own ``/login`` handler fails on JupyterHub 6
 (it uses the removed ``statsd`` attribute), so this subclass keeps JupyterHub's
-login page, which calls the same ``authenticate``; the signup, authorize and
+login page, which calls the same ``authenticate``, and adds to it what
+NativeAuthenticator's page said: a link to sign up, and, to whoever gives the
+right password of an account not yet approved, that approval is pending
+(everyone else still reads "Invalid username or password", so the page tells a
+stranger nothing about which accounts exist).  The signup, authorize and
 change-password pages stay NativeAuthenticator's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 
+from jupyterhub.handlers.login import LoginHandler
 from nativeauthenticator import NativeAuthenticator
 from traitlets import Unicode, default
+
+PENDING = ("Your account is waiting for an admin's approval: you can sign in once an admin has authorized it "
+           "(ask your hub's admin).")
+
+
+class WorkspaceLoginHandler(LoginHandler):
+    """JupyterHub's login page; a refused login of an account waiting for approval says so."""
+
+    def _render(self, login_error=None, username=None, **kwargs):
+        if login_error and getattr(self, "pending_approval", False):
+            login_error = PENDING
+        return super()._render(login_error=login_error, username=username, **kwargs)
 
 
 class WorkspaceAuthenticator(NativeAuthenticator):
@@ -54,7 +72,18 @@ class WorkspaceAuthenticator(NativeAuthenticator):
         return {self.first_admin}
 
     def get_handlers(self, app):
-        return [(route, handler) for route, handler in super().get_handlers(app) if route != r"/login"]
+        return [(route, WorkspaceLoginHandler if route == r"/login" else handler)
+                for route, handler in super().get_handlers(app)]
+
+    async def authenticate(self, handler, data):
+        username = self.normalize_username(data.get("username", ""))
+        blocked = bool(self.allowed_failed_logins) and self.is_blocked(username)
+        name = await super().authenticate(handler, data)
+        if name is None and not blocked:  # a locked account is not told whether the password was right
+            user = self.get_user(username)
+            if user is not None and not user.is_authorized:
+                handler.pending_approval = await asyncio.to_thread(user.is_valid_password, data.get("password", ""))
+        return name
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

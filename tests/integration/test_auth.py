@@ -47,6 +47,28 @@ def test_signup_then_admin_authorization_then_login(hub):
     assert logged_in(hub.login("gina", "a-long-passphrase-1"), hub)
 
 
+def login_page_after(hub, username: str, password: str) -> str:
+    session = browser(hub)
+    r = session.post(f"{hub.url}/hub/login", timeout=30, data={
+        "username": username, "password": password, "_xsrf": session.cookies.get("_xsrf")})
+    assert r.status_code == 403
+    return r.text
+
+
+def test_an_account_waiting_for_approval_is_told_so_and_the_login_page_links_to_sign_up(hub):
+    """Issue 25, bug 6: a signed-up user not yet approved read "Invalid username or password", and the login
+    page had no link to sign up.  Only the right password learns that approval is pending."""
+    assert 'href="/hub/signup"' in browser(hub).get(f"{hub.url}/hub/login").text
+    session = browser(hub)
+    session.post(f"{hub.url}/hub/signup", data={
+        "username": "pia", "signup_password": "a-long-passphrase-3",
+        "signup_password_confirmation": "a-long-passphrase-3", "_xsrf": session.cookies.get("_xsrf")})
+    assert "waiting for an admin&#39;s approval" in login_page_after(hub, "pia", "a-long-passphrase-3")
+    for username, password in (("pia", "not-her-passphrase"), ("nobody-here", "a-long-passphrase-3")):
+        text = login_page_after(hub, username, password)
+        assert "Invalid username or password" in text and "approval" not in text
+
+
 def test_a_wrong_password_does_not_log_in(hub):
     assert not logged_in(hub.login("admin", "wrong"), hub)
 

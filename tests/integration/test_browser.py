@@ -4,9 +4,15 @@ Debian's chromium, driven by Playwright through ``executable_path`` (Playwright
 never downloads a browser here).  Screenshots go to ``tests/artifacts/``.
 """
 
+import html
+import re
+from pathlib import Path
+
 import pytest
 
 from .conftest import login, shot
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
@@ -83,3 +89,24 @@ def test_the_hub_is_never_open(hub, page):
     page.click("#login_submit")
     page.wait_for_selector("text=Invalid username or password")
     assert "/hub/login" in page.url
+
+
+def test_every_form_pattern_is_a_regular_expression_the_browser_applies(page):
+    """Issue 25, bug 5: an ``<input pattern>`` is compiled with the ``v`` flag, where ``[a-z0-9-]`` is a syntax
+    error; Chromium then skips the check.  Each pattern in the hub's and the library's templates compiles."""
+    patterns = {html.unescape(p) for template in [*REPO.glob("hub_config/templates/*.html"),
+                                                    *REPO.glob("workspace_library/templates/*.html")]
+                for p in re.findall(r'pattern="([^"]*)"', template.read_text())}
+    assert len(patterns) >= 5
+    broken = page.evaluate("""(patterns) => patterns.filter((p) => {
+        try { new RegExp(`^(?:${p})$`, "v"); return false; } catch (e) { return true; } })""", sorted(patterns))
+    assert broken == []
+
+
+def test_the_project_name_is_checked_in_the_browser(hub, page):
+    login(page, hub)
+    page.goto(f"{hub.url}/hub/home")
+    name = page.locator("#new-project-name")
+    for value, valid in (("text-classify", True), ("Bad_Name", False), ("ends-with-", False)):
+        name.fill(value)
+        assert name.evaluate("(input) => input.checkValidity()") is valid, value
