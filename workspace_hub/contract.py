@@ -43,7 +43,7 @@ DATASET_FORMATS = ("dir", "json", "single_text", "brat_ann")
 TEST_DATASET_DIR = f"{WORKSPACE_ROOT}/dataset_test"  # the independent test set, when a dataset has one
 # Variables a training run sets itself (from the dataset's test-set mode, its recorded seed, a parent model):
 # an algorithm may declare them with defaults for local runs, but a run never takes them as hyperparameters.
-RUN_VARIABLES = ("TRAIN_RATIO", "SEED", "PRETRAINED_MODEL")
+RUN_VARIABLES = ("TRAIN_RATIO", "SEED", "PRETRAINED_MODEL", "TEST_DATASET_DIR")
 PRETRAINED_DIR = f"{WORKSPACE_ROOT}/pretrained"  # transfer training: the parent model, read-only ($PRETRAINED_MODEL)
 
 # -- serving -----------------------------------------------------------------------------------

@@ -205,6 +205,10 @@ class ListHandler(BaseHandler):
         return who
 
     def get(self):
+        self.send(self.listing())
+
+    def listing(self) -> dict:
+        """The page of records :meth:`get` sends."""
         who = self.caller()
         filters = {}
         for key, kind in self.filters.items():
@@ -228,7 +232,7 @@ class ListHandler(BaseHandler):
             raise LibraryError(400, "invalid-query", f"sort must be one of {', '.join(sorted(rules.SORTABLE))}"
                                " with an optional leading '-'", "sort")
         result = self.page_of(self.kind, *rules.listing(self.kind, who, filters, q, sort))
-        self.send({**result, "items": [self.as_json(i, detail=False) for i in result["items"]]})
+        return {**result, "items": [self.as_json(i, detail=False) for i in result["items"]]}
 
 
 class RecordHandler(BaseHandler):

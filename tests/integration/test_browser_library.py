@@ -75,3 +75,14 @@ def test_a_taken_version_is_reported_on_the_form(hub, page, tmp_path):
     fill_publish_form(page, hub, "twice", tar, smoke=False)
     page.wait_for_selector("#flash:has-text('version 1.0 exists; publish a new version')")
     shot(page, "library-06-conflict")
+
+
+def test_the_base_envs_page_says_which_envs_this_host_cannot_start(hub, page):
+    """Issue 25, bug 8: a GPU env on a host without a GPU runtime is listed as not available, with the reason."""
+    login(page, hub)
+    page.goto(f"{hub.url}/services/library/envs")
+    gpu = page.locator("#items tbody tr", has_text="pytorch-gpu")
+    expect(gpu.locator(".env-unavailable")).to_have_text("needs a GPU: this host's engine has no GPU runtime")
+    python = page.locator("#items tbody tr").filter(has=page.locator("td:first-child", has_text="python"))
+    expect(python.locator(".badge")).to_have_text("online")
+    shot(page, "library-envs-availability")

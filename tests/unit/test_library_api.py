@@ -372,3 +372,20 @@ def test_the_page_of_an_item_you_cannot_see_is_the_error_alone(library, page, mo
         assert ('id="page-error"' in r.text) == (status == 404)
     r = requests.get(base + page.format(999_999_999), headers={"Authorization": "token owner-token"}, timeout=30)
     assert r.status_code == 404 and 'id="page-error"' in r.text and '{"error": {' not in r.text
+
+
+def test_an_env_this_host_cannot_start_says_why_and_how_to_build_it(library, as_, monkeypatch):
+    """Issue 25, bug 8: the Base envs page showed pytorch and the GPU envs as online on a host where they were
+    not built and that has no GPU.  They stay online (an admin's choice), and each says why no workspace can
+    start from it here."""
+    service, _ = library
+    monkeypatch.setattr(service.executor, "has_image", lambda image: image == "workspace-hub/python:latest")
+    monkeypatch.setattr(service, "gpu", False)
+    listed = as_["owner"]("GET", "envs", params={"per_page": 100, "version": "catalog"}).json()["items"]
+    envs = {e["name"]: e for e in listed}
+    assert envs["python"]["unavailable"] == ""
+    assert envs["pytorch"]["unavailable"] == "not built on this host: run `ws envs build pytorch`"
+    assert envs["pytorch-gpu"]["unavailable"] == "needs a GPU: this host's engine has no GPU runtime"
+    assert envs["pytorch"]["status"] == "online"
+    one = as_["owner"]("GET", f"envs/{envs['pytorch']['id']}").json()
+    assert one["unavailable"] == envs["pytorch"]["unavailable"]

@@ -99,6 +99,19 @@ def test_the_job_keeps_the_sandbox(tmp_path):
     assert {"name": "SEED", "value": "42"} in container["env"] and {"name": "TRAIN_RATIO", "value": "0.9"} in container["env"]
 
 
+def test_a_run_on_an_independent_test_set_names_it_and_sets_no_ratio(tmp_path):
+    """Issue 25, bug 1: on a dataset with 120 train and 30 test files a run logged "96 training and 24 test
+    examples": the test set was mounted but nothing told the algorithm, so its default ratio split the train
+    set.  The run names the test set in TEST_DATASET_DIR, and sets no TRAIN_RATIO."""
+    run = run_row(dataset_manifests={"train": "a" * 64, "test": "b" * 64}, train_ratio=None)
+    spec = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None).spec(run)
+    assert spec.environment["TEST_DATASET_DIR"] == "/project/dataset_test"
+    assert "TRAIN_RATIO" not in spec.environment
+    assert {m.target: m.host.name for m in spec.mounts}["/project/dataset_test"] == "b" * 64
+    alone = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None).spec(run_row())
+    assert "TEST_DATASET_DIR" not in alone.environment and alone.environment["TRAIN_RATIO"] == "0.9"
+
+
 def docker_args(tmp_path, run: Run) -> dict:
     spec = Runs(None, tmp_path / "library" / "runs", tmp_path, executor=None).spec(run)
     return container_args(spec, owner="library-1234")

@@ -147,6 +147,8 @@ class Runs:
             environment["PRETRAINED_MODEL"] = PRETRAINED_DIR
         if run.train_ratio is not None:
             environment["TRAIN_RATIO"] = str(run.train_ratio)
+        if "test" in run.dataset_manifests:  # an independent test set: the algorithm evaluates on it, no split
+            environment["TEST_DATASET_DIR"] = TEST_DATASET_DIR
         resources = run.resources or {}
         return BatchSpec(run.image, "run", environment=environment, mounts=tuple(mounts),
                          memory=int(float(resources.get("mem_gb", 2)) * GiB), cpus=float(resources.get("cpus", 2)),

@@ -104,7 +104,10 @@
     if (kind === "algorithms") {
       rows.push(["Purpose", `${item.purpose.first} / ${item.purpose.second}`],
                 ["Transfer training", item.transfer_training ? "yes" : "no"]);
-    } else rows.push(["Image", item.image]);
+    } else {
+      rows.push(["Image", item.image]);
+      if (item.unavailable) rows.push(["On this host", item.unavailable]);
+    }
     $("#fields").replaceChildren(...rows.flatMap(([label, value]) => field(label, value)));
     $("#images tbody").replaceChildren(...item.images.map((i) =>
       row([i.role, i.filename, (i.size / 1048576).toFixed(1) + " MiB", i.tag, badge(i.status)])));
@@ -270,7 +273,19 @@
 
   const algorithmColumns = (a) => [a.name, a.version, `${a.purpose.first}/${a.purpose.second}`, a.framework,
                                    a.device, a.owner, a.visibility, badge(a.status)];
-  const envColumns = (e) => [e.name, e.version, e.framework, e.device, e.owner, e.visibility, badge(e.status)];
+  function availability(env) {  // online, but not startable on this host: say why and how to fix it
+    if (!env.unavailable) return badge(env.status);
+    const cell = document.createElement("span");
+    const label = badge("unavailable");
+    label.textContent = "not available";
+    const why = document.createElement("div");
+    why.className = "small text-muted env-unavailable";
+    why.textContent = env.unavailable;
+    cell.append(label, why);
+    return cell;
+  }
+
+  const envColumns = (e) => [e.name, e.version, e.framework, e.device, e.owner, e.visibility, availability(e)];
   const views = {
     algorithms: () => listPage("algorithms", algorithmColumns), envs: () => listPage("envs", envColumns),
     algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),

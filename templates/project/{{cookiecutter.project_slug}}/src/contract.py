@@ -4,7 +4,9 @@ Training reads the dataset from /project/dataset and writes the model and
 metrics.json to /project/model.  Hyperparameters come from environment
 variables with the defaults below; DATASET_DIR and MODEL_DIR override the
 paths (for tests and local runs).  With no dataset mounted, the small sample
-in ./data is used, so the project trains out of the box.
+in ./data is used, so the project trains out of the box.  When the dataset
+has an independent test set, a run mounts it at /project/dataset_test and
+sets TEST_DATASET_DIR: the model is evaluated on it and TRAIN_RATIO is unused.
 """
 
 import json
@@ -47,6 +49,18 @@ def dataset_dir() -> Path:
         return path
     log(f"no dataset at {path}; using the sample in {PROJECT_ROOT / 'data'}")
     return PROJECT_ROOT / "data"
+
+
+def test_dataset_dir() -> Path | None:
+    """$TEST_DATASET_DIR: the dataset's independent test set, which a training run mounts and names when the
+    dataset has one (TRAIN_RATIO then does not apply); None: split /project/dataset with TRAIN_RATIO."""
+    value = os.environ.get("TEST_DATASET_DIR")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir() or not any(path.iterdir()):
+        sys.exit(f"TEST_DATASET_DIR={value} is not a folder holding the test set")
+    return path
 
 
 def model_dir() -> Path:

@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 
-{% if cookiecutter.kind == "train" %}def train_into(model_dir: Path, epochs: int = 1) -> None:
+{% if cookiecutter.kind == "train" %}def train_into(model_dir: Path, epochs: int = 1, **variables: str) -> None:
     """Train on the shipped sample exactly as the platform would: a fresh process, env vars."""
-    env = dict(os.environ, MODEL_DIR=str(model_dir), DATASET_DIR=str(ROOT / "data"), EPOCHS=str(epochs))
+    env = dict(os.environ, MODEL_DIR=str(model_dir), DATASET_DIR=str(ROOT / "data"), EPOCHS=str(epochs),
+               **variables)
     subprocess.run([sys.executable, "src/train.py"], cwd=ROOT, env=env, check=True)
 
 
@@ -25,6 +26,15 @@ def test_training_writes_a_model_and_metrics(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["EPOCHS"] == 1 and 0 <= metrics["accuracy"] <= 1
     assert len(list(tmp_path.iterdir())) >= 2
+
+
+def test_an_independent_test_set_is_evaluated_and_nothing_is_split(tmp_path):
+    """A run on a dataset with its own test set names it in TEST_DATASET_DIR: all of the dataset trains."""
+    split, whole = tmp_path / "split", tmp_path / "whole"
+    train_into(split)
+    train_into(whole, TEST_DATASET_DIR=str(ROOT / "data"))
+    split, whole = (json.loads((folder / "metrics.json").read_text()) for folder in (split, whole))
+    assert whole["train_examples"] == whole["test_examples"] == split["train_examples"] + split["test_examples"]
 
 
 def test_a_bad_hyperparameter_is_refused(tmp_path):
