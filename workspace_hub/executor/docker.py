@@ -33,7 +33,7 @@ import docker
 import requests
 
 from ..contract import MODEL_DIR
-from .calls import Calls, SocketBackend
+from .calls import Calls
 from .base import (EngineError, EngineUnavailable, Executor, Handle, MAX_ANSWER, ProbeFailed, ReplicaHandle, Response,
                    bounded_read)
 from .outcome import Outcome, decide
@@ -244,7 +244,7 @@ class DockerReplica(DockerRun, ReplicaHandle):
                        timeout: float = 30, limit: int = MAX_ANSWER) -> Response:
         """Through connections kept open in the replica's namespace (one pool per replica, on the caller's loop)."""
         if self._calls is None:
-            self._calls = Calls("127.0.0.1", self.port, SocketBackend(self._dialer.asocket))
+            self._calls = Calls("127.0.0.1", self.port, self._dialer.asocket)
         return await self._calls.request(method, path, body, headers, timeout, limit)
 
     def running(self) -> bool:
