@@ -48,3 +48,6 @@ PRETRAINED_DIR = f"{WORKSPACE_ROOT}/pretrained"  # transfer training: the parent
 
 # -- serving -----------------------------------------------------------------------------------
 DEFAULT_PORT = 8080
+# Dynamic batching, off unless MAX_BATCH_SIZE is over 1: concurrent calls that arrive within MAX_BATCH_WAIT_MS
+# of the first go to one call of the model's batch function, each getting its own answer (section 7).
+BATCH_VARIABLES = ("MAX_BATCH_SIZE", "MAX_BATCH_WAIT_MS")

@@ -24,15 +24,27 @@ service stays up.  The server answers at once: ``/health`` and the interface
 are 503 until the cells have run.  Bodies are JSON or form params (typed as the
 interface declares), at most 10 MiB.  Calls into user code
 are serialized with a lock, because notebook code is rarely thread-safe.
+
+**Dynamic batching** (the contract's ``MAX_BATCH_SIZE`` over 1, and
+``MAX_BATCH_WAIT_MS``): where the notebook also defines ``<name>_batch``, taking
+a list of the calls' params and answering a list, calls that arrive together
+(within the wait of the first, up to the size) go to one call of it, and each
+gets its own answer.  If the batch call raises, or answers a list of another
+length, each call of the batch is run alone, so a bad item fails only itself.
+Without ``<name>_batch`` every call runs alone, as before.  The template's
+``src/api.py`` does the same for ``model.predict_batch``; it keeps its own copy,
+because a project made from the template imports nothing of the platform.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +57,7 @@ from .notebook import (CLIENT_TAG, NotebookError, description_path, kernel_for, 
                        unmatched_env_vars)
 
 MAX_BODY = 10 * 1024**2  # the inference contract's body limit (413 past it)
+BATCH_TIMEOUT = 60  # seconds a call waits for its batch's answer
 JSON_TYPES = {"String": str, "Integer": int, "Float": (int, float), "Boolean": bool}
 
 
@@ -121,6 +134,12 @@ class Service:
         if not callable(self.function):
             raise NotebookError(path, [f"the notebook defines no function {self.name!r} (interface.name)"])
         self.lock = threading.Lock()
+        size, wait = _batching(path)
+        batch = shell.user_ns.get(f"{self.name}_batch")
+        if size > 1 and not callable(batch):
+            print(f"MAX_BATCH_SIZE={size}, but the notebook defines no {self.name}_batch: each call runs alone",
+                  file=sys.stderr, flush=True)
+        self.batcher = Batcher(self, batch, size, wait) if size > 1 and callable(batch) else None
 
     def check(self, body) -> str | None:
         """Why a request body is refused (400), or None."""
@@ -140,8 +159,69 @@ class Service:
         return None
 
     def call(self, body: dict):
+        if self.batcher is not None:
+            return self.batcher.call(body)
         with self.lock:
             return self.function(**body)
+
+
+def _batching(path: Path, environ=os.environ) -> tuple[int, float]:
+    """``MAX_BATCH_SIZE`` and ``MAX_BATCH_WAIT_MS`` from the environment (1 and 5: off)."""
+    try:
+        size, wait = int(environ.get("MAX_BATCH_SIZE") or 1), float(environ.get("MAX_BATCH_WAIT_MS") or 5)
+    except ValueError:
+        raise NotebookError(path, ["MAX_BATCH_SIZE must be a whole number and MAX_BATCH_WAIT_MS a number of "
+                                   "milliseconds, such as 8 and 5"]) from None
+    if not 1 <= size <= 256 or not 0 <= wait <= 1000:
+        raise NotebookError(path, ["MAX_BATCH_SIZE must be 1 to 256 and MAX_BATCH_WAIT_MS 0 to 1000"])
+    return size, wait
+
+
+class Batcher:
+    """Collects concurrent calls into one call of the notebook's ``<name>_batch``."""
+
+    def __init__(self, service: Service, batch, size: int, wait_ms: float):
+        self.service, self.batch, self.size, self.wait = service, batch, size, wait_ms / 1000
+        self.pending = queue.Queue()
+        self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
+        self.thread.start()
+
+    def call(self, params: dict):
+        """This call's own answer, or its own exception, once its batch is done."""
+        item = {"params": params, "done": threading.Event()}
+        self.pending.put(item)
+        if not item["done"].wait(BATCH_TIMEOUT):
+            raise TimeoutError(f"the batch did not answer within {BATCH_TIMEOUT} s")
+        if "error" in item:
+            raise item["error"]
+        return item["answer"]
+
+    def run(self) -> None:
+        while True:
+            batch = [self.pending.get()]
+            deadline = time.monotonic() + self.wait
+            while len(batch) < self.size and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self.pending.get(timeout=left))
+                except queue.Empty:
+                    break
+            self.answer(batch)
+
+    def answer(self, batch: list) -> None:
+        with self.service.lock:
+            try:
+                answers = list(self.batch([item["params"] for item in batch]))
+                if len(answers) != len(batch):
+                    raise ValueError(f"{self.service.name}_batch answered {len(answers)} items for {len(batch)}")
+            except Exception:  # one bad item, or a batch function that fails: each alone, failing only itself
+                traceback.print_exc()
+                answers = None
+            for index, item in enumerate(batch):
+                try:
+                    item["answer"] = answers[index] if answers is not None else self.service.function(**item["params"])
+                except Exception as e:
+                    item["error"] = e
+                item["done"].set()
 
 
 def from_form(params: list[dict], form: dict[str, str]) -> dict:
@@ -189,8 +269,10 @@ def serve(path: Path, host: str, port: int) -> None:
             self.wfile.write(payload)
 
         def do_GET(self):
-            if self.path == "/health":
-                self.answer(200 if loaded else 503, {"status": "ok" if loaded else "loading"})
+            if self.path == "/health":  # a batcher that died answers nothing: the platform must replace this
+                service = loaded.get("service")
+                ready = service is not None and (service.batcher is None or service.batcher.thread.is_alive())
+                self.answer(200 if ready else 503, {"status": "ok" if ready else "loading"})
             else:
                 self.answer(404, {"error": "no such path; use GET /health or POST /<interface name>"})
 

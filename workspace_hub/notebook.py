@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .contract import DEFAULT_PORT
+from .contract import BATCH_VARIABLES, DEFAULT_PORT
 from .errors import WorkspaceHubError
 from .algorithm import NAME, check_algorithm
 
@@ -201,6 +201,8 @@ def describe(path: Path, kind: str, parameters: list[Parameter], nb, name: str |
     }
     if kind == "predict":
         public = functions(nb)
+        public = {name: args for name, args in public.items()  # <name>_batch serves <name> (nbrun's batching)
+                  if not (name.endswith("_batch") and name.removesuffix("_batch") in public)}
         if len(public) != 1:
             raise NotebookError(path, [f"a serving notebook needs one function to serve; it defines "
                                        f"{', '.join(public) or 'none'}. Write {path.stem}.algorithm.yaml with "
@@ -217,9 +219,11 @@ def description_path(path: Path) -> Path:
 
 
 def unmatched_env_vars(doc: dict, parameters: list[Parameter]) -> list[str]:
-    """Env vars a description declares that no parameter takes (the serving contract's PORT and HOST aside)."""
+    """Env vars a description declares that no parameter takes (the serving contract's own aside: PORT, HOST
+    and the batching variables, which the runner reads)."""
     names = {p.name for p in parameters}
-    return [var for var in (doc.get("env_vars") or {}) if var.lower() not in names and var not in ("PORT", "HOST")]
+    return [var for var in (doc.get("env_vars") or {})
+            if var.lower() not in names and var not in ("PORT", "HOST", *BATCH_VARIABLES)]
 
 
 def check(path: Path, doc: dict, kind: str, parameters: list[Parameter], nb) -> list[str]:

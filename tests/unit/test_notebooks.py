@@ -182,6 +182,50 @@ def test_bad_requests_are_400_and_a_raising_function_is_500_then_the_service_goe
     assert post(f"{server}/greet", {"name": "again"})[0] == 200
 
 
+BATCHED = [
+    params_cell('greeting = "hello"\n'),
+    new_code_cell("def greet(name):\n"
+                  "    if name == 'boom':\n"
+                  "        raise RuntimeError('user code failed')\n"
+                  "    return {'text': f'hello, {name}', 'batch': 1}\n"),
+    new_code_cell("def greet_batch(calls):\n"
+                  "    if any(c['name'] == 'boom' for c in calls):\n"
+                  "        raise RuntimeError('one bad item fails the whole batch call')\n"
+                  "    return [{'text': f'hello, {c[\"name\"]}', 'batch': len(calls)} for c in calls]\n"),
+]
+
+
+def test_batched_calls_each_get_their_own_answer_and_a_failing_item_fails_alone(tmp_path):
+    """Issue 24: with MAX_BATCH_SIZE over 1, concurrent calls go to one call of ``greet_batch``; when the batch
+    call raises, each call runs alone, so only the bad one fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = notebook(tmp_path / "api.ipynb", *BATCHED)
+    doc = prepare(path, "predict", None, "python", log=lambda m: None)
+    assert doc["interface"]["name"] == "greet"  # greet_batch is greet's batch function, not a second interface
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "workspace_hub.nbrun", "serve", str(path)],
+                               env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "MAX_BATCH_SIZE": "8",
+                                    "MAX_BATCH_WAIT_MS": "500"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health") == 200 or process.poll() is not None, 60,
+                   0.1, "the serving notebook")
+        names = ["ada", "bo", "cy", "di", "ed", "fay"]
+        with ThreadPoolExecutor(len(names)) as pool:
+            answers = list(pool.map(lambda n: post(f"http://127.0.0.1:{port}/greet", {"name": n}), names))
+        assert [a[1]["text"] for a in answers] == [f"hello, {n}" for n in names]
+        assert max(a[1]["batch"] for a in answers) > 1  # they went as batches
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda n: post(f"http://127.0.0.1:{port}/greet", {"name": n}),
+                                    ["ada", "boom", "cy", "di"]))
+        assert answers[1] == (500, {"error": "RuntimeError: user code failed"})
+        assert [(a[0], a[1]["text"]) for i, a in enumerate(answers) if i != 1] == [
+            (200, f"hello, {n}") for n in ("ada", "cy", "di")]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 EXAMPLES = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
 
