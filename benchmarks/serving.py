@@ -6,15 +6,25 @@
 2. Overhead: 1 connection, p50 through the address against p50 directly.
 3. Redo under load: a redo to another image during 32 connections through the address: failed calls.
 
-Each call costs the replica about 2 ms of CPU (``WORK_MS``), as a small model's predict would: a server
-that does nothing answers more calls a second than any proxy on 2 cores could pass.  The replica speaks
-HTTP/1.1 with keep-alive, as the template's ``src/api.py`` does.  wrk competes with both for the 2 cores.
+4. Batching: the pytorch sample (``image-classify-torch``, its convolutional network trained at
+   ``IMG_SIZE`` 32) served by its own ``src/api.py`` in the pytorch env image, as its predict image runs it,
+   at 16 connections, with ``MAX_BATCH_SIZE`` 4, 8 and 16 against 1 (wrk inside the replica's namespace,
+   so that only the inference contract's server is measured), and one ``predict_batch`` of that size timed
+   in the same container.
 
-    .venv/bin/python benchmarks/serving.py
+Each call of 1-3 costs the replica about 2 ms of CPU (``WORK_MS``), as a small model's predict would: a
+server that does nothing answers more calls a second than any proxy on 2 cores could pass.  The replica
+speaks HTTP/1.1 with keep-alive, as the template's ``src/api.py`` does.  wrk competes with both for the 2
+cores.
+
+    .venv/bin/python benchmarks/serving.py [--part scaling|batching]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.envs import base_image_export  # noqa: E402
 from harness.library import Client, running_service  # noqa: E402
-from harness.waiting import wait_until  # noqa: E402
+from harness.waiting import status_of, wait_until  # noqa: E402
+from workspace_hub.scaffold import new_sample  # noqa: E402
 from workspace_library.models import Algorithm, Image, ImageStatus, Status, Visibility  # noqa: E402
 
 SERVER = '''
@@ -59,6 +70,7 @@ INTERFACE = {"name": "predict", "method": "POST", "params": [{"name": "text", "t
 TAG = "bench-serving/predict:1"
 SECONDS = 8
 LUA = 'wrk.method = "POST"\nwrk.body = \'{"text": "goal"}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+P95 = 'done = function(summary, latency, requests) io.write(string.format("p95 %d us\\n", latency:percentile(95))) end\n'
 
 
 def wrk(url: str, connections: int, script: Path, netns_pid: int | None = None) -> subprocess.Popen:
@@ -79,9 +91,110 @@ def result(process: subprocess.Popen) -> tuple[float, float, int]:
     return rate, p50, errors
 
 
+def p95_ms(process: subprocess.Popen) -> tuple[float, float, int]:
+    """(requests a second, p95 in ms, errors): wrk's report with the P95 script's line."""
+    out = process.communicate()[0]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out))
+    return rate, int(re.search(r"p95 (\d+) us", out).group(1)) / 1000, errors
+
+
+SIZES = (1, 4, 8, 16)  # MAX_BATCH_SIZE; 1 is unbatched, the baseline
+BATCH_TIMING = """
+import json, sys, time, statistics
+sys.path.insert(0, "src")
+import contract, model
+loaded = model.load(contract.model_dir())
+params = json.loads(sys.argv[1])
+times = []
+for _ in range(60):
+    started = time.perf_counter()
+    model.predict_batch(loaded, [params] * int(sys.argv[2]))
+    times.append(time.perf_counter() - started)
+print(statistics.median(times[10:]) * 1000)
+"""
+
+
+def batching(work: Path) -> list[str]:
+    """The pytorch sample served unbatched and batched, one after the other, at 16 connections."""
+    image = "workspace-hub/pytorch:latest"
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        raise SystemExit(f"{image} is not built: .venv/bin/ws envs build pytorch --wheels /opt/wheels")
+    train, api = new_sample("image-classify-torch", output_dir=work)
+    model = work / "model"
+    model.mkdir()
+    for folder in (train, api, model):
+        os.chmod(folder, 0o777)
+    subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{train}:/project/code/p:ro", "-v",
+                    f"{model}:/project/model", "-w", "/project/code/p", "-e", "IMG_SIZE=32", "-e", "EPOCHS=30",
+                    "-e", "PYTHONDONTWRITEBYTECODE=1", image, "python", "src/train.py"], check=True, capture_output=True)
+    accuracy = json.loads((model / "metrics.json").read_text())["accuracy"]
+    interface = yaml_interface(api)
+    body = json.dumps({p["name"]: p["test_value"] for p in interface["params"]})
+    lua = work / "batching.lua"
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                   'wrk.headers["Content-Type"] = "application/json"\n' + P95)
+    results, compute, wait_ms = {}, {}, 5
+    for size in SIZES:
+        name = f"bench-batching-{size}"
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none", "--read-only", "--tmpfs", "/tmp",
+                        "-v", f"{api}:/project/code/p:ro", "-v", f"{model}:/project/model:ro", "-w", "/project/code/p",
+                        "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", f"MAX_BATCH_SIZE={size}", "-e",
+                        f"MAX_BATCH_WAIT_MS={wait_ms}", image, "python", "src/api.py"], check=True, capture_output=True)
+        try:
+            pid = int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", name], check=True,
+                                     capture_output=True, text=True).stdout)
+            url = f"http://127.0.0.1:8080/{interface['name']}"
+            wait_until(lambda: subprocess.run(["nsenter", "-t", str(pid), "-n", "python3", "-c",
+                                               "import urllib.request; urllib.request.urlopen("
+                                               "'http://127.0.0.1:8080/health')"], capture_output=True).returncode == 0,
+                       timeout=120, interval=0.5, what="the sample's predict server")
+            wrk(url, 16, lua, pid).communicate()  # warm up: the first calls load torch's kernels
+            results[size] = p95_ms(wrk(url, 16, lua, pid))
+            if size > 1:
+                compute[size] = float(subprocess.run(["docker", "exec", name, "python", "-c", BATCH_TIMING, body,
+                                                      str(size)], check=True, capture_output=True, text=True).stdout)
+        finally:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    one, one_p95, one_errors = results[1]
+    rows = []
+    for size in SIZES[1:]:
+        many, many_p95, many_errors = results[size]
+        rows.append(f"| pytorch sample (accuracy {accuracy:.2f} on its split), 16 connections, MAX_BATCH_SIZE {size} "
+                    f"| {many:.0f} req/s, p95 {many_p95:.1f} ms, {many_errors} errors (p95 target: MAX_BATCH_WAIT_MS "
+                    f"{wait_ms} + one batch's compute {compute[size]:.1f} ms = {wait_ms + compute[size]:.1f} ms) | "
+                    f"unbatched: {one:.0f} req/s, p95 {one_p95:.1f} ms, {one_errors} errors | {many / one:.2f}x "
+                    "(target 2) |")
+    return rows
+
+
+def yaml_interface(folder: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((folder / "algorithm.yaml").read_text(encoding="utf-8"))["interface"]
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["scaling", "batching"], help="run one part only")
+    part = parser.parse_args().part
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk (scripts/install.sh installs it with WSHUB_EXTRAS=test)")
+    rows = []
+    if part in (None, "batching"):
+        work = Path(tempfile.mkdtemp(prefix="bench-batching-", dir="/var/tmp"))
+        try:
+            rows += batching(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if part in (None, "scaling"):
+        rows = scaling() + rows
+    print("| serving | through the address | the same replicas directly (same run) | ratio |\n| --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
+def scaling() -> list[str]:
     base_image_export("python")  # the OS image the predict image is built on
     work = Path(tempfile.mkdtemp(prefix="bench-serving-", dir="/var/tmp"))
     (work / "main.py").write_text(SERVER)
@@ -147,8 +260,7 @@ def main() -> None:
         owner("DELETE", f"services/{sid}")
     subprocess.run(["docker", "rmi", "-f", TAG], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
-    print("| serving | through the address | the same replicas directly (same run) | ratio |\n| --- | --- | --- | --- |")
-    print("\n".join(rows))
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Image classification with PyTorch: a small fully connected network.
+"""Image classification with PyTorch: a small convolutional network (two conv layers, as LeNet).
 
 Dataset: the `dir` format, one folder per class of .png/.jpg images, resized to IMG_SIZE.
 The api takes param `image`: a base64-encoded PNG or JPEG.
@@ -16,8 +16,13 @@ from images import decode_image, load_examples, to_array  # noqa: F401 (load_exa
 WEIGHTS, META = "model.pt", "model.json"
 
 
-def network(inputs: int, classes: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(inputs, 64), torch.nn.ReLU(), torch.nn.Linear(64, classes))
+def network(img_size: int, classes: int) -> torch.nn.Module:
+    """Images arrive flattened (IMG_SIZE x IMG_SIZE grey levels); any size ends in 32 x 2 x 2 features."""
+    nn = torch.nn
+    return nn.Sequential(nn.Unflatten(1, (1, img_size, img_size)),
+                         nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(128, classes))
 
 
 def fit(examples, settings: dict, pretrained: Path | None = None):
@@ -25,7 +30,7 @@ def fit(examples, settings: dict, pretrained: Path | None = None):
     classes = sorted({label for _, label in examples})
     x = torch.tensor(np.stack([a for a, _ in examples]))
     y = torch.tensor([classes.index(label) for _, label in examples])
-    net = network(x.shape[1], len(classes)).to(settings["DEVICE"])
+    net = network(settings["IMG_SIZE"], len(classes)).to(settings["DEVICE"])
     if pretrained:
         net.load_state_dict(torch.load(pretrained / WEIGHTS))
         contract.log(f"starting from {pretrained}")
@@ -56,7 +61,7 @@ def save(model, folder: Path) -> None:
 
 def load(folder: Path):
     meta = json.loads((folder / META).read_text())
-    net = network(meta["img_size"] ** 2, len(meta["classes"]))
+    net = network(meta["img_size"], len(meta["classes"]))
     net.load_state_dict(torch.load(folder / WEIGHTS))
     return {"net": net.eval(), **meta}
 
