@@ -119,8 +119,12 @@ def test_a_service_serves_at_its_address_survives_a_killed_replica_and_keeps_its
                if s.labels.get("service") == "olive/echo"]
     assert sum(s.value for s in samples if s.name == "workspace_library_service_calls_total"
                and s.labels["code"] == "200") >= 4  # the calls through the address above
-    # per replica: the running one's calls (a removed replica's series goes with it)
-    assert sum(s.value for s in samples if s.name == "workspace_library_replica_calls_total") >= 1
+    # per replica, only the running one (a removed replica's series go with it): calls, errors, latency, in flight
+    [replica] = {s.labels["replica"] for s in samples if s.name == "workspace_library_replica_calls_total"}
+    mine = {s.name: s.value for s in samples if s.labels.get("replica") == replica and "le" not in s.labels}
+    assert mine["workspace_library_replica_calls_total"] >= 1 and mine["workspace_library_replica_errors_total"] == 0
+    assert mine["workspace_library_replica_call_seconds_count"] == mine["workspace_library_replica_calls_total"]
+    assert mine["workspace_library_replica_in_flight"] == 0
 
 
 def test_a_redo_under_load_fails_no_request_and_a_bad_one_rolls_back(library):

@@ -115,6 +115,9 @@ class TrialReplica(ReplicaHandle):
     def remove(self):
         self.removed = True
 
+    def tail(self, lines=15):
+        return ""
+
 
 class TrialEngine(Executor):
     def __init__(self):
@@ -141,6 +144,38 @@ def test_an_online_test_is_a_short_lived_service_removed_when_idle(tmp_path):
     services.pools["test:k"].used -= 61
     services._reap_trials()
     assert replica.removed and "test:k" not in services.pools
+
+
+def test_a_serving_replica_that_misses_a_check_or_two_keeps_serving(tmp_path):
+    """A replica busy with calls may answer /health late: it is replaced after three missed checks in a row
+    (Kubernetes' failureThreshold), not at the first, which dropped the calls it held (the serving benchmark
+    lost its replica under 32 connections)."""
+    class Busy(TrialReplica):
+        answers = True
+
+        def healthy(self):
+            return self.answers
+
+    services = Services(None, tmp_path, tmp_path, TrialEngine())
+    started = []
+    services._start_one = lambda service, revision: started.append(Busy()) or started[-1]
+    service = SimpleNamespace(key="k", owner="olive", name="news")
+    pool = services.pool(1)
+    assert services._keep_replicas(pool, service, 1, 1, "") == 0  # started; healthy from the next look
+    [replica] = started
+    assert services._keep_replicas(pool, service, 1, 1, "") == 1
+    replica.answers = False
+    for _ in range(2):
+        assert services._keep_replicas(pool, service, 1, 1, "") == 1 and not replica.removed
+    replica.answers = True  # it answered again: the count starts over
+    services._keep_replicas(pool, service, 1, 1, "")
+    replica.answers = False
+    for _ in range(2):
+        services._keep_replicas(pool, service, 1, 1, "")
+    assert not replica.removed
+    services._keep_replicas(pool, service, 1, 1, "")
+    assert replica.removed and len(started) == 2  # the third miss in a row: replaced
+    assert "/health failed 3 times in a row" in (tmp_path / "k.log").read_text()
 
 
 def test_an_idle_online_test_goes_while_the_monitor_is_busy_with_a_service(tmp_path):

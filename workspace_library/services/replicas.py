@@ -43,6 +43,9 @@ from .rules import require_still_usable
 
 log = logging.getLogger("workspace_library")
 MAX_FAILURES = 3
+# /health checks in a row a replica that served may miss before it is replaced (Kubernetes' failureThreshold):
+# a replica busy with calls may answer one check late, and replacing it would drop the calls it holds
+MISSED_CHECKS = 3
 DRAIN = 30  # seconds a replaced replica gets to answer the calls it already has
 JSON = "application/json"
 LATENCIES = 1000  # recent calls kept for p50 and p95
@@ -54,6 +57,7 @@ class Pool:
 
     replicas: list = field(default_factory=list)  # (Replica, revision)
     healthy: set = field(default_factory=set)  # replica names
+    missed: dict = field(default_factory=dict)  # replica name -> /health checks missed in a row
     turn: int = 0
     failures: int = 0
     calls: int = 0
@@ -132,10 +136,7 @@ class Services:
     def _remove(self, service: Service, replica: ReplicaHandle, why: str) -> None:
         self._note(service, f"--- replica {replica.name} removed: {why}\n{replica.tail(200)}\n")
         replica.remove()
-        try:
-            metrics.REPLICA_CALLS.remove(f"{service.owner}/{service.name}", replica.name)
-        except KeyError:  # it answered nothing
-            pass
+        metrics.forget_replica(f"{service.owner}/{service.name}", replica.name)
 
     def _set(self, service_id: int, state: ServiceStatus, message: str = "") -> None:
         with self.sessions() as session:
@@ -178,18 +179,27 @@ class Services:
             healthy = alive and replica.healthy()
             if healthy:
                 pool.healthy.add(replica.name)
+                pool.missed.pop(replica.name, None)
                 pool.failures = 0
-            elif replica.name in pool.healthy or not alive or \
-                    time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
+                continue
+            served = replica.name in pool.healthy
+            if alive and served:
+                pool.missed[replica.name] = pool.missed.get(replica.name, 0) + 1
+                if pool.missed[replica.name] < MISSED_CHECKS:
+                    continue  # late once or twice (busy with calls): it keeps serving
+            if served or not alive or time.monotonic() - getattr(replica, "started", 0) > self.health_timeout:
                 # it served and stopped answering, it is gone, or it never answered: replace it
-                if replica.name not in pool.healthy:  # it never served: a failed start, counted (no crash loop)
+                if not served:  # it never served: a failed start, counted (no crash loop)
                     pool.failures += 1
                 pool.healthy.discard(replica.name)
+                pool.missed.pop(replica.name, None)
                 pool.replicas.remove((replica, rev))
-                self._remove(service, replica, "not running" if not alive else "/health failed")
+                self._remove(service, replica, "not running" if not alive else
+                             f"/health failed {MISSED_CHECKS} times in a row" if served else "/health failed")
         while len(pool.replicas) > wanted:
             replica, _ = pool.replicas.pop()
             pool.healthy.discard(replica.name)
+            pool.missed.pop(replica.name, None)
             self._remove(service, replica, withdrawn or "scaled down")
         while len(pool.replicas) < wanted and pool.failures < MAX_FAILURES:
             try:
@@ -407,20 +417,31 @@ class Services:
         started = time.perf_counter()
         for replica in ready:
             pool.outstanding[replica.name] = pool.outstanding.get(replica.name, 0) + 1
+            in_flight, errors = (metrics.REPLICA_IN_FLIGHT.labels(label, replica.name),
+                                 metrics.REPLICA_ERRORS.labels(label, replica.name))
+            in_flight.inc()
+            sent = time.perf_counter()
             try:
                 answer = await replica.arequest(method, path, body, headers, timeout=60, limit=self.max_answer)
             except AnswerTooLarge:
+                errors.inc()
                 self._count(pool, 502, time.perf_counter() - started)
                 return 502, _error(502, "answer-too-large", f"the service's answer passed {self.max_answer} bytes "
                                    "(LibraryService.serve_max_answer_bytes); answer with less, or ask an admin"), JSON
             except TimeoutError:  # it may still be working on it: not sent again elsewhere
+                errors.inc()
                 self._count(pool, 504, time.perf_counter() - started)
                 return 504, _error(504, "replica-timeout", "the service did not answer within 60 s"), JSON
             except OSError:  # refused, reset, not HTTP: the next replica
+                errors.inc()
                 continue
             finally:
                 pool.outstanding[replica.name] -= 1
+                in_flight.dec()
             metrics.REPLICA_CALLS.labels(label, replica.name).inc()
+            metrics.REPLICA_LATENCY.labels(label, replica.name).observe(time.perf_counter() - sent)
+            if answer.status >= 500:
+                errors.inc()
             self._count(pool, answer.status, time.perf_counter() - started)
             return answer.status, answer.body, answer.content_type
         if again and pool.replicas is not replicas:  # a redo swapped the replicas meanwhile: try the new ones
