@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from harness.imagetars import minimal_image
+from harness.library import Client
 
 from .conftest import login, shot
 
@@ -86,3 +87,20 @@ def test_the_base_envs_page_says_which_envs_this_host_cannot_start(hub, page):
     python = page.locator("#items tbody tr").filter(has=page.locator("td:first-child", has_text="python"))
     expect(python.locator(".badge")).to_have_text("online")
     shot(page, "library-envs-availability")
+
+
+def test_an_admin_edits_a_base_envs_basic_information_on_its_page(hub, page):
+    """Manual 2.5.2 and 2.5.6: a base env's description and visibility are edited on its page."""
+    login(page, hub)
+    client = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
+    [keras] = client("GET", "envs", params={"name": "keras"}).json()["items"]
+    page.goto(f"{hub.url}/services/library/envs/{keras['id']}")
+    page.fill("#basics-description", "Keras 3 on TensorFlow, for the image samples")
+    page.select_option("#basics-visibility", "public")
+    page.click("#basics-save")
+    page.wait_for_selector("#basics-saved:not(.d-none)")
+    shot(page, "library-env-edited")
+    edited = client("GET", f"envs/{keras['id']}").json()
+    assert (edited["description"], edited["visibility"]) == ("Keras 3 on TensorFlow, for the image samples", "public")
+    assert client("PATCH", f"envs/{keras['id']}", json={"visibility": "preset",
+                                                        "description": keras["description"]}).status_code == 200

@@ -123,10 +123,20 @@ def test_the_model_becomes_a_service_tested_in_the_browser_and_called_with_a_tok
     [model] = client("GET", "models", params={"name": "my-first-run"}).json()["items"]
     page.goto(f"{hub.url}/services/library/models/{model['id']}")
     page.wait_for_selector("#title:has-text('my-first-run 1')")
+    # its basic information and visibility, on the page (manual 2.4)
+    page.fill("#basics-description", "my first classifier")
+    page.select_option("#basics-visibility", "public")
+    page.click("#basics-save")
+    page.wait_for_selector("#basics-saved:not(.d-none)")
+    edited = client("GET", f"models/{model['id']}").json()
+    assert (edited["description"], edited["visibility"]) == ("my first classifier", "public")
+    # publishing asks for the service's name and replica count
+    assert page.input_value("#service-name") == "my-first-run" and page.input_value("#service-replicas") == "2"
     shot(page, "services-01-model")
     page.click("#publish-service")
     page.wait_for_url(re.compile(r".*/services/library/services/\d+$"))
     page.wait_for_selector("#status:has-text('running')", timeout=180_000)
+    assert page.inner_text("#view-run") == "my-first-run"  # "view task": the run that trained the model
     assert page.input_value("#param-text") == "足球"
     page.click("#test")
     page.wait_for_selector("#test-result:has-text('HTTP 200')")

@@ -116,6 +116,30 @@
     $("#delete").disabled = ["online", "validating"].includes(item.status);
   }
 
+  // Whether the caller may change *item* (the API decides; this only hides what it would refuse).
+  const mayChange = (item) => page.admin || (item.owner === page.user && item.visibility !== "preset");
+
+  // The basic-information form (_basics.html) for the item at *path*; *after* gets the saved item.
+  function basicsForm(path, item, after) {
+    const form = $("#basics-form");
+    if (!form || !mayChange(item)) return;
+    form.classList.remove("d-none");
+    if (form.dataset.bound) return;  // filled once: a refresh never overwrites what is being typed
+    form.dataset.bound = "1";
+    $("#basics-description").value = item.description || "";
+    $("#basics-visibility").value = item.visibility;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const saved = await api("PATCH", path, { description: $("#basics-description").value,
+                                                 visibility: $("#basics-visibility").value });
+        $("#basics-saved").classList.remove("d-none");
+        flash("");
+        after(saved);
+      } catch (e) { flash(e.message); }
+    });
+  }
+
   function itemPage(kind) {
     const path = kind + "/" + page.item_id;
     let shownInterface = false;
@@ -123,6 +147,7 @@
       try {
         const item = await api("GET", path);
         showItem(item, kind);
+        basicsForm(path, item, (saved) => showItem({ ...item, ...saved }, kind));
         if (kind === "algorithms") {
           $("#edit").href = page.prefix + path + "/edit";
           $("#train").textContent = item.train ? JSON.stringify(item.train, null, 2) : "(no train image)";
@@ -291,6 +316,6 @@
     algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),
     publish: publishPage, edit: editPage, env_new: envNewPage,
   };
-  window.LibraryUI = { api, flash, row, link, badge, field, listPage, text };
+  window.LibraryUI = { api, flash, row, link, badge, field, listPage, text, basicsForm, mayChange };
   if (views[page.view]) views[page.view]();
 })();

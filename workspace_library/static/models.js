@@ -36,7 +36,12 @@
       $("#download-tgz").href = `${page.prefix}api/${path}/download?format=tar.gz`;
     }
     async function refresh() {
-      try { show(await ui.api("GET", path)); } catch (e) { ui.flash(e.message); }
+      try {
+        const model = await ui.api("GET", path);
+        show(model);
+        if (!$("#service-name").value) $("#service-name").value = model.name;
+        ui.basicsForm(path, model, show);
+      } catch (e) { ui.flash(e.message); }
     }
     async function act(method, suffix, body, after) {
       try {
@@ -55,10 +60,11 @@
     $("#transfer").addEventListener("click", () => act("POST", "/transfer", {}, (run) => {
       window.location = page.prefix + "runs/" + run.id;
     }));
-    $("#publish-service").addEventListener("click", async () => {
-      const model = await ui.api("GET", path);
+    $("#service-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
       try {
-        const service = await ui.api("POST", "services", { name: model.name, model: model.id, replicas: 2 });
+        const service = await ui.api("POST", "services", { name: $("#service-name").value, model: Number(page.item_id),
+                                                           replicas: Number($("#service-replicas").value) });
         window.location = page.prefix + "services/" + service.id;
       } catch (e) { ui.flash(e.message); }
     });

@@ -9,7 +9,7 @@
     const path = "services/" + page.item_id;
     let service = null;
     let drawnForm = false;
-    const modelNames = {};  // model id -> "name version", asked once
+    const models = {};  // model id -> the model as the viewer may see it (null: not visible), asked once
     async function show(s) {
       service = s;
       $("#title").textContent = `${s.owner}/${s.name}`;
@@ -21,13 +21,22 @@
                     ["Visibility", s.visibility], ["Image", s.image], ["Revision", s.revision]];
       $("#fields").replaceChildren(...rows.flatMap(([label, value]) => ui.field(label, value)));
       if (s.model_id) {
-        const [dt, dd] = ui.field("Model", "");
-        if (!(s.model_id in modelNames)) {  // a model the viewer may not see is shown by its number
-          const model = await ui.api("GET", "models/" + s.model_id).catch(() => null);
-          modelNames[s.model_id] = model ? `${model.name} ${model.version}` : `model #${s.model_id}`;
+        if (!(s.model_id in models)) {  // a model the viewer may not see is shown by its number
+          models[s.model_id] = await ui.api("GET", "models/" + s.model_id).catch(() => null);
         }
-        dd.replaceChildren(ui.link(modelNames[s.model_id], page.prefix + "models/" + s.model_id));
+        const model = models[s.model_id];
+        const [dt, dd] = ui.field("Model", "");
+        dd.replaceChildren(ui.link(model ? `${model.name} ${model.version}` : `model #${s.model_id}`,
+                                   page.prefix + "models/" + s.model_id));
         $("#fields").append(dt, dd);
+        const run = model && model.lineage && model.lineage.run;
+        if (run) {  // "view task": the training run that made the model
+          const [rt, rd] = ui.field("Training run", "");
+          const link = ui.link(run.name, page.prefix + "runs/" + run.id);
+          link.id = "view-run";
+          rd.replaceChildren(link);
+          $("#fields").append(rt, rd);
+        }
       }
       $("#metrics").replaceChildren(...Object.entries(s.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
       if (!drawnForm) {
