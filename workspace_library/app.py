@@ -49,6 +49,7 @@ from .registry.rules import register
 from .runs import api as run_api
 from .runs.queue import Runs
 from .runs.rules import RunLimits
+from .projects import api as project_api
 from .services import api as service_api
 from .services.replicas import Services
 from .store import TarStore
@@ -249,7 +250,7 @@ class LibraryService(Application):
     def make_app(self, hub_auth) -> web.Application:
         """The routes and request schemas of every resource, under the service's prefix."""
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/library/")
-        resources = (algorithm_api, env_api, dataset_api, run_api, model_api, service_api)
+        resources = (algorithm_api, env_api, dataset_api, run_api, model_api, service_api, project_api)
         routes = [("api/openapi.json", base.OpenAPIHandler), ("api/me", base.MeHandler),
                   *(route for resource in resources for route in resource.ROUTES),
                   ("oauth_callback", HubOAuthCallbackHandler), *pages.ROUTES]

@@ -35,11 +35,11 @@ class _Pipe(io.RawIOBase):
         return len(data)
 
 
-def _write(out, files: list, path_of, fmt: str) -> None:
+def _write(out, files: list, open_file, fmt: str) -> None:
     if fmt == "zip":
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
             for name, digest, _ in files:
-                with open(path_of(digest), "rb") as src, archive.open(name, "w", force_zip64=True) as dst:
+                with open_file(digest) as src, archive.open(name, "w", force_zip64=True) as dst:
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
         return
@@ -47,12 +47,17 @@ def _write(out, files: list, path_of, fmt: str) -> None:
         for name, digest, size in files:
             info = tarfile.TarInfo(name)
             info.size, info.mode = size, 0o644
-            with open(path_of(digest), "rb") as src:
+            with open_file(digest) as src:
                 archive.addfile(info, src)
 
 
-async def send_archive(handler, files: list, path_of, filename: str, fmt: str = "zip") -> None:
-    """Send *files* (``[name, digest, size]``, read from ``path_of(digest)``) as *filename*."""
+def stored(path_of):
+    """Files of the content store: *digest* opened at ``path_of(digest)``."""
+    return lambda digest: open(path_of(digest), "rb")
+
+
+async def send_archive(handler, files: list, open_file, filename: str, fmt: str = "zip") -> None:
+    """Send *files* (``[name, key, size]``, each read from ``open_file(key)``) as *filename*."""
     handler.set_header("Content-Type", FORMATS[fmt])
     handler.set_header("Content-Disposition", f'attachment; filename="{filename}"')
     queue: asyncio.Queue = asyncio.Queue(maxsize=8)
@@ -61,7 +66,7 @@ async def send_archive(handler, files: list, path_of, filename: str, fmt: str = 
 
     def write():
         with io.BufferedWriter(pipe, 1 << 20) as out:
-            _write(out, files, path_of, fmt)
+            _write(out, files, open_file, fmt)
 
     writer = handler.service.offload(write)
     writer.add_done_callback(lambda _: queue.put_nowait(None))

@@ -6,9 +6,12 @@ never downloads a browser here).  Screenshots go to ``tests/artifacts/``.
 
 import html
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
+
+from workspace_hub.projects import user_dir_name
 
 from .conftest import login, shot
 
@@ -33,6 +36,40 @@ def test_login_create_project_and_land_in_jupyterlab(hub, page):
     shot(page, "04-jupyterlab")
     names = page.locator(".jp-DirListing-itemName").all_inner_texts()
     assert {"code", "model", "docker_image", "dataset", "help_doc"} <= set(names)
+
+
+def test_a_projects_code_downloads_as_a_zip_without_what_its_links_point_at(hub, page, tmp_path):
+    """Manual 2.6.5: a project's code folder as a zip, from the Projects page.  The folder is the user's to
+    write: a link in it to another file of the host, or to a folder, is left out, never followed."""
+    code = hub.data_root / "users" / user_dir_name("admin") / "browser-demo" / "code"
+    (code / "app").mkdir(parents=True, exist_ok=True)
+    (code / "app" / "hello.py").write_text("print('hello')\n")
+    (code / "leak").symlink_to("/etc/passwd")
+    (code / "everything").symlink_to("/")
+    login(page, hub)
+    page.goto(f"{hub.url}/hub/home")
+    with page.expect_download() as download:
+        page.click("#download-browser-demo")
+    saved = tmp_path / "code.zip"
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        names = archive.namelist()
+        assert archive.read("app/hello.py") == b"print('hello')\n"
+    assert "leak" not in names and not any(n.startswith("everything/") for n in names), names
+    assert download.value.suggested_filename == "browser-demo-code.zip"
+
+
+def test_publishing_a_project_from_its_row_names_what_is_missing(hub, page):
+    """Manual 2.6.7: "publish to the library" on a project's row; a project whose docker_image is empty is
+    told to build first."""
+    login(page, hub)
+    page.goto(f"{hub.url}/hub/home")
+    page.click("#publish-browser-demo")
+    page.wait_for_url("**/services/library/publish?project=browser-demo")
+    assert page.input_value("#project") == "browser-demo"
+    page.click("#publish-project")
+    page.wait_for_selector("#flash:has-text('has no image tars; run `ws build` first')")
+    shot(page, "06-publish-project-refused")
 
 
 def test_the_projects_page_lists_env_dataset_and_status_and_stops_and_deletes(hub, page):

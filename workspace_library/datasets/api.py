@@ -23,7 +23,7 @@ from .. import access, rules
 from ..base import ListHandler, RecordHandler as ItemHandler, iso_time
 from ..models import Dataset, Status, Visibility
 from ..errors import LibraryError
-from ..streaming import send_archive
+from ..streaming import send_archive, stored
 from . import rules as dataset_rules
 from .formats import is_text
 
@@ -264,7 +264,7 @@ class DownloadHandler(DatasetMixin, ItemHandler):
         objects = self.service.imports.objects
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dataset.name}-{dataset.version}-{split}.zip")
         self.release_db()
-        await send_archive(self, files, objects.path, filename)
+        await send_archive(self, files, stored(objects.path), filename)
 
 
 class FileHandler(DatasetMixin, ItemHandler):

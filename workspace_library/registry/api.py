@@ -18,7 +18,7 @@ from .. import access, rules
 from ..base import BaseHandler, int_arg, iso_time
 from ..models import Model, ModelAlias, ModelAliasEvent
 from ..errors import LibraryError
-from ..streaming import FORMATS, send_archive
+from ..streaming import FORMATS, send_archive, stored
 from . import rules as model_rules
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -156,7 +156,7 @@ class DownloadHandler(ModelHandler):
         files = await self.files(model)
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model.name}-{model.version}.{fmt}")
         self.release_db()
-        await send_archive(self, files, self.objects.path, filename, fmt)
+        await send_archive(self, files, stored(self.objects.path), filename, fmt)
 
 
 class FileHandler(ModelHandler):

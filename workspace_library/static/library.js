@@ -232,6 +232,17 @@
   function value(id) { return $("#" + id).value; }
 
   function publishPage() {
+    const project = new URLSearchParams(window.location.search).get("project");
+    if (project) $("#project").value = project;
+    $("#from-project").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { project: value("project"), visibility: value("project-visibility") };
+      if (value("project-image")) body.name = value("project-image");
+      try {
+        const item = await api("POST", "algorithms/from-project", body);
+        window.location = page.prefix + "algorithms/" + item.id;
+      } catch (e) { flash(e.message); }
+    });
     $("#publish").addEventListener("submit", async (event) => {
       event.preventDefault();
       const files = ["train", "predict"].map((role) => [role, $("#" + role).files[0]]).filter(([, f]) => f);
