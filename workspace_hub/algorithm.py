@@ -37,6 +37,21 @@ ENV_VAR = {
     },
 }
 
+# A purpose's second level depends on its first (manual 2.1.1): the tasks the pages offer for each.  The API
+# takes any slug as the second level, so that items registered before a task was listed stay valid.
+PURPOSE_TASKS = {
+    "image": ["classification", "detection", "segmentation", "ocr"],
+    "text": ["classification", "ner", "sentiment", "summarization"],
+    "audio": ["classification", "recognition"],
+    "video": ["classification", "detection"],
+    "tabular": ["classification", "regression"],
+    "other": ["other", "notebook"],
+}
+# How a dataset is annotated (manual 2.1.1: detection and segmentation are both "location"); the pages offer
+# these, the API takes any slug.
+ANNOTATIONS = {"classification": "a label per example", "location": "boxes or regions (detection, segmentation)",
+               "entity": "entities in text", "text": "text (transcription, translation)", "manual": "other"}
+
 SCHEMA = {
     "type": "object",
     "required": ["name", "version", "purpose", "kind", "device", "command"],
@@ -47,7 +62,7 @@ SCHEMA = {
         "description": {"type": "string", "maxLength": 2000},
         "purpose": {
             "type": "object", "required": ["first", "second"], "additionalProperties": False,
-            "properties": {"first": {"enum": ["image", "text", "audio", "video", "tabular", "other"]},
+            "properties": {"first": {"enum": list(PURPOSE_TASKS)},
                            "second": {"type": "string", "pattern": r"^[a-z][a-z0-9_-]{0,39}$"}},
         },
         "kind": {"enum": ["train", "predict"]},

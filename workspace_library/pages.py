@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tornado import web
 
-from workspace_hub.algorithm import SCHEMA
+from workspace_hub.algorithm import ANNOTATIONS, PURPOSE_TASKS
 from workspace_hub.contract import DATASET_FORMATS, RUN_VARIABLES
 
 from . import access
@@ -21,7 +21,6 @@ from .base import BaseHandler
 from .errors import LibraryError
 from .models import Algorithm, BaseEnv, Dataset, Model, Run, Service
 
-PURPOSES = SCHEMA["properties"]["purpose"]["properties"]["first"]["enum"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -50,11 +49,12 @@ class PageHandler(BaseHandler):
         prefix = self.settings["service_prefix"]
         page = {"prefix": prefix, "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes)
                 else self.xsrf_token, "user": who.name, "admin": who.admin,
-                "view": template.removesuffix(".html"), "run_variables": RUN_VARIABLES, **kwargs}
+                "view": template.removesuffix(".html"), "run_variables": RUN_VARIABLES, "purpose_tasks": PURPOSE_TASKS,
+                **kwargs}
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         return self.settings["templates"].get_template(template).render(
             prefix=prefix, hub=hub, user=who.name, admin=who.admin, page=page, formats=DATASET_FORMATS,
-            purposes=PURPOSES, gpu=self.service.gpu, error=error, **kwargs)
+            purposes=list(PURPOSE_TASKS), annotations=ANNOTATIONS, gpu=self.service.gpu, error=error, **kwargs)
 
     def write_error(self, status_code, **kwargs):
         """A page's refusal is a page (the message alone), never the API's JSON."""

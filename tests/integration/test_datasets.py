@@ -17,6 +17,7 @@ import requests
 from harness.archives import zip_archive
 from harness.library import Client
 from harness.waiting import wait_until
+from workspace_hub.algorithm import ANNOTATIONS, PURPOSE_TASKS
 
 from .conftest import login, shot
 
@@ -37,7 +38,9 @@ def test_upload_validate_online_mount_and_share_in_the_browser(hub, page, tmp_pa
     login(page, hub)
     page.goto(f"{hub.url}/services/library/datasets/new")
     page.fill("#name", "pets")
-    page.select_option("#purpose-first", "text")
+    page.select_option("#purpose-first", "text")  # the task list follows the purpose (manual 2.1.1)
+    assert page.locator("#purpose-second option").all_inner_texts() == PURPOSE_TASKS["text"]
+    assert page.locator("#annotation option").count() == len(ANNOTATIONS)  # a choice, not free text
     page.set_input_files("#file-train", str(archive))
     page.click("#create")
     page.wait_for_url("**/services/library/datasets/*")
@@ -69,9 +72,14 @@ def test_upload_validate_online_mount_and_share_in_the_browser(hub, page, tmp_pa
 
     page.goto(f"{hub.url}/services/library/datasets/{dataset_id}")
     page.wait_for_selector("#users:has-text('admin/with-pets')")
+    page.fill("#description", "cats and dogs, in words")  # the basic information, edited (manual 2.1.3)
+    assert not page.is_visible("#purpose-second")  # it has been online: its purpose is fixed, so not offered
     page.select_option("#share-visibility", "public")
     page.click("#share-save")
     wait_until(lambda: viola("GET", f"datasets/{dataset_id}").status_code == 200, what="the dataset to be shared")
+    edited = viola("GET", f"datasets/{dataset_id}").json()
+    assert (edited["description"], edited["purpose"]) == ("cats and dogs, in words",
+                                                          {"first": "text", "second": "classification"})
     shot(page, "datasets-02-shared")
     shared = viola("GET", "datasets", params={"name": "pets"}).json()["items"]
     assert [(d["owner"], d["visibility"]) for d in shared] == [("admin", "public")]

@@ -68,6 +68,8 @@
   }
 
   function newPage() {
+    purposeSelects("image", "classification");
+    $("#annotation").value = "classification";
     showSplits($("#test-mode").value);
     $("#test-mode").addEventListener("change", () => showSplits($("#test-mode").value));
     $("#dataset-new").addEventListener("submit", async (event) => {
@@ -159,7 +161,18 @@
                     ? "independent test set (mounted at /project/dataset_test)" : "custom train ratio (TRAIN_RATIO)"],
                   ["Description", dataset.description]];
     $("#fields").replaceChildren(...rows.flatMap(([label, value]) => ui.field(label, value)));
-    $("#share-visibility").value = dataset.visibility;
+    if (ui.mayChange(dataset) && !$("#share").dataset.bound) {  // filled once: a refresh keeps what is typed
+      $("#share").dataset.bound = "1";
+      $("#share").classList.remove("d-none");
+      $("#share-visibility").value = dataset.visibility;
+      $("#description").value = dataset.description || "";
+      purposeSelects(dataset.purpose.first, dataset.purpose.second);
+      choose($("#annotation"), dataset.annotation);
+    }
+    // once online, a version's purpose and annotation are fixed (publish a new version): not offered
+    for (const field of document.querySelectorAll("#share .purpose-field")) {
+      field.classList.toggle("d-none", !!dataset.was_online);
+    }
     $("#online").disabled = !["ready", "offline"].includes(dataset.status);
     $("#offline").disabled = dataset.status !== "online";
     $("#delete").disabled = ["online", "validating"].includes(dataset.status);
@@ -187,6 +200,26 @@
       section.appendChild(samples);
       return section;
     }));
+  }
+
+  // Select *value* in *select*, adding it when the list lacks it (an item registered with another value).
+  function choose(select, value) {
+    if (![...select.options].some((o) => o.value === value)) select.add(new Option(value, value));
+    select.value = value;
+  }
+
+  // The task list follows the purpose (manual 2.1.1: 二级用途对应一级用途).
+  function purposeSelects(first, second) {
+    const firstSelect = $("#purpose-first"), secondSelect = $("#purpose-second");
+    const fill = () => secondSelect.replaceChildren(...(page.purpose_tasks[firstSelect.value] || [])
+      .map((task) => new Option(task, task)));
+    if (!firstSelect.dataset.bound) {
+      firstSelect.dataset.bound = "1";
+      firstSelect.addEventListener("change", fill);
+    }
+    choose(firstSelect, first);
+    fill();
+    if (second) choose(secondSelect, second);
   }
 
   function datasetPage() {
@@ -217,7 +250,12 @@
     $("#delete").addEventListener("click", () => { if (confirm("Delete this dataset version?")) act("DELETE", ""); });
     $("#share").addEventListener("submit", (event) => {
       event.preventDefault();
-      act("PATCH", "", { visibility: $("#share-visibility").value });
+      const edit = { visibility: $("#share-visibility").value, description: $("#description").value };
+      if (!$("#annotation").closest(".purpose-field").classList.contains("d-none")) {
+        edit.annotation = $("#annotation").value;
+        edit.purpose = { first: $("#purpose-first").value, second: $("#purpose-second").value };
+      }
+      act("PATCH", "", edit);
     });
     $("#resume-upload").addEventListener("click", async () => {
       try {
