@@ -104,3 +104,40 @@ def test_an_admin_edits_a_base_envs_basic_information_on_its_page(hub, page):
     assert (edited["description"], edited["visibility"]) == ("Keras 3 on TensorFlow, for the image samples", "public")
     assert client("PATCH", f"envs/{keras['id']}", json={"visibility": "preset",
                                                         "description": keras["description"]}).status_code == 200
+
+
+def test_an_algorithms_commands_variables_and_interface_are_typed_fields_not_json(hub, page):
+    """Manual 2.2.1 and 2.2.3: the train and predict settings are fields and tables, on the edit page and on the
+    algorithm's page; nothing asks for or shows JSON."""
+    login(page, hub)
+    client = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
+    draft = client("POST", "algorithms", json={
+        "name": "typed-fields", "version": "1.0", "purpose": {"first": "text", "second": "classification"},
+        "train": {"command": ["python", "src/train.py"], "env_vars": {
+            "EPOCHS": {"type": "Integer", "default": 5, "range": [1, 100], "description": "passes over the data"}}},
+        "predict": {"command": ["python", "src/api.py"], "interface": {"name": "classify", "method": "POST", "params": [
+            {"name": "text", "type": "String", "required": True, "test_value": "足球"}]}}}).json()
+    page.goto(f"{hub.url}/services/library/algorithms/{draft['id']}/edit")
+    row = page.locator("#train-env tbody tr").first
+    expect(row.locator("[data-field=name]")).to_have_value("EPOCHS")
+    row.locator("[data-field=default]").fill("8")
+    page.click("#train-env-add")
+    added = page.locator("#train-env tbody tr").nth(1)
+    added.locator("[data-field=name]").fill("LEARNING_RATE")
+    added.locator("[data-field=type]").select_option("Float")
+    added.locator("[data-field=default]").fill("0.01")
+    page.locator("#predict-params tbody tr").first.locator("[data-field=description]").fill("the text to classify")
+    assert page.locator("textarea.font-monospace").count() == 4 and "{" not in page.inner_text("#edit-form")
+    shot(page, "library-algorithm-edit-typed")
+    page.click("#edit-save")
+    page.wait_for_url(f"**/services/library/algorithms/{draft['id']}")
+    saved = client("GET", f"algorithms/{draft['id']}").json()
+    assert saved["train"]["env_vars"] == {
+        "EPOCHS": {"type": "Integer", "default": 8, "range": [1, 100], "description": "passes over the data"},
+        "LEARNING_RATE": {"type": "Float", "default": 0.01}}
+    assert saved["train"]["command"] == ["python", "src/train.py"]
+    assert saved["predict"]["interface"]["params"] == [{"name": "text", "type": "String", "required": True,
+                                                        "test_value": "足球", "description": "the text to classify"}]
+    expect(page.locator("#train .env-vars td").first).to_have_text("EPOCHS")
+    assert "{" not in page.inner_text("#train")
+    shot(page, "library-algorithm-typed")

@@ -150,7 +150,9 @@
         basicsForm(path, item, (saved) => showItem({ ...item, ...saved }, kind));
         if (kind === "algorithms") {
           $("#edit").href = page.prefix + path + "/edit";
-          $("#train").textContent = item.train ? JSON.stringify(item.train, null, 2) : "(no train image)";
+          if (item.train) window.AlgorithmParts.view($("#train"), item.train);
+          else $("#train").textContent = "(no train image)";
+          if (item.predict) window.AlgorithmParts.view($("#predict"), item.predict);
           const iface = item.predict && item.predict.interface;
           $("#predict-section").classList.toggle("d-none", !iface);
           if (iface && !shownInterface) { showInterface(iface); shownInterface = true; }
@@ -267,25 +269,30 @@
       $("#purpose_first").value = item.purpose.first;
       $("#purpose_second").value = item.purpose.second;
       $("#transfer_training").checked = item.transfer_training;
-      $("#train").value = JSON.stringify(item.train || {}, null, 2);
-      $("#predict").value = JSON.stringify(item.predict || {}, null, 2);
+      parts.train = window.AlgorithmParts.editor($("#train"), "train", item.train);
+      parts.predict = window.AlgorithmParts.editor($("#predict"), "predict", item.predict);
       if (item.was_online) {
+        frozen = true;
         $("#frozen-note").textContent = "This version has been online: only its description and visibility can change.";
-        for (const id of ["purpose_first", "purpose_second", "transfer_training", "train", "predict"]) $("#" + id).disabled = true;
+        for (const node of document.querySelectorAll("#purpose_first, #purpose_second, #transfer_training, " +
+                                                     "#train input, #train select, #train textarea, #train button, " +
+                                                     "#predict input, #predict select, #predict textarea, #predict button")) {
+          node.disabled = true;
+        }
       }
     }).catch((e) => flash(e.message));
+    const parts = {};
+    let frozen = false;
     $("#edit-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = { description: value("description"), visibility: value("visibility") };
-      if (!$("#train").disabled) {
+      if (!frozen) {
         body.purpose = { first: value("purpose_first"), second: value("purpose_second") };
         body.transfer_training = $("#transfer_training").checked;
-        try {
-          for (const part of ["train", "predict"]) {
-            const parsed = JSON.parse(value(part) || "{}");
-            if (Object.keys(parsed).length) body[part] = parsed;
-          }
-        } catch (e) { flash("the train or predict part is not valid JSON: " + e.message); return; }
+        for (const kind of ["train", "predict"]) {
+          const part = parts[kind] && parts[kind]();
+          if (part) body[kind] = part;
+        }
       }
       try { await api("PATCH", path, body); window.location = page.prefix + path; } catch (e) { flash(e.message); }
     });
