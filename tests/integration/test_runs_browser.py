@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 import requests
 
 from harness.library import Client
@@ -121,6 +122,14 @@ def test_the_model_becomes_a_service_tested_in_the_browser_and_called_with_a_tok
     page.wait_for_url("**/hub/home")
     client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
     [model] = client("GET", "models", params={"name": "my-first-run"}).json()["items"]
+    page.goto(f"{hub.url}/services/library/models")  # her own models say "mine"; the shared center lists others'
+    page.select_option("#scope", "mine")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#items tbody tr")).to_have_count(2)  # the wizard's run and the one from `ws runs`
+    expect(page.locator("#items tbody tr .mine")).to_have_text(["mine", "mine"])
+    page.select_option("#scope", "shared")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#items tbody tr")).to_have_count(0)
     page.goto(f"{hub.url}/services/library/models/{model['id']}")
     page.wait_for_selector("#title:has-text('my-first-run 1')")
     # its basic information and visibility, on the page (manual 2.4)

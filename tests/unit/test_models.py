@@ -218,3 +218,21 @@ def test_the_model_a_run_registered_is_found_by_its_run(library, as_, tmp_path):
     assert [m["id"] for m in found] == [model_id]
     assert as_["other"]("GET", "models", params={"run": run_id}).json()["items"] == []  # private stays private
     assert as_["owner"]("GET", "models", params={"run": "x"}).json()["error"]["code"] == "invalid-query"
+
+
+def test_the_shared_model_center_lists_what_others_shared_and_mine_lists_my_own(library, as_, tmp_path):
+    """Manual 2.4: a shared list from which others download or deploy; the owner's own models apart."""
+    service, _ = library
+    name = f"m{uuid.uuid4().hex[:8]}"
+    mine = trained(service, tmp_path, {"model.pkl": b"1"}, name=name)
+    shared = trained(service, tmp_path, {"model.pkl": b"2"}, name=name, owner="oscar")
+    hidden = trained(service, tmp_path, {"model.pkl": b"3"}, name=name, owner="oscar")
+    assert as_["other"]("PATCH", f"models/{shared}", json={"visibility": "public"}).status_code == 200
+
+    def listed(scope):
+        return {m["id"] for m in as_["owner"]("GET", "models", params={"scope": scope, "name": name}).json()["items"]}
+    assert listed("mine") == {mine}
+    assert listed("shared") == {shared}  # oscar's private one stays his
+    assert hidden not in listed("")
+    refused = as_["owner"]("GET", "models", params={"scope": "everything"})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "scope"

@@ -71,6 +71,11 @@ class ModelListHandler(ModelHandler):
             value = self.get_query_argument(name, None)
             if value is not None:
                 where.append(getattr(Model, name) == value[:255])
+        scope = self.get_query_argument("scope", "")
+        if scope not in ("", "mine", "shared"):
+            raise LibraryError(400, "invalid-query", "scope must be mine or shared", "scope")
+        if scope:  # mine, or the shared model center: what others made public, preset or shared with the caller
+            where.append(Model.owner == who.name if scope == "mine" else Model.owner != who.name)
         run = self.get_query_argument("run", None)
         if run is not None:  # the model a run registered (the run page links it)
             where.append(Model.run_id == int_arg(self, "run", 0, 0, 999_999))

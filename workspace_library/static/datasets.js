@@ -267,7 +267,7 @@
   }
 
   const datasetColumns = (d) => [d.name, d.version, d.format, `${d.purpose.first}/${d.purpose.second}`,
-                                 Object.values(d.counts || {}).reduce((a, b) => a + b, 0), d.owner, d.visibility,
+                                 Object.values(d.counts || {}).reduce((a, b) => a + b, 0), ui.owner(d.owner), d.visibility,
                                  ui.badge(d.status)];
   const views = { datasets: () => ui.listPage("datasets", datasetColumns), dataset_new: newPage, dataset: datasetPage };
   if (views[page.view]) views[page.view]();

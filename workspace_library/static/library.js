@@ -116,6 +116,15 @@
     $("#delete").disabled = ["online", "validating"].includes(item.status);
   }
 
+  // An owner as a list shows it: the caller's own items say "mine".
+  function owner(name) {
+    if (name !== page.user) return name;
+    const mine = document.createElement("span");
+    mine.className = "badge bg-secondary mine";
+    mine.textContent = "mine";
+    return mine;
+  }
+
   // Whether the caller may change *item* (the API decides; this only hides what it would refuse).
   const mayChange = (item) => page.admin || (item.owner === page.user && item.visibility !== "preset");
 
@@ -315,7 +324,7 @@
   }
 
   const algorithmColumns = (a) => [a.name, a.version, `${a.purpose.first}/${a.purpose.second}`, a.framework,
-                                   a.device, a.owner, a.visibility, badge(a.status)];
+                                   a.device, owner(a.owner), a.visibility, badge(a.status)];
   function availability(env) {  // online, but not startable on this host: say why and how to fix it
     if (!env.unavailable) return badge(env.status);
     const cell = document.createElement("span");
@@ -328,12 +337,12 @@
     return cell;
   }
 
-  const envColumns = (e) => [e.name, e.version, e.framework, e.device, e.owner, e.visibility, availability(e)];
+  const envColumns = (e) => [e.name, e.version, e.framework, e.device, owner(e.owner), e.visibility, availability(e)];
   const views = {
     algorithms: () => listPage("algorithms", algorithmColumns), envs: () => listPage("envs", envColumns),
     algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),
     publish: publishPage, edit: editPage, env_new: envNewPage,
   };
-  window.LibraryUI = { api, flash, row, link, badge, field, listPage, text, basicsForm, mayChange };
+  window.LibraryUI = { api, flash, row, link, badge, field, listPage, text, basicsForm, mayChange, owner };
   if (views[page.view]) views[page.view]();
 })();

@@ -77,7 +77,8 @@
   }
 
   const views = {
-    models: () => ui.listPage("models", (m) => [m.name, m.version, m.owner, m.aliases.join(", "), metrics(m), m.visibility]),
+    models: () => ui.listPage("models", (m) => [m.name, m.version, ui.owner(m.owner), m.aliases.join(", "), metrics(m),
+                                                 m.visibility]),
     model: modelPage,
   };
   if (views[page.view]) views[page.view]();

@@ -110,7 +110,7 @@
   }
 
   const views = {
-    services: () => ui.listPage("services", (s) => [s.name, s.owner, ui.badge(s.status), s.replicas, s.address, s.visibility]),
+    services: () => ui.listPage("services", (s) => [s.name, ui.owner(s.owner), ui.badge(s.status), s.replicas, s.address, s.visibility]),
     service: servicePage,
   };
   if (views[page.view]) views[page.view]();
