@@ -75,6 +75,7 @@ def test_a_new_user_trains_the_preset_classifier_in_the_wizard(hub, page, preset
     page.wait_for_url("**/hub/home")
     page.goto(f"{hub.url}/services/library/runs/new")
     page.select_option("#purpose", "text")
+    page.select_option("#source", "preset")  # mine, preset or others' public ones (manual 2.3.1)
     page.wait_for_selector("#algorithm option:has-text('text-classify-bayes 1.0 (preset')", state="attached")
     page.wait_for_selector("#dataset option:has-text('news-texts 1')", state="attached")
     page.wait_for_load_state("networkidle")  # the lists have settled
@@ -82,6 +83,9 @@ def test_a_new_user_trains_the_preset_classifier_in_the_wizard(hub, page, preset
     page.fill("#name", "my-first-run")
     page.fill("#train-ratio", "0.9")
     page.fill("#hp-EPOCHS", "6")
+    assert page.inner_text("#hp-help-EPOCHS") == "passes over the training data (1 to 1000)"  # the algorithm's words
+    datasets = page.locator("#dataset option").all_inner_texts()
+    assert datasets and all("digits" not in d for d in datasets)  # an image dataset is not offered to a text task
     shot(page, "runs-01-wizard")
     assert page.eval_on_selector("#dataset", "s => s.options[s.selectedIndex].text").startswith("news-texts")
     page.click("#start")

@@ -153,7 +153,13 @@
     input.dataset.name = name;
     input.dataset.type = spec.type || "String";
     input.title = spec.description || "";
-    col.append(label, input);
+    const help = document.createElement("div");  // what the algorithm says of it, and what it takes
+    help.className = "form-text hp-help";
+    help.id = "hp-help-" + name;
+    input.setAttribute("aria-describedby", help.id);
+    const takes = spec.range ? `${spec.range[0]} to ${spec.range[1]}` : spec.choices ? spec.choices.join(", ") : "";
+    help.textContent = [spec.description, takes && `(${takes})`].filter(Boolean).join(" ");
+    col.append(label, input, help);
     return col;
   }
 
@@ -163,10 +169,16 @@
     async function loadAlgorithms() {
       const params = new URLSearchParams({ status: "online", per_page: 100 });
       if ($("#purpose").value) params.set("purpose_first", $("#purpose").value);
+      const source = $("#source").value;  // mine, presets, or others' public ones (manual 2.3.1)
+      if (source === "preset") params.set("visibility", "preset");
       // the list has no images; an online version with a train part has a validated train image
-      algorithms = (await ui.api("GET", "algorithms?" + params)).items.filter((a) => a.train);
+      algorithms = (await ui.api("GET", "algorithms?" + params)).items.filter((a) => a.train
+        && (source !== "mine" || a.owner === page.user)
+        && (source !== "public" || (a.visibility === "public" && a.owner !== page.user)));
       $("#algorithm").replaceChildren(...algorithms.map((a) => new Option(
-        `${a.name} ${a.version} (${a.visibility === "private" ? "mine" : a.visibility + ", " + a.owner})`, a.id)));
+        `${a.name} ${a.version} (${a.owner === page.user ? "mine" : a.visibility + ", " + a.owner})`, a.id)));
+      if (!algorithms.length) ui.flash("no online algorithm of this purpose among these; choose another source or purpose");
+      else ui.flash("");
       await chooseAlgorithm();
     }
     async function chooseAlgorithm() {
@@ -177,6 +189,7 @@
       const params = new URLSearchParams({ status: "online", per_page: 100 });
       const format = algorithm && algorithm.train.dataset_format;
       if (format) params.set("format", format);
+      if (algorithm) params.set("purpose_first", algorithm.purpose.first);  // datasets of the algorithm's purpose
       datasets = (await ui.api("GET", "datasets?" + params)).items;
       const chosen = $("#dataset").value;  // a choice the user made survives a reload of the list
       $("#dataset").replaceChildren(...datasets.map((d) => new Option(
@@ -185,7 +198,9 @@
     }
     function chooseDataset() {
       const dataset = datasets.find((d) => String(d.id) === $("#dataset").value);
-      $("#ratio-box").classList.toggle("d-none", Boolean(dataset && dataset.test_mode === "independent"));
+      const independent = Boolean(dataset && dataset.test_mode === "independent");
+      $("#ratio-box").classList.toggle("d-none", independent);
+      $("#independent-note").classList.toggle("d-none", !independent);
     }
     async function submit(start) {
       const hyperparameters = {};
@@ -208,6 +223,7 @@
       } catch (e) { ui.flash(e.message); }
     }
     $("#purpose").addEventListener("change", () => loadAlgorithms().catch((e) => ui.flash(e.message)));
+    $("#source").addEventListener("change", () => loadAlgorithms().catch((e) => ui.flash(e.message)));
     $("#algorithm").addEventListener("change", () => chooseAlgorithm().catch((e) => ui.flash(e.message)));
     $("#dataset").addEventListener("change", chooseDataset);
     $("#save").addEventListener("click", () => submit(false));
