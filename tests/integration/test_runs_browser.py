@@ -101,6 +101,7 @@ def test_a_new_user_trains_the_preset_classifier_in_the_wizard(hub, page, preset
     page.wait_for_selector("#status:has-text('succeeded')", timeout=300_000)
     page.wait_for_function("document.querySelectorAll(\"svg.chart[data-metric='loss'] circle\").length === 6")
     assert "metric: epoch=6" in page.inner_text("#log")
+    expect(page.locator("#fields .pairs tr", has_text="EPOCHS")).to_have_text("EPOCHS6")  # a table, not JSON
     assert "accuracy" in page.inner_text("#final")
     shot(page, "runs-02-succeeded")
 
@@ -143,6 +144,7 @@ def test_the_model_becomes_a_service_tested_in_the_browser_and_called_with_a_tok
     page.wait_for_selector("#basics-saved:not(.d-none)")
     edited = client("GET", f"models/{model['id']}").json()
     assert (edited["description"], edited["visibility"]) == ("my first classifier", "public")
+    assert "{" not in page.inner_text("#fields")  # the hyperparameters are a table
     # publishing asks for the service's name and replica count
     assert page.input_value("#service-name") == "my-first-run" and page.input_value("#service-replicas") == "2"
     shot(page, "services-01-model")

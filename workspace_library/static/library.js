@@ -81,8 +81,26 @@
   function field(label, value) {
     const dt = document.createElement("dt"), dd = document.createElement("dd");
     dt.className = "col-sm-3"; dd.className = "col-sm-9";
-    dt.textContent = label; dd.textContent = value === "" || value == null ? "-" : value;
+    dt.textContent = label;
+    if (value instanceof Node) dd.replaceChildren(value);
+    else dd.textContent = value === "" || value == null ? "-" : value;
     return [dt, dd];
+  }
+
+  // Names and values (hyperparameters) as a small table, "-" when there are none.
+  function pairs(values) {
+    const entries = Object.entries(values || {});
+    if (!entries.length) return "-";
+    const table = document.createElement("table");
+    table.className = "table table-sm w-auto mb-0 pairs";
+    const body = document.createElement("tbody");
+    for (const [name, value] of entries) {
+      const tr = row([name, value]);
+      tr.firstChild.className = "font-monospace";
+      body.appendChild(tr);
+    }
+    table.appendChild(body);
+    return table;
   }
 
   function showItem(item, kind) {
@@ -343,6 +361,6 @@
     algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),
     publish: publishPage, edit: editPage, env_new: envNewPage,
   };
-  window.LibraryUI = { api, flash, row, link, badge, field, listPage, text, basicsForm, mayChange, owner };
+  window.LibraryUI = { api, flash, row, link, badge, field, pairs, listPage, text, basicsForm, mayChange, owner };
   if (views[page.view]) views[page.view]();
 })();

@@ -22,7 +22,7 @@
       const parent = model.parent_id ? ui.link(`model #${model.parent_id}`, page.prefix + "models/" + model.parent_id) : "-";
       const rows = [["Owner", model.owner], ["Visibility", model.visibility], ["Files", `${model.files} (${model.size} bytes)`],
                     ["Trained by", run], ["Algorithm", lineage.algorithm], ["Dataset", lineage.dataset],
-                    ["Hyperparameters", JSON.stringify(lineage.hyperparameters || {})], ["Started from", parent],
+                    ["Hyperparameters", ui.pairs(lineage.hyperparameters)], ["Started from", parent],
                     ["Shared with", (model.shared_with || []).join(", ")]];
       $("#fields").replaceChildren(...rows.flatMap(([label, value]) => {
         const [dt, dd] = ui.field(label, value instanceof Node ? "" : value);

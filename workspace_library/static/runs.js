@@ -244,7 +244,7 @@
       status.textContent = run.status + (run.reason ? ` (${run.reason})` : "");
       $("#message").textContent = run.message || "";
       const rows = [["Algorithm", run.algorithm.label], ["Dataset", run.dataset.label],
-                    ["Hyperparameters", JSON.stringify(run.hyperparameters)],
+                    ["Hyperparameters", ui.pairs(run.hyperparameters)],
                     ["Train ratio / seed", `${run.train_ratio ?? "independent test set"} / ${run.seed}`],
                     ["Resources", `${run.resources.device}, ${run.resources.mem_gb} GB, ${run.resources.cpus} CPUs`],
                     ["Image", run.image_digest || run.image], ["Started", run.started], ["Finished", run.finished]];
