@@ -36,11 +36,14 @@ class PageHandler(BaseHandler):
 
     template = "algorithms.html"
     kind = None  # the model of the item whose id is in the path
+    change = False  # a page that changes the item (its edit page): for those who may change it only
 
     @web.authenticated
     def get(self, **kwargs):
         if self.kind is not None:
-            access.get_visible(self.db, self.kind, int(kwargs["item_id"]), self.who)
+            item = access.get_visible(self.db, self.kind, int(kwargs["item_id"]), self.who)
+            if self.change:
+                access.require_change(item, self.who)
             self.release_db()
         self.finish(self.render_page(self.template, **kwargs))
 
@@ -66,15 +69,16 @@ class PageHandler(BaseHandler):
         self.finish(self.render_page("error.html", error=error))
 
 
-def page(template: str, kind=None) -> type[PageHandler]:
-    return type(f"Page_{template.split('.')[0]}", (PageHandler,), {"template": template, "kind": kind})
+def page(template: str, kind=None, change: bool = False) -> type[PageHandler]:
+    return type(f"Page_{template.split('.')[0]}", (PageHandler,), {"template": template, "kind": kind,
+                                                                   "change": change})
 
 
 ROUTES = [
     ("", page("algorithms.html")),
     ("publish", page("publish.html")),
     (r"algorithms/(?P<item_id>\d{1,9})", page("algorithm.html", Algorithm)),
-    (r"algorithms/(?P<item_id>\d{1,9})/edit", page("edit.html", Algorithm)),
+    (r"algorithms/(?P<item_id>\d{1,9})/edit", page("edit.html", Algorithm, change=True)),
     ("datasets", page("datasets.html")),
     ("datasets/new", page("dataset_new.html")),
     (r"datasets/(?P<item_id>\d{1,9})", page("dataset.html", Dataset)),

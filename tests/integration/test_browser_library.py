@@ -114,7 +114,8 @@ def test_an_algorithms_commands_variables_and_interface_are_typed_fields_not_jso
     draft = client("POST", "algorithms", json={
         "name": "typed-fields", "version": "1.0", "purpose": {"first": "text", "second": "classification"},
         "train": {"command": ["python", "src/train.py"], "env_vars": {
-            "EPOCHS": {"type": "Integer", "default": 5, "range": [1, 100], "description": "passes over the data"}}},
+            "EPOCHS": {"type": "Integer", "default": 5, "range": [1, 100], "description": "passes over the data"},
+            "DEVICE": {"type": "String", "default": "cpu", "choices": ["cpu", "cuda"]}}},
         "predict": {"command": ["python", "src/api.py"], "interface": {"name": "classify", "method": "POST", "params": [
             {"name": "text", "type": "String", "required": True, "test_value": "足球"}]}}}).json()
     page.goto(f"{hub.url}/services/library/algorithms/{draft['id']}/edit")
@@ -122,7 +123,7 @@ def test_an_algorithms_commands_variables_and_interface_are_typed_fields_not_jso
     expect(row.locator("[data-field=name]")).to_have_value("EPOCHS")
     row.locator("[data-field=default]").fill("8")
     page.click("#train-env-add")
-    added = page.locator("#train-env tbody tr").nth(1)
+    added = page.locator("#train-env tbody tr").nth(2)
     added.locator("[data-field=name]").fill("LEARNING_RATE")
     added.locator("[data-field=type]").select_option("Float")
     added.locator("[data-field=default]").fill("0.01")
@@ -134,6 +135,7 @@ def test_an_algorithms_commands_variables_and_interface_are_typed_fields_not_jso
     saved = client("GET", f"algorithms/{draft['id']}").json()
     assert saved["train"]["env_vars"] == {
         "EPOCHS": {"type": "Integer", "default": 8, "range": [1, 100], "description": "passes over the data"},
+        "DEVICE": {"type": "String", "default": "cpu", "choices": ["cpu", "cuda"]},  # kept, though not a column
         "LEARNING_RATE": {"type": "Float", "default": 0.01}}
     assert saved["train"]["command"] == ["python", "src/train.py"]
     assert saved["predict"]["interface"]["params"] == [{"name": "text", "type": "String", "required": True,

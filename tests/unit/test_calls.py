@@ -134,3 +134,53 @@ def test_a_replica_that_refuses_connections_is_a_connection_refused_error():
         with pytest.raises(ConnectionRefusedError):
             await Calls("127.0.0.1", 1).request("GET", "/")
     asyncio.run(main())
+
+
+def test_an_early_hint_is_not_taken_for_the_answer():
+    """A 103 (or 100) comes before the answer: the call waits for the real one, and the next call gets its own."""
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>\r\n\r\n"
+
+    async def calls_made(calls, replica):
+        return [(await calls.request("GET", f"/{n}")).status for n in range(3)], replica.connections
+    answers, connections = calling(lambda n: (early + OK, False), calls_made)
+    assert answers == [200, 200, 200] and connections == 1
+
+
+def test_an_answer_cut_short_is_a_reset_not_a_shorter_answer():
+    cut = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100\r\n\r\nhalf"
+
+    async def calls_made(calls, replica):
+        with pytest.raises(ConnectionResetError):
+            await calls.request("GET", "/")
+    calling(lambda n: (cut, True), calls_made)
+
+
+def test_headers_that_never_end_are_cut_off():
+    """A hostile replica streaming one endless header would grow the library's memory for every tenant."""
+    endless = b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * (1024 * 1024)
+
+    async def calls_made(calls, replica):
+        with pytest.raises(OSError, match="bytes of headers"):
+            await calls.request("GET", "/")
+    calling(lambda n: (endless, False), calls_made)
+
+
+def test_a_post_is_not_sent_again_after_a_reset_but_a_get_is():
+    """A reset once a call went out: it may have run, so a POST is not sent twice; a GET may be."""
+    def answer(n):
+        return (OK, False) if n == 1 else (b"", True)  # the first answer keeps the connection; then it dies
+
+    async def calls_made(calls, replica):
+        await calls.request("GET", "/warm")
+        with pytest.raises(ConnectionResetError):
+            await calls.request("POST", "/charge", b"{}")
+        return [r.split(b" ")[1] for r in replica.requests]
+    assert calling(answer, calls_made) == [b"/warm", b"/charge"]
+
+
+def test_a_line_break_in_a_header_is_refused_before_anything_is_sent():
+    async def calls_made(calls, replica):
+        with pytest.raises(ValueError, match="line break"):
+            await calls.request("POST", "/p", b"{}", {"Content-Type": "application/json\r\nX-Admin: 1"})
+        return replica.requests
+    assert calling(lambda n: (OK, False), calls_made) == []

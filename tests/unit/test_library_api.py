@@ -370,6 +370,10 @@ def test_the_page_of_an_item_you_cannot_see_is_the_error_alone(library, page, mo
         assert r.status_code == status and r.headers["Content-Type"].startswith("text/html"), r.text
         assert (action in r.text) == (status == 200)
         assert ('id="page-error"' in r.text) == (status == 404)
+    if page.endswith("/edit"):  # seeing a public algorithm is not editing it: the edit page is the owner's
+        add_public = add(service, model, visibility=Visibility.public)
+        r = requests.get(base + page.format(add_public), headers={"Authorization": "token other-token"}, timeout=30)
+        assert r.status_code == 403 and action not in r.text and 'id="page-error"' in r.text
     r = requests.get(base + page.format(999_999_999), headers={"Authorization": "token owner-token"}, timeout=30)
     assert r.status_code == 404 and 'id="page-error"' in r.text and '{"error": {' not in r.text
 

@@ -28,6 +28,9 @@ from .base import AnswerTooLarge, MAX_ANSWER, Response
 
 KEEPALIVE = 30  # seconds an idle connection to a replica is kept
 MAX_IDLE = 64  # idle connections kept per replica; more are closed as their calls end
+MAX_CONNECTIONS = 256  # connections open to one replica at once; more calls wait for one
+MAX_HEAD = 64 * 1024  # bytes of status line and headers an answer may have (h11's limit is 16 KiB)
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})  # sent again after a reset, as nginx does
 
 
 class _Connection(asyncio.Protocol):
@@ -42,7 +45,8 @@ class _Connection(asyncio.Protocol):
         self._reset(MAX_ANSWER)
 
     def _reset(self, limit: int) -> None:
-        self.limit, self.body, self.status, self.content_type, self.started = limit, bytearray(), 0, b"", False
+        self.limit, self.body, self.status, self.content_type = limit, bytearray(), 0, b""
+        self.head, self.framed = 0, False  # bytes before the headers ended; whether the answer says its end
 
     # -- asyncio ---------------------------------------------------------------------------------
     def connection_made(self, transport):
@@ -51,16 +55,19 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.answer is None or self.answer.done():  # nothing was asked: a replica that misbehaves
             return self.close()
-        self.started = True
+        if not self.status:  # a head that never ends would grow without bound in the parser
+            self.head += len(data)
+            if self.head > MAX_HEAD:
+                return self._fail(OSError(f"the replica's answer has more than {MAX_HEAD} bytes of headers"))
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as e:
-            self._fail(OSError(f"the replica's answer is not HTTP: {e}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
+            self._fail(OSError(f"the replica's answer is not HTTP (or asks to switch protocols): {e!r}"))
 
     def connection_lost(self, exc) -> None:
         self.closed = True
         if self.answer is not None and not self.answer.done():
-            if self.status and not self.parser.should_keep_alive():  # an answer that ends with its connection
+            if self.status and not self.framed:  # an answer without a length ends with its connection
                 return self.answer.set_result(self._response())
             self.answer.set_exception(ConnectionResetError(f"the replica closed the connection: {exc or 'EOF'}"))
 
@@ -70,8 +77,11 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
+        name = name.lower()
+        if name == b"content-type":
             self.content_type = value
+        elif name in (b"content-length", b"transfer-encoding"):
+            self.framed = True
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -82,6 +92,9 @@ class _Connection(asyncio.Protocol):
             self._fail(AnswerTooLarge(f"the replica's answer passed {self.limit} bytes"))
 
     def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:  # 100 Continue, 103 Early Hints: the answer is still to come
+            self._reset(self.limit)
+            return
         if self.answer is not None and not self.answer.done():
             if not self.parser.should_keep_alive():
                 self.close()
@@ -116,6 +129,7 @@ class Calls:
         self.host, self.port, self.make_socket = host, port, make_socket
         self.idle: deque[_Connection] = deque()
         self.authority = f"{host}:{port}".encode()
+        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -149,6 +163,8 @@ class Calls:
         lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + self.authority,
                  b"Content-Length: " + str(len(body)).encode()]
         for name, value in (headers or {}).items():
+            if "\r" in name or "\n" in name or "\r" in str(value) or "\n" in str(value):
+                raise ValueError(f"the header {name!r} holds a line break")
             if name.lower() not in ("host", "content-length", "transfer-encoding", "connection"):
                 lines.append(f"{name}: {value}".encode("latin-1"))
         return b"\r\n".join(lines) + b"\r\n\r\n" + body
@@ -160,16 +176,18 @@ class Calls:
         :class:`ConnectionResetError`, a malformed answer an :class:`OSError`, a late one a
         :class:`TimeoutError`."""
         request = self._request(method, path, body or b"", headers)
+        connection = None
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout), self.slots:
                 connection = self._take()
                 if connection is not None:
                     try:
                         return self._done(connection, await connection.send(request, limit))
                     except ConnectionResetError:
-                        if connection.started:  # it was answering: the call may have run, so it is not sent again
+                        # a kept-open connection the replica closed as the call went out; the call may have run,
+                        # so only an idempotent one goes once more, on a new connection
+                        if method.upper() not in IDEMPOTENT:
                             raise
-                        # a kept-open connection the replica closed as the call went out: once more, on a new one
                 connection = await self._connect()
                 return self._done(connection, await connection.send(request, limit))
         except TimeoutError:

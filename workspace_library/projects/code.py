@@ -28,7 +28,10 @@ def code_files(code: Path) -> list[tuple[str, str, int]]:
         dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
         for name in sorted(files):
             path = Path(folder) / name
-            info = path.lstat()
+            try:
+                info = path.lstat()
+            except FileNotFoundError:  # removed since the folder was read
+                continue
             if not stat.S_ISREG(info.st_mode):
                 continue  # a link, a fifo, a socket: not the project's code
             relative = path.relative_to(code).as_posix()

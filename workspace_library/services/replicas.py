@@ -35,6 +35,7 @@ from sqlalchemy.orm import sessionmaker
 
 from workspace_hub.executor import (LABEL_REVISION, AnswerTooLarge, EngineError, Executor, Fleet, FleetState, ProbeFailed,
                                     ReplicaHandle, ReplicaSpec)
+from workspace_hub.executor.calls import IDEMPOTENT
 
 from ..errors import LibraryError
 from ..models import Service, ServiceStatus
@@ -432,9 +433,16 @@ class Services:
                 errors.inc()
                 self._count(pool, 504, time.perf_counter() - started)
                 return 504, _error(504, "replica-timeout", "the service did not answer within 60 s"), JSON
-            except OSError:  # refused, reset, not HTTP: the next replica
+            except ConnectionRefusedError:  # nothing was sent: the next replica
                 errors.inc()
                 continue
+            except OSError as e:  # reset or not HTTP once sent: it may have run, so only an idempotent call goes on
+                errors.inc()
+                if method.upper() in IDEMPOTENT:
+                    continue
+                self._count(pool, 502, time.perf_counter() - started)
+                return 502, _error(502, "replica-failed", f"the replica failed during the call ({e}); it was not "
+                                   "sent again, since it may have run: call again"), JSON
             finally:
                 pool.outstanding[replica.name] -= 1
                 in_flight.dec()
@@ -515,6 +523,8 @@ class Services:
         with pool.lock:
             for replica, _ in pool.replicas:
                 replica.remove()
+                if label:
+                    metrics.forget_replica(label, replica.name)
         if key is not None and (fleet := self.executor.fleet(key)) is not None:
             fleet.remove()
         if label:  # a deleted service reports nothing more

@@ -27,16 +27,22 @@
   }
 
   const lines = (text) => text.split("\n").map((line) => line.trim()).filter(Boolean);
-  const typed = (type, text) => type === "Integer" ? parseInt(text, 10) : type === "Float" ? parseFloat(text)
-    : type === "Boolean" ? text === "true" : text;
+  // *text* as *type*; text that is no number stays text, so that the API names the field it refuses
+  const typed = (type, text) => {
+    const value = type === "Integer" ? parseInt(text, 10) : type === "Float" ? parseFloat(text)
+      : type === "Boolean" ? text === "true" : text;
+    return typeof value === "number" && Number.isNaN(value) ? text : value;
+  };
 
   // One editable table: *columns* are [label, (row) => cell]; *read* turns a row back into a value.
   function table(id, columns, rows, blank, read) {
     const body = el("tbody");
+    const originals = new WeakMap();  // each row's value as it came, for what the columns do not show
     const add = (row) => {
       const tr = el("tr", {}, ...columns.map(([, cell]) => el("td", {}, cell(row))),
                     el("td", {}, el("button", { type: "button", class: "btn btn-sm btn-outline-danger remove-row" }, "remove")));
       tr.querySelector(".remove-row").addEventListener("click", () => tr.remove());
+      originals.set(tr, row === blank ? null : row);
       body.append(tr);
     };
     rows.forEach(add);
@@ -44,7 +50,8 @@
     adder.addEventListener("click", () => add(blank));
     const node = el("div", { id }, el("table", { class: "table table-sm" },
       el("thead", {}, el("tr", {}, ...columns.map(([label]) => el("th", {}, label)), el("th"))), body), adder);
-    node.read = () => [...body.rows].map((tr) => read((field) => tr.querySelector(`[data-field="${field}"]`)));
+    node.read = () => [...body.rows].map((tr) => read((field) => tr.querySelector(`[data-field="${field}"]`),
+                                                       originals.get(tr)));
     return node;
   }
 
@@ -63,10 +70,14 @@
       ["Range (min)", (v) => input("min", v.range ? v.range[0] : "", { type: "number", step: "any" })],
       ["Range (max)", (v) => input("max", v.range ? v.range[1] : "", { type: "number", step: "any" })],
       ["Description", (v) => input("description", v.description)],
-    ], envVars, { type: "String" }, (field) => {
-      const spec = { type: field("type").value, default: typed(field("type").value, field("default").value) };
+    ], envVars, { type: "String" }, (field, original) => {
+      // what the table does not show (choices, required) is kept as it was
+      const { name: _, ...spec } = original || {};
+      spec.type = field("type").value;
+      spec.default = typed(spec.type, field("default").value);
       if (field("min").value !== "" && field("max").value !== "") spec.range = [Number(field("min").value), Number(field("max").value)];
-      if (field("description").value) spec.description = field("description").value;
+      else delete spec.range;
+      if (field("description").value) spec.description = field("description").value; else delete spec.description;
       return [field("name").value.trim(), spec];
     });
     const sections = [
@@ -86,8 +97,11 @@
         ["Required", (p) => el("input", { type: "checkbox", class: "form-check-input", "data-field": "required", checked: !!p.required })],
         ["Test value", (p) => input("test_value", p.test_value)],
         ["Description", (p) => input("description", p.description)],
-      ], iface.params || [], { type: "String", required: true }, (field) => {
-        const param = { name: field("name").value.trim(), type: field("type").value, required: field("required").checked };
+      ], iface.params || [], { type: "String", required: true }, (field, original) => {
+        const param = { ...(original || {}), name: field("name").value.trim(), type: field("type").value,
+                        required: field("required").checked };
+        delete param.test_value;
+        delete param.description;
         if (field("test_value").value !== "") param.test_value = typed(param.type, field("test_value").value);
         if (field("description").value) param.description = field("description").value;
         return param;
