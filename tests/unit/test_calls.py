@@ -155,6 +155,14 @@ def test_an_answer_cut_short_is_a_reset_not_a_shorter_answer():
     calling(lambda n: (cut, True), calls_made)
 
 
+def test_a_large_answer_in_one_piece_is_not_taken_for_large_headers():
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + b"x" * 300_000
+
+    async def calls_made(calls, replica):
+        return await calls.request("GET", "/", limit=1_000_000)
+    assert len(calling(lambda n: (big, False), calls_made).body) == 300_000
+
+
 def test_headers_that_never_end_are_cut_off():
     """A hostile replica streaming one endless header would grow the library's memory for every tenant."""
     endless = b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * (1024 * 1024)

@@ -55,14 +55,14 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.answer is None or self.answer.done():  # nothing was asked: a replica that misbehaves
             return self.close()
-        if not self.status:  # a head that never ends would grow without bound in the parser
-            self.head += len(data)
-            if self.head > MAX_HEAD:
-                return self._fail(OSError(f"the replica's answer has more than {MAX_HEAD} bytes of headers"))
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
-            self._fail(OSError(f"the replica's answer is not HTTP (or asks to switch protocols): {e!r}"))
+            return self._fail(OSError(f"the replica's answer is not HTTP (or asks to switch protocols): {e!r}"))
+        if not self.status and self.answer is not None and not self.answer.done():
+            self.head += len(data)  # a head that never ends would grow without bound in the parser
+            if self.head > MAX_HEAD:
+                self._fail(OSError(f"the replica's answer has more than {MAX_HEAD} bytes of headers"))
 
     def connection_lost(self, exc) -> None:
         self.closed = True
