@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-from harness.waiting import free_port
+from tornado.netutil import bind_sockets
+
 from workspace_library.app import LibraryService
 
 USERS = {
@@ -70,13 +71,14 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
     if runs:
         service.start_workers()
     loop = asyncio.new_event_loop()
-    port = free_port()
+    sockets = bind_sockets(0, "127.0.0.1")  # bound here: a port chosen first and bound later can be taken between
+    port = sockets[0].getsockname()[1]
     ready = threading.Event()
 
     def serve():
         asyncio.set_event_loop(loop)
         server = service.make_server(FakeHubAuth())
-        server.listen(port, "127.0.0.1")
+        server.add_sockets(sockets)
         ready.set()
         loop.run_forever()
 
