@@ -18,3 +18,13 @@ def base_image_export(env: str = "python") -> Path:
         print(f"{export} is missing: building the {env} env first (ws envs build {env})", flush=True)
         subprocess.run([str(Path(sys.executable).with_name("ws")), "envs", "build", env, *wheels], check=True)
     return export
+
+
+def preset_algorithms() -> Path:
+    """``data/preset-algorithms``, as ``ws up --envs python,pytorch`` builds it (the envs first, if missing)."""
+    from workspace_hub.presets import FOLDER, PRESETS, build_presets
+
+    for env in sorted({preset.env for preset in PRESETS}):
+        base_image_export(env)
+    build_presets(REPO_ROOT / "data", log=lambda m: print(m, flush=True))
+    return REPO_ROOT / "data" / FOLDER

@@ -92,7 +92,8 @@ def running_service(data_root: Path, db_url: str | None = None, runs: bool = Fal
         thread.join(10)
         service.runs.close()
         service.services.close()
-        service.validations.pool.shutdown(wait=True)
+        service.validations.pool.shutdown(wait=True, cancel_futures=True)
+        service.imports.pool.shutdown(wait=True, cancel_futures=True)  # none outlives the test's data root
         if runs:  # runs and replicas outlive a library by design: what this one started goes with it
             executor = service.executor
             if hasattr(executor, "client"):  # the Docker engine

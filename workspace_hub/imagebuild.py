@@ -65,8 +65,9 @@ class Layer:
     size: int
 
 
-def base_export_dir() -> Path:
-    path = Path(os.environ.get("WSHUB_BASE_IMAGE_DIR", BASE_EXPORT))
+def base_export_dir(path: Path | None = None) -> Path:
+    """*path*, else $WSHUB_BASE_IMAGE_DIR, else the env's export the hub mounts in a workspace."""
+    path = Path(path or os.environ.get("WSHUB_BASE_IMAGE_DIR", BASE_EXPORT))
     if not (path / "manifest.json").is_file():
         raise ImageBuildError(
             f"no base image export at {path}: run `ws build` inside a workspace (the hub mounts the "
@@ -253,10 +254,11 @@ def _replace(new: Path, target: Path) -> None:
 
 def build_image(folder: str | Path, kind: str | None = None, device: str | None = None, name: str | None = None,
                 output_dir: str | Path | None = None, log: Callable[[str], None] = print,
-                algorithm: dict | None = None) -> Path:
+                algorithm: dict | None = None, base: Path | None = None) -> Path:
     """Build ``<output_dir>/<kind>-<name>-<device>.tar`` from *project*; return its path.
 
-    *algorithm* replaces the project's ``algorithm.yaml`` (a notebook brings its own).
+    *algorithm* replaces the project's ``algorithm.yaml`` (a notebook brings its own); *base* is the env's
+    ``docker save`` folder (default: :func:`base_export_dir`'s).
     """
     folder = Path(folder).resolve()
     try:
@@ -273,7 +275,7 @@ def build_image(folder: str | Path, kind: str | None = None, device: str | None 
     if not re.fullmatch(IMAGE_NAME, name):
         raise ImageBuildError(f"name {name!r} breaks the naming rule {IMAGE_NAME}: use lowercase letters, digits, "
                               "'.', '_' and '-' (set it with --name or algorithm.yaml's name)")
-    base_dir = base_export_dir()
+    base_dir = base_export_dir(base)
     [base_manifest] = json.loads((base_dir / "manifest.json").read_text())
     base_config_bytes = (base_dir / base_manifest["Config"]).read_bytes()
     base_config = json.loads(base_config_bytes)

@@ -36,11 +36,12 @@ from .algorithms import api as algorithm_api
 from .algorithms.validations import Validations
 from .envs import api as env_api
 from .db import open_database
-from .models import BaseEnv, Status, Visibility
+from .models import SYSTEM_OWNER, BaseEnv, Status, Visibility
 from .access import Who
 from .errors import LibraryError
 from .quota import Quota, Reservations
 from .datasets import api as dataset_api
+from .algorithms import presets as algorithm_presets
 from .datasets import presets as dataset_presets
 from .datasets.archive import ArchiveLimits
 from .datasets.imports import Imports
@@ -53,8 +54,6 @@ from .projects import api as project_api
 from .services import api as service_api
 from .services.replicas import Services
 from .store import TarStore
-
-SYSTEM_OWNER = "workspace-hub"
 
 
 class LibraryService(Application):
@@ -178,8 +177,8 @@ class LibraryService(Application):
         return asyncio.get_running_loop().run_in_executor(self.calls if call else self.io, fn, *args)
 
     def seed_presets(self) -> None:
-        """Register the static catalog's envs, and the samples' datasets, as presets (once; admins edit them
-        afterwards)."""
+        """Register the static catalog's envs, the samples' datasets and the preset algorithms ``ws up`` built,
+        as presets (once; admins edit them afterwards)."""
         with self.sessions() as session:
             known = set(session.scalars(select(BaseEnv.name)))
             for env in load_catalog(self.catalog_dir).values():
@@ -192,6 +191,16 @@ class LibraryService(Application):
         seeded = dataset_presets.seed(self.sessions, self.imports, SYSTEM_OWNER)
         if seeded:
             self.log.info("importing the preset datasets %s", ", ".join(seeded))
+        self.validations.pool.submit(self._seed_algorithms)  # copying the built tars takes a while
+
+    def _seed_algorithms(self) -> None:
+        try:
+            seeded = algorithm_presets.seed(self, SYSTEM_OWNER)
+        except Exception:  # the library serves without them; the log says why
+            self.log.exception("seeding the preset algorithms failed")
+        else:
+            if seeded:
+                self.log.info("validating the preset algorithms %s", ", ".join(seeded))
 
     def servers_using(self, option: str, value: str) -> list[str]:
         """``user/server`` of each running (or starting) server whose spawn option *option* is *value*;
@@ -272,13 +281,13 @@ class LibraryService(Application):
         else:
             if removed:
                 self.log.info("removed %d containers a previous run of the library left", removed)
-        self.seed_presets()
         resumed = self.validations.recover()
         if resumed:
             self.log.info("resumed validation of %s after a restart", resumed)
         resumed = self.imports.recover()
         if resumed:
             self.log.info("resumed the import of datasets %s after a restart", resumed)
+        self.seed_presets()  # after recovering: what it starts is not an interrupted job to start again
         self.start_workers()
         try:
             asyncio.run(self._serve(HubOAuth.instance(cache_max_age=60)))  # the callback handler uses the instance

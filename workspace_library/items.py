@@ -55,8 +55,8 @@ def stored_filename(item, role: str) -> str:
     return f"env-{item.name}.tar" if role == "env" else f"{role}-{item.name}-{item.device}.tar"
 
 
-def start_validation(session: Session, validations, item, images: list) -> None:
-    """Attach stored *images* to *item* and hand it to the validations."""
+def start_validation(session: Session, validations, item, images: list, online: bool = False) -> None:
+    """Attach stored *images* to *item* and hand it to the validations (to go *online* once it passes)."""
     if item.status == Status.validating:
         raise LibraryError(409, "validating", "Validation is running; wait for it to end.")
     if item.was_online:
@@ -68,7 +68,7 @@ def start_validation(session: Session, validations, item, images: list) -> None:
         item.images.append(image)
     item.status, item.errors, item.progress = Status.validating, [], "queued"
     session.commit()
-    validations.submit(type(item), item.id)
+    validations.submit(type(item), item.id, online)
 
 
 def image_json(image: Image) -> dict:

@@ -24,6 +24,9 @@ class Base(DeclarativeBase):
     pass
 
 
+SYSTEM_OWNER = "workspace-hub"  # the owner of what the platform seeds: catalog envs, preset datasets and algorithms
+
+
 class Visibility(str, enum.Enum):
     private = "private"  # the owner (and admins) only
     public = "public"  # every user

@@ -75,7 +75,6 @@ def page(template: str, kind=None, change: bool = False) -> type[PageHandler]:
 
 
 ROUTES = [
-    ("", page("algorithms.html")),
     ("publish", page("publish.html")),
     (r"algorithms/(?P<item_id>\d{1,9})", page("algorithm.html", Algorithm)),
     (r"algorithms/(?P<item_id>\d{1,9})/edit", page("edit.html", Algorithm, change=True)),

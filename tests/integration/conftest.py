@@ -18,6 +18,7 @@ import docker
 import pytest
 
 from workspace_hub.catalog import REPO_ROOT
+from harness.envs import preset_algorithms
 from harness.hubprocess import HubProcess
 from harness.waiting import answers, free_port, wait_until
 
@@ -43,14 +44,18 @@ def remove_workspaces(engine: docker.DockerClient) -> None:
 
 
 @contextmanager
-def running_hub(engine, tmp_path_factory, port: int = 18000, log: str = "hub.log", library_config: str = ""):
+def running_hub(engine, tmp_path_factory, port: int = 18000, log: str = "hub.log", library_config: str = "",
+                presets: bool = False):
     """A hub with the docker profile in a data root of its own (with *library_config* as its library's
-    ``library_config.py``); every workspace, run, replica and library tag it made is removed afterwards."""
+    ``library_config.py``, and with *presets* the preset algorithms `ws up` builds); every workspace, run,
+    replica and library tag it made is removed afterwards."""
     data_root = tmp_path_factory.mktemp("hub") / "data"
     data_root.mkdir()
     # the env exports `ws envs build` wrote for in-workspace image builds
     if (REPO_ROOT / "data" / "base-images").is_dir():
         (data_root / "base-images").symlink_to(REPO_ROOT / "data" / "base-images")
+    if presets:
+        (data_root / "preset-algorithms").symlink_to(preset_algorithms())
     if library_config:
         (data_root / "library_config.py").write_text(library_config)
     hub = HubProcess(data_root, port=port, log_path=ARTIFACTS / log)

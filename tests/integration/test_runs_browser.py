@@ -1,10 +1,12 @@
 """A new user trains the preset text classifier in the browser, without writing code, then again with `ws runs`,
 and serves the model it produced: a service with 2 replicas, tested in the browser, called with a token.
 
-The admin publishes the bayes sample as a preset (built on the host with
-`ws build`, uploaded like any tar); nina signs up, is authorized, logs in, and
-goes through the wizard with the preset ``news-texts`` dataset.  She watches
-the log lines and the loss curve arrive, and gets a model.
+The hub starts as `ws up --envs python,pytorch` starts it: the three preset
+algorithms (manual 2.2.6) are built from the samples and seeded, online, with
+no admin step.  nina signs up, is authorized, logs in, and goes through the
+wizard with the bayes preset and the preset ``news-texts`` dataset.  She
+watches the log lines and the loss curve arrive, and gets a model.  The other
+two presets train on their preset datasets through the wizard's API and serve.
 """
 
 import hashlib
@@ -23,7 +25,7 @@ from harness.library import Client
 from harness.waiting import wait_until
 from workspace_hub.catalog import REPO_ROOT
 
-from .conftest import shot
+from .conftest import running_hub, shot
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 USER, PASSWORD = "nina", "a-long-passphrase-9"
@@ -31,27 +33,31 @@ WS = str(Path(sys.executable).with_name("ws"))
 
 
 @pytest.fixture(scope="module")
-def preset_classifier(hub, tmp_path_factory):
-    """The bayes sample's train image, published by the admin as a preset and online."""
-    work = tmp_path_factory.mktemp("sample")
-    subprocess.run([WS, "new", "sample", "text-classify-bayes"], cwd=work, check=True)
-    folder = next(work.glob("*-train-*"))
-    env = {**os.environ, "WSHUB_BASE_IMAGE_DIR": str(REPO_ROOT / "data" / "base-images" / "python" / "current")}
-    for built in (folder, next(work.glob("*-api-*"))):
-        subprocess.run([WS, "build", str(built), "--output-dir", str(work)], env=env, check=True, capture_output=True)
-    train, predict = next(work.glob("train-*.tar")), next(work.glob("predict-*.tar"))
+def hub(engine, tmp_path_factory):
+    """A hub started as `ws up --envs python,pytorch` starts one: with the three preset algorithms built."""
+    with running_hub(engine, tmp_path_factory, presets=True) as hub:
+        yield hub
+
+
+def preset(hub, name: str) -> dict:
+    """The preset algorithm *name*, once the library has seeded and validated it (smoke runs included)."""
     admin = Client(f"{hub.url}/services/library/", hub.user_token("admin"))
-    item = admin("POST", "algorithms", json={"name": "text-classify-bayes", "version": "1.0", "smoke": False,
-                                             "visibility": "preset"}).json()["id"]
-    with open(train, "rb") as t, open(predict, "rb") as p:
-        assert admin("POST", f"algorithms/{item}/images",
-                     files={"train": (train.name, t), "predict": (predict.name, p)}).status_code == 202
-    done = wait_until(lambda: (a := admin("GET", f"algorithms/{item}").json())["status"] != "validating" and a,
-                      timeout=600, what="validation")
-    assert done["status"] == "ready", done["errors"]
-    assert done["train"]["env_vars"]["EPOCHS"]
-    admin("POST", f"algorithms/{item}/online")
+
+    def seeded():
+        found = admin("GET", "algorithms", params={"name": name, "owner": "workspace-hub"}).json()["items"]
+        return found and found[0]["status"] not in ("draft", "validating") and found[0]
+    item = wait_until(seeded, timeout=900, what=f"the preset {name} to be validated")
+    item = admin("GET", f"algorithms/{item['id']}").json()
+    assert (item["status"], item["visibility"]) == ("online", "preset"), item["errors"]
     return item
+
+
+@pytest.fixture(scope="module")
+def preset_classifier(hub):
+    """The bayes preset: seeded by the library on its first start, online, never uploaded by anyone."""
+    item = preset(hub, "text-classify-bayes")
+    assert item["train"]["env_vars"]["EPOCHS"]
+    return item["id"]
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +220,28 @@ def test_the_service_survives_a_killed_replica_a_kill_9_of_the_library_and_a_sto
                          headers={"Authorization": f"token {token}"}).status_code == 503
     client("POST", f"services/{service['id']}/start", json={"replicas": 1})
     wait_until(answers, timeout=120, what="the same address to serve again")
+
+
+@pytest.mark.parametrize("name, dataset, metric", [("image-classify-torch", "digits", "accuracy"),
+                                                   ("object-detect-torch", "shapes", "mean_iou")])
+def test_the_other_presets_train_in_the_wizard_and_serve(hub, nina, name, dataset, metric):
+    algorithm = preset(hub, name)
+    client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
+    data = hub.dataset(dataset)
+    r = client("POST", "runs", json={"name": f"try-{name}", "algorithm": algorithm["id"], "dataset": data["id"],
+                                     "train_ratio": 0.8, "start": True})
+    assert r.status_code == 201, r.text
+    run = wait_until(lambda: (x := client("GET", f"runs/{r.json()['id']}").json())["status"] not in (
+        "queued", "starting", "running") and x, timeout=600, what=f"the {name} run")
+    assert run["status"] == "succeeded", run
+    assert metric in run["metrics"], run["metrics"]
+    [model] = client("GET", "models", params={"name": f"try-{name}"}).json()["items"]
+    service = client("POST", "services", json={"name": f"try-{name}", "model": model["id"], "replicas": 1}).json()
+    wait_until(lambda: client("GET", f"services/{service['id']}").json()["status"] == "running", timeout=180,
+               what=f"the {name} service")
+    interface = algorithm["predict"]["interface"]
+    params = {p["name"]: p.get("test_value") for p in interface["params"]}
+    answer = requests.post(f"{hub.url}/services/library/serve/{USER}/try-{name}/{interface['name']}", json=params,
+                           headers={"Authorization": f"token {hub.user_token(USER)}"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()

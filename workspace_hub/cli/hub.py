@@ -30,7 +30,7 @@ def hub_answers(url: str) -> str | None:
 
 
 def cmd_up(args) -> int:
-    """Start dockerd if needed, build the default envs if missing, then run the hub."""
+    """Start dockerd if needed, build the default envs and the preset algorithms if missing, then run the hub."""
     env = dict(os.environ, WSHUB_PROFILE=args.profile, WSHUB_PORT=str(args.port))
     if args.data_root:
         env["WSHUB_DATA_ROOT"] = str(Path(args.data_root).resolve())
@@ -44,7 +44,10 @@ def cmd_up(args) -> int:
     if args.profile == "docker":
         from ..envbuild import build_envs
 
+        from ..presets import build_presets
+
         build_envs(args.envs, build_options(args), if_missing=True, log=lambda m: print(m, flush=True))
+        build_presets(Path(env.get("WSHUB_DATA_ROOT", "data")), log=lambda m: print(m, flush=True))
     if hub_answers(_hub_url(args.port)):
         print(f"A hub already answers on {_hub_url(args.port)}.")
         return 0
@@ -98,7 +101,7 @@ def cmd_status(args) -> int:
 
 
 def add_parser(sub) -> None:
-    up = sub.add_parser("up", help="start dockerd if needed, build missing env images, run the hub")
+    up = sub.add_parser("up", help="start dockerd if needed, build missing env images and preset algorithms, run the hub")
     up.add_argument("--profile", choices=["docker", "local", "kubernetes"], default=os.environ.get("WSHUB_PROFILE", "docker"))
     up.add_argument("--port", type=int, default=int(os.environ.get("WSHUB_PORT", "8000")))
     up.add_argument("--data-root", help="workspace files and hub state (default ./data)")

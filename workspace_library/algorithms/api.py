@@ -1,5 +1,6 @@
 """The algorithms' REST endpoints (``<prefix>api/algorithms...``): the items' handlers bound to
-:class:`~..models.Algorithm`, the online test, and publishing from the caller's own project."""
+:class:`~..models.Algorithm`, the online test, and publishing from the caller's own project; and the list
+page, which also names the preset algorithms this host has not built."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import json
 import os
 from pathlib import Path
 
+from tornado import web
+
 from workspace_hub.executor import EngineError, ProbeFailed
 from workspace_hub.projects import InvalidChoice, Project, check_project_name
 
 from .. import access, items, rules
 from ..base import BaseHandler
 from ..errors import LibraryError
-from ..models import Algorithm, Image, Status
+from ..models import SYSTEM_OWNER, Algorithm, Image, Status
+from ..pages import PageHandler
 from ..store import TooLarge
+from . import presets
 from . import rules as algorithm_rules
 from .from_project import project_metadata, project_tars
 
@@ -99,12 +104,23 @@ class FromProjectHandler(BaseHandler):
         self.send(items.item_json(item), 202)
 
 
+class AlgorithmsPage(PageHandler):
+    """The algorithms list, with the preset algorithms this host has not built and the command that builds them."""
+
+    @web.authenticated
+    def get(self):
+        missing = presets.missing(self.service.data_root, self.db, SYSTEM_OWNER)
+        self.release_db()
+        self.finish(self.render_page(self.template, missing_presets=missing))
+
+
 def _no_follow(path, flags):
     return os.open(path, flags | os.O_NOFOLLOW)
 
 
 ITEM = r"(?P<item_id>\d{1,9})"
 ROUTES = [
+    ("", AlgorithmsPage),
     ("api/algorithms", ListHandler),
     ("api/algorithms/from-project", FromProjectHandler),
     (f"api/algorithms/{ITEM}", ItemHandler),

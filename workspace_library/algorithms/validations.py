@@ -54,8 +54,9 @@ class Validations:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="library-job")
         self.executor = executor
 
-    def submit(self, model, item_id: int):
-        return self.pool.submit(self._run_logged, model, item_id)
+    def submit(self, model, item_id: int, online: bool = False):
+        """Validate the item in the pool; with *online*, one that passes goes online (the platform's presets)."""
+        return self.pool.submit(self._run_logged, model, item_id, online)
 
     def recover(self) -> list[int]:
         """After a restart: resume items left ``validating`` (their tars are stored) or fail them."""
@@ -78,9 +79,9 @@ class Validations:
             self.submit(model, item_id)
         return [item_id for _, item_id in resumed]
 
-    def _run_logged(self, model, item_id: int) -> None:
+    def _run_logged(self, model, item_id: int, online: bool = False) -> None:
         try:
-            self.validate(model, item_id)
+            self.validate(model, item_id, online)
         except Exception as e:  # a job must end in a final state whatever happens
             log.exception("validation of %s %s crashed", model.__name__, item_id)
             with self.sessions() as session:
@@ -92,7 +93,7 @@ class Validations:
                                     "image": None}]
                     session.commit()
 
-    def validate(self, model, item_id: int) -> None:
+    def validate(self, model, item_id: int, online: bool = False) -> None:
         with self.sessions() as session:
             item = session.get(model, item_id)
             if item is None:
@@ -113,7 +114,8 @@ class Validations:
                     image.status = ImageStatus.valid
             item.errors = errors
             item.progress = f"{len(warnings)} warnings" if warnings and not errors else ""
-            item.status = Status.failed if errors else Status.ready
+            item.status = Status.failed if errors else Status.online if online else Status.ready
+            item.was_online = item.was_online or item.status == Status.online
             if isinstance(item, BaseEnv) and not errors:
                 item.image = item.images[-1].tag
             session.commit()
