@@ -3,7 +3,8 @@
 Each preset is one of :data:`~workspace_hub.scaffold.SAMPLES`, baked from the
 templates and packed with :func:`~workspace_hub.imagebuild.build_image` (what
 ``ws build`` does in a workspace) from its env's export, into
-``<data root>/preset-algorithms/<name>/``.  The library seeds what it finds
+``<data root>/preset-algorithms/<name>/``, again whenever the templates or the
+env change.  The library seeds what it finds
 there as platform-owned, preset algorithms, validated like any upload and
 online once they pass (:mod:`workspace_library.algorithms.presets`); a preset
 whose env is not built is listed with the command that builds it.
@@ -11,6 +12,7 @@ whose env is not built is listed with the command that builds it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -22,9 +24,10 @@ from .contract import TAR_NAME
 from .envbuild import EXPORT_DIR
 from .errors import WorkspaceHubError
 from .imagebuild import build_image
-from .scaffold import SAMPLES, new_sample
+from .scaffold import SAMPLES, new_sample, templates_dir
 
 FOLDER = "preset-algorithms"
+STAMP = "built-from"  # the digest of the templates and the env export a preset was built from
 
 
 @dataclass(frozen=True)
@@ -56,21 +59,34 @@ def preset_tars(data_root: Path, preset: PresetAlgorithm) -> dict[str, Path]:
     return found if set(found) == {"train", "predict"} else {}
 
 
+def _inputs(base: Path) -> str:
+    """A digest of what a preset is built from: the templates and the env's export (its image config)."""
+    digest = hashlib.sha256()
+    root = templates_dir()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes() + b"\0")
+    digest.update((base / "manifest.json").read_bytes())
+    return digest.hexdigest()
+
+
 def build_presets(data_root: Path, log: Callable[[str], None] = print) -> list[str]:
-    """Build the tars of each preset whose env is exported under *data_root* and whose tars are missing.
+    """Build the tars of each preset whose env is exported under *data_root*, unless they were built from the
+    same templates and env export already.
 
     Returns the names built.  A preset is written to a partial folder and moved into place whole, so an
     interrupted build is started again, never seeded half-built; one that fails is logged and skipped."""
     data_root = Path(data_root)
     built = []
     for preset in PRESETS:
-        if preset_tars(data_root, preset):
-            continue
         base = data_root / EXPORT_DIR / preset.env / "current"
         if not (base / "manifest.json").is_file():
-            log(f"preset algorithm {preset.name}: the {preset.env} env is not built (`{preset.build_command}`)")
+            if not preset_tars(data_root, preset):
+                log(f"preset algorithm {preset.name}: the {preset.env} env is not built (`{preset.build_command}`)")
             continue
         target = data_root / FOLDER / preset.name
+        inputs = _inputs(base)
+        if preset_tars(data_root, preset) and (target / STAMP).is_file() and (target / STAMP).read_text() == inputs:
+            continue
         partial = target.with_name(f".{preset.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         log(f"preset algorithm {preset.name}: building its train and predict images from the sample")
@@ -85,6 +101,7 @@ def build_presets(data_root: Path, log: Callable[[str], None] = print) -> list[s
             shutil.rmtree(partial, ignore_errors=True)
             log(f"preset algorithm {preset.name} was not built: {e}")
             continue
+        (partial / STAMP).write_text(inputs)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)
         built.append(preset.name)

@@ -223,7 +223,7 @@ def test_the_service_survives_a_killed_replica_a_kill_9_of_the_library_and_a_sto
 
 
 @pytest.mark.parametrize("name, dataset, metric", [("image-classify-torch", "digits", "accuracy"),
-                                                   ("object-detect-torch", "shapes", "mean_iou")])
+                                                   ("object-detect-torch", "shapes", "map_50")])
 def test_the_other_presets_train_in_the_wizard_and_serve(hub, nina, name, dataset, metric):
     algorithm = preset(hub, name)
     client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
@@ -234,7 +234,7 @@ def test_the_other_presets_train_in_the_wizard_and_serve(hub, nina, name, datase
     run = wait_until(lambda: (x := client("GET", f"runs/{r.json()['id']}").json())["status"] not in (
         "queued", "starting", "running") and x, timeout=600, what=f"the {name} run")
     assert run["status"] == "succeeded", run
-    assert metric in run["metrics"], run["metrics"]
+    assert run["metrics"][metric] >= 0.5, run["metrics"]  # with the preset's defaults, on its preset dataset
     [model] = client("GET", "models", params={"name": f"try-{name}"}).json()["items"]
     service = client("POST", "services", json={"name": f"try-{name}", "model": model["id"], "replicas": 1}).json()
     wait_until(lambda: client("GET", f"services/{service['id']}").json()["status"] == "running", timeout=180,

@@ -16,7 +16,11 @@ from harness.imagetars import make_layer, minimal_image
 from harness.library import Client, running_service
 from harness.waiting import wait_until
 from workspace_hub.presets import FOLDER, PRESETS, build_presets, preset_tars
+from workspace_hub.scaffold import templates_dir
 from workspace_hub.validate import check_tar
+from workspace_library.models import SYSTEM_OWNER, Algorithm, Image, Status, Visibility
+
+from .test_library_api import reload
 
 
 def tiny_export(folder):
@@ -46,6 +50,16 @@ def test_ws_up_builds_the_presets_whose_env_is_exported_and_names_the_command_fo
     assert "preset algorithm image-classify-torch: the pytorch env is not built (`ws up --envs python,pytorch`)" in said
     assert not list((tmp_path / FOLDER).glob(".*"))  # no partial folder is left
     assert build_presets(tmp_path, log=said.append) == []  # built once
+
+
+def test_a_preset_is_built_again_when_its_templates_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    shutil.copytree(templates_dir(), tmp_path / "templates")
+    monkeypatch.setenv("WSHUB_TEMPLATES_DIR", str(tmp_path / "templates"))
+    tiny_export(tmp_path / "base-images" / "python" / "current")
+    assert build_presets(tmp_path, log=lambda _: None) == ["text-classify-bayes"]
+    (tmp_path / "templates" / "README.md").write_text("changed")
+    assert build_presets(tmp_path, log=lambda _: None) == ["text-classify-bayes"]
 
 
 def test_a_half_built_preset_is_not_a_preset(tmp_path):
@@ -81,3 +95,19 @@ def test_the_library_seeds_built_presets_online_and_lists_the_others_with_their_
         shutil.rmtree(folder)  # the built tars may go: the store holds its own link to them
         item = other("GET", f"algorithms/{preset['id']}").json()
         assert all(service.store.path(i["sha256"]).is_file() for i in item["images"])
+
+
+def test_a_preset_validation_cut_short_by_a_restart_still_ends_online(library, tmp_path):
+    service, _ = library
+    tar = minimal_image(tmp_path / "train-p-cpu.tar", algorithm={"name": "p", "kind": "train"})
+    digest, size = service.store.link_in(tar)
+    with service.sessions() as db:
+        cut = Algorithm(name="p", version="1.0", owner=SYSTEM_OWNER, visibility=Visibility.preset, smoke=False,
+                        status=Status.validating, errors=[], progress="checking",
+                        images=[Image(role="train", filename=tar.name, sha256=digest, size=size)])
+        db.add(cut)
+        db.commit()
+    assert cut.id in service.validations.recover()
+    wait_until(lambda: reload(service, Algorithm, cut.id).status != Status.validating, 30, 0.1, "the resumed job")
+    resumed = reload(service, Algorithm, cut.id)
+    assert (resumed.status, resumed.was_online) == (Status.online, True), resumed.errors

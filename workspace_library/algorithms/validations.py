@@ -35,7 +35,7 @@ from workspace_hub.validate import Problem, bounded_json, check_tar
 
 from . import rules
 from ..items import platform_tag
-from ..models import Algorithm, BaseEnv, Image, ImageStatus, Status
+from ..models import SYSTEM_OWNER, Algorithm, BaseEnv, Image, ImageStatus, Status
 from ..store import TarStore
 
 log = logging.getLogger("workspace_library")
@@ -59,7 +59,8 @@ class Validations:
         return self.pool.submit(self._run_logged, model, item_id, online)
 
     def recover(self) -> list[int]:
-        """After a restart: resume items left ``validating`` (their tars are stored) or fail them."""
+        """After a restart: resume items left ``validating`` (their tars are stored) or fail them.  The
+        platform's presets resume to go online, as their first validation would have."""
         resumed = []
         with self.sessions() as session:
             for model in (Algorithm, BaseEnv):
@@ -73,11 +74,12 @@ class Validations:
                         item.progress = ""
                     else:
                         item.progress = "resumed after a service restart"
-                        resumed.append((model, item.id))
+                        # what the platform seeds goes online once it passes, as on the first try
+                        resumed.append((model, item.id, item.owner == SYSTEM_OWNER))
             session.commit()
-        for model, item_id in resumed:
-            self.submit(model, item_id)
-        return [item_id for _, item_id in resumed]
+        for model, item_id, online in resumed:
+            self.submit(model, item_id, online)
+        return [item_id for _, item_id, _ in resumed]
 
     def _run_logged(self, model, item_id: int, online: bool = False) -> None:
         try:

@@ -35,7 +35,8 @@ PRESETS = (
     Preset("digits", "data-digits", ("image", "classification"),
            "8x8 handwritten digits as PNG images in folders 0-9: the image-classification sample's data."),
     Preset("shapes", "data-shapes", ("image", "object_detection"),
-           "Generated 32x32 images of one circle or square each, with boxes (COCO json): the detection sample's.",
+           "Generated 64x64 images of one to three circles and squares each, with boxes (COCO json): the "
+           "detection sample's data.",
            format="json"),
     Preset("ner-news", "data-ner", ("text", "named_entity_recognition"),
            "Short sentences with Person, Organization and Location entities (brat): the NER sample's data.",
