@@ -133,16 +133,21 @@ def smoke_test(path, report: Report, dataset: str | None = None, model: str | No
         shutil.rmtree(work, ignore_errors=True)
 
 
+SAMPLE_DATA = {"json": "data-shapes", "brat_ann": "data-ner"}  # by dataset format; `dir` goes by purpose
+
+
 def sample_dataset(labels: dict) -> Path | None:
-    """The templates' sample data for the image's purpose (text or image), if the templates are here."""
+    """The templates' sample data in the image's dataset format (boxes, entities, or for folders of examples
+    the purpose's: text or image), if the templates are here."""
     from .scaffold import ScaffoldError, templates_dir
 
     try:
-        purpose = bounded_json(labels.get(LABEL_ALGORITHM, "{}")).get("purpose", {}).get("first")
+        doc = bounded_json(labels.get(LABEL_ALGORITHM, "{}"))
+        purpose = doc.get("purpose", {}).get("first")
         variants = templates_dir() / "project" / "{{cookiecutter.project_slug}}" / "_variants"
     except (ScaffoldError, ValueError, AttributeError):
         return None
-    folder = {"text": "data-text", "image": "data-digits"}.get(purpose)
+    folder = SAMPLE_DATA.get(doc.get("dataset_format")) or {"text": "data-text", "image": "data-digits"}.get(purpose)
     return variants / folder if folder else None
 
 

@@ -10,6 +10,7 @@ import json
 import shutil
 import tarfile
 
+import pytest
 import requests
 
 from harness.imagetars import make_layer, minimal_image
@@ -17,6 +18,7 @@ from harness.library import Client, running_service
 from harness.waiting import wait_until
 from workspace_hub.presets import FOLDER, PRESETS, build_presets, preset_tars
 from workspace_hub.scaffold import templates_dir
+from workspace_hub.smoke import sample_dataset
 from workspace_hub.validate import check_tar
 from workspace_library.models import SYSTEM_OWNER, Algorithm, Image, Status, Visibility
 
@@ -111,3 +113,14 @@ def test_a_preset_validation_cut_short_by_a_restart_still_ends_online(library, t
     wait_until(lambda: reload(service, Algorithm, cut.id).status != Status.validating, 30, 0.1, "the resumed job")
     resumed = reload(service, Algorithm, cut.id)
     assert (resumed.status, resumed.was_online) == (Status.online, True), resumed.errors
+
+
+@pytest.mark.parametrize("doc, folder", [
+    ({"purpose": {"first": "image", "second": "object_detection"}, "dataset_format": "json"}, "data-shapes"),
+    ({"purpose": {"first": "text", "second": "named_entity_recognition"}, "dataset_format": "brat_ann"}, "data-ner"),
+    ({"purpose": {"first": "image", "second": "classification"}, "dataset_format": "dir"}, "data-digits"),
+    ({"purpose": {"first": "text", "second": "classification"}}, "data-text"),
+])
+def test_a_smoke_training_gets_the_sample_data_in_its_own_format(doc, folder):
+    """The detection preset reads boxes (COCO json): the digits' folders would fail its smoke run."""
+    assert sample_dataset({"ai.platform.algorithm": json.dumps(doc)}).name == folder
