@@ -20,6 +20,8 @@ import docker
 import pytest
 
 from harness.library import Client
+
+from .conftest import login, shot
 from harness.waiting import status_of, wait_until
 from workspace_hub.executor import LABEL_KEY, LABEL_RUN
 
@@ -185,7 +187,8 @@ def test_a_killed_service_leaves_nothing_stuck_in_validating(published, workspac
     assert list((hub.data_root / "library" / "incoming").iterdir()) == []
 
 
-def test_an_image_is_pulled_from_a_registry(registry, library, engine, tmp_path):
+@pytest.mark.browser
+def test_an_image_is_pulled_from_a_registry_on_the_publish_page(registry, library, engine, tmp_path, page, hub):
     algorithm = {"name": "tiny", "kind": "train", "version": "1.0", "command": ["python3"]}
     (tmp_path / "Dockerfile").write_text(
         "FROM workspace-hub/os:bookworm\n"
@@ -199,16 +202,23 @@ def test_an_image_is_pulled_from_a_registry(registry, library, engine, tmp_path)
         assert "error" not in line, line
     engine.images.remove(reference)
 
-    item = library[PUBLISHER]("POST", "algorithms", json={"name": "tiny", "version": "1.0"}).json()
-    r = library[PUBLISHER]("POST", f"algorithms/{item['id']}/pull", json={"reference": reference, "role": "train"})
-    assert r.status_code == 202, r.text
-    item = wait_status(library[PUBLISHER], item["id"])
+    login(page, hub)
+    page.goto(f"{library['base']}publish")
+    page.fill("#name", "tiny")
+    page.fill("#train-reference", reference)
+    page.click("#publish button[type=submit]")
+    page.wait_for_url(re.compile(r".*/algorithms/\d+$"))
+    item_id = int(page.url.rsplit("/", 1)[1])
+    item = wait_status(library["admin"], item_id)
     assert item["status"] == "ready", item["errors"]
+    page.reload()
+    page.wait_for_selector("#images tbody tr:has-text('valid')")
+    shot(page, "publish-02-pulled")
     assert engine.images.get(item["images"][0]["tag"])
     with pytest.raises(docker.errors.ImageNotFound):  # the pulled name is not left behind
         engine.images.get(reference)
-    r = library[PUBLISHER]("POST", f"algorithms/{item['id']}/pull", json={"reference": f"{registry}/team/none:1",
-                                                                           "role": "train"})
+    r = library["admin"]("POST", f"algorithms/{item['id']}/pull", json={"reference": f"{registry}/team/none:1",
+                                                                        "role": "train"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "pull-failed"
 
 

@@ -275,16 +275,38 @@
     $("#publish").addEventListener("submit", async (event) => {
       event.preventDefault();
       const files = ["train", "predict"].map((role) => [role, $("#" + role).files[0]]).filter(([, f]) => f);
-      if (files.length === 0) { flash("choose a train or predict image tar"); return; }
+      const pulls = ["train", "predict"].filter((role) => !$("#" + role).files[0] && value(role + "-reference"))
+        .map((role) => [role, value(role + "-reference").trim()]);
+      if (files.length === 0 && pulls.length === 0) {
+        flash("choose a train or predict image tar, or name an image to pull"); return;
+      }
       const body = { name: value("name"), version: value("version"), description: value("description"),
                      visibility: value("visibility"), device: value("device"),
                      purpose: { first: value("purpose_first"), second: value("purpose_second") } };
       if ($("#smoke") && !$("#smoke").checked) body.smoke = false;
       try {
         const item = await api("POST", "algorithms", body);
-        upload(`algorithms/${item.id}/images`, files, () => { window.location = page.prefix + "algorithms/" + item.id; });
+        const opened = () => { window.location = page.prefix + "algorithms/" + item.id; };
+        const pulled = () => pullImages(item.id, pulls).then(opened, (e) => flash(e.message));
+        if (files.length) upload(`algorithms/${item.id}/images`, files, pulled);
+        else pulled();
       } catch (e) { flash(e.message); }
     });
+  }
+
+  // One image at a time: an algorithm takes a new image once the one before it is validated.
+  async function pullImages(itemId, pulls) {
+    const bar = $("#upload-progress");
+    for (const [role, reference] of pulls) {
+      for (let item = await api("GET", "algorithms/" + itemId); item.status === "validating";
+           item = await api("GET", "algorithms/" + itemId)) {
+        bar.textContent = `validating: ${item.progress}`;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      bar.style.width = "100%";
+      bar.textContent = `pulling the ${role} image ${reference}`;
+      await api("POST", `algorithms/${itemId}/pull`, { reference, role });
+    }
   }
 
   function editPage() {

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 DEFAULTS = {
-    "EPOCHS": {{ 60 if cookiecutter.task == "detect" else 5 }},{{ "  " if cookiecutter.task == "detect" else "   " }}         # passes over the training data
+    "EPOCHS": {{ 60 if cookiecutter.task == "detect" else 20 if cookiecutter.framework != "sklearn" else 5 }},{{ "  " if cookiecutter.task == "detect" or cookiecutter.framework != "sklearn" else "   " }}         # passes over the training data
     "BATCH_SIZE": 16,       # examples per step
-    "LEARNING_RATE": {{ 0.005 if cookiecutter.task == "detect" else 0.01 }},{{ "" if cookiecutter.task == "detect" else " " }} # optimizer step size
+    "LEARNING_RATE": {{ 0.002 if cookiecutter.task == "detect" else 0.01 }},{{ "" if cookiecutter.task == "detect" else " " }} # optimizer step size
     "IMG_SIZE": 8,          # image side in pixels (image tasks)
     "DEVICE": "cpu",        # cpu or cuda
     "TRAIN_RATIO": 0.8,     # share used for training when no test split exists
