@@ -163,9 +163,35 @@
     return col;
   }
 
+  // The wizard's steps (manual 2.3.1), one at a time; Next checks the step's own fields first.
+  function wizardSteps() {
+    const sections = [...document.querySelectorAll(".wizard-step")];
+    let current = 0;
+    function show(index) {
+      current = index;
+      sections.forEach((section, i) => section.classList.toggle("d-none", i !== index));
+      document.querySelectorAll("#steps .nav-link").forEach((link, i) => {
+        link.classList.toggle("active", i === index);
+        link.setAttribute("aria-current", i === index ? "step" : "false");
+      });
+      $("#back").disabled = index === 0;
+      $("#next").classList.toggle("d-none", index === sections.length - 1);
+    }
+    function valid(section) {
+      const fields = [...section.querySelectorAll("input, select")];
+      return fields.every((field) => field.reportValidity());
+    }
+    $("#back").addEventListener("click", () => show(Math.max(0, current - 1)));
+    $("#next").addEventListener("click", () => { if (valid(sections[current])) show(current + 1); });
+    show(0);
+    return { valid: () => sections.every((section, i) => valid(section) || (show(i), false)) };
+  }
+
   function newPage() {
     let algorithms = [];
     let datasets = [];
+    const steps = wizardSteps();
+    const editing = new URLSearchParams(window.location.search).get("edit");  // a saved draft (manual 2.3.3)
     async function loadAlgorithms() {
       const params = new URLSearchParams({ status: "online", per_page: 100 });
       if ($("#purpose").value) params.set("purpose_first", $("#purpose").value);
@@ -217,10 +243,42 @@
         resources: { device: $("#device").value, mem_gb: parseFloat($("#mem").value), cpus: parseFloat($("#cpus").value) },
       };
       if (dataset && dataset.test_mode !== "independent") body.train_ratio = parseFloat($("#train-ratio").value);
+      if (!steps.valid()) return;
       try {
-        const run = await ui.api("POST", "runs", body);
+        let run;
+        if (editing) {
+          delete body.start;
+          run = await ui.api("PATCH", "runs/" + editing, body);
+          if (start) await ui.api("POST", `runs/${editing}/start`);
+        } else {
+          run = await ui.api("POST", "runs", body);
+        }
         window.location = page.prefix + "runs/" + run.id;
       } catch (e) { ui.flash(e.message); }
+    }
+    async function loadDraft() {
+      const run = await ui.api("GET", "runs/" + editing);
+      $("#wizard-title").textContent = `Edit training run ${run.name}`;
+      document.title = `Edit ${run.name}`;
+      $("#name").value = run.name;
+      $("#description").value = run.description || "";
+      await loadAlgorithms();
+      if (!algorithms.some((a) => a.id === run.algorithm.id)) {
+        ui.flash(`${run.algorithm.label} is no longer online: choose another algorithm`);
+      } else {
+        $("#algorithm").value = run.algorithm.id;
+        await chooseAlgorithm();
+      }
+      for (const input of document.querySelectorAll("#hyperparameters [data-name]")) {
+        if (input.dataset.name in run.hyperparameters) input.value = run.hyperparameters[input.dataset.name];
+      }
+      $("#dataset").value = run.dataset.id;
+      chooseDataset();
+      if (run.train_ratio != null) $("#train-ratio").value = run.train_ratio;
+      $("#device").value = run.resources.device;
+      $("#mem").value = run.resources.mem_gb;
+      $("#cpus").value = run.resources.cpus;
+      $("#max-runtime").value = run.max_runtime;
     }
     $("#purpose").addEventListener("change", () => loadAlgorithms().catch((e) => ui.flash(e.message)));
     $("#source").addEventListener("change", () => loadAlgorithms().catch((e) => ui.flash(e.message)));
@@ -228,7 +286,7 @@
     $("#dataset").addEventListener("change", chooseDataset);
     $("#save").addEventListener("click", () => submit(false));
     $("#run-new").addEventListener("submit", (event) => { event.preventDefault(); submit(true); });
-    loadAlgorithms().catch((e) => ui.flash(e.message));
+    (editing ? loadDraft() : loadAlgorithms()).catch((e) => ui.flash(e.message));
   }
 
   function runPage() {
@@ -256,6 +314,8 @@
       }
       $("#final").replaceChildren(...Object.entries(run.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
       $("#start").disabled = run.status !== "draft";
+      $("#edit").classList.toggle("d-none", run.status !== "draft" || run.owner !== page.user);
+      $("#edit").href = `${page.prefix}runs/new?edit=${run.id}`;
       $("#stop").disabled = !["queued", "starting", "running"].includes(run.status);
       $("#delete").disabled = ["queued", "starting", "running", "stopping"].includes(run.status);
       $("#download-log").href = `${page.prefix}api/${path}/log`;
