@@ -23,7 +23,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from sqlalchemy import select
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Float, Integer, Type, Unicode, default
+from traitlets import Bool, Float, Integer, List, Type, Unicode, default
 from traitlets.config import Application
 
 from workspace_hub.catalog import DEFAULT_CATALOG_DIR, load_catalog
@@ -114,6 +114,17 @@ class LibraryService(Application):
                              help="Seconds an online test's replica waits for another call before it is removed.")
     service_health_timeout = Float(60, min=1, config=True, help="Seconds a new service replica gets to answer /health "
                                                           "before it is replaced (or a redo is rolled back).")
+    project_code_max_bytes = Integer(1024**3, min=1, config=True,
+                                     help="Largest code a new project brings in from its page: an uploaded zip or "
+                                          "tar.gz, or a git clone.")
+    git_networks = List(Unicode(), config=True,
+                        help="Networks (CIDR) besides public addresses that a new project's git URL may resolve "
+                             "to, such as a site's own git server (10.20.0.0/16); loopback and private addresses "
+                             "are refused otherwise, since the library's host reaches what users' workspaces may "
+                             "not.")
+    workspace_uid = Integer(1000, config=True, help="uid that owns the code a new project brings in: the spawner's "
+                                                    "WorkspaceMixin.workspace_uid (set both together).")
+    workspace_gid = Integer(1000, config=True, help="gid of that code: the spawner's WorkspaceMixin.workspace_gid.")
     catalog_dir = Unicode(str(DEFAULT_CATALOG_DIR), config=True,
                           help="The static env catalog, seeded into the library as presets.")
     workers = Integer(2, min=1, config=True, help="Validations that run at once.")

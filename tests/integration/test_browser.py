@@ -147,3 +147,63 @@ def test_the_project_name_is_checked_in_the_browser(hub, page):
     for value, valid in (("text-classify", True), ("Bad_Name", False), ("ends-with-", False)):
         name.fill(value)
         assert name.evaluate("(input) => input.checkValidity()") is valid, value
+
+
+def new_project_with_code(page, hub, name: str, source: str) -> None:
+    """The Projects page: a name, the python env and a way to bring code in, which opens the library's page."""
+    login(page, hub)
+    page.goto(f"{hub.url}/hub/home")
+    page.fill("#new-project-name", name)
+    page.select_option("#new-project-env", "python")
+    page.select_option("#new-project-code", source)
+    page.click("#new-project-create")
+    page.wait_for_url(f"**/services/library/projects/new?name={name}**")
+    assert page.inner_text("#project-name") == name
+
+
+def test_a_new_project_starts_with_a_sample_chosen_on_the_page(hub, page):
+    """Manual 2.6.1-2.6.2, the recommended way: a sample's train and api folders are in /project/code when
+    JupyterLab opens."""
+    new_project_with_code(page, hub, "with-sample", "sample")
+    assert page.input_value("#sample") == "text-classify-bayes"  # the python env's sample is offered first
+    shot(page, "02-projects-code-sample")
+    page.click("#create")
+    page.wait_for_url("**/user/admin/with-sample/lab**", timeout=120_000)
+    page.wait_for_selector(".jp-DirListing-itemName:has-text('code')", timeout=120_000)
+    page.dblclick(".jp-DirListing-itemName:has-text('code')")
+    page.wait_for_selector(".jp-DirListing-itemName:has-text('text-classify-bayes-train-demo')")
+    shot(page, "04-jupyterlab-sample")
+    code = hub.data_root / "users" / user_dir_name("admin") / "with-sample" / "code"
+    assert (code / "text-classify-bayes-api-demo" / "algorithm.yaml").is_file()
+    hub.stop_project("admin", "with-sample", remove=True)
+
+
+def test_a_new_project_starts_from_an_uploaded_zip_with_its_progress(hub, page, tmp_path):
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("my-algorithm/src/train.py", "print('mine')\n")
+    new_project_with_code(page, hub, "with-zip", "archive")
+    page.set_input_files("#archive", str(archive))
+    page.click("#create")
+    page.wait_for_url("**/user/admin/with-zip/**", timeout=120_000)
+    code = hub.data_root / "users" / user_dir_name("admin") / "with-zip" / "code"
+    assert (code / "my-algorithm" / "src" / "train.py").read_text() == "print('mine')\n"
+    hub.wait_ready("admin", "with-zip")
+    hub.stop_project("admin", "with-zip", remove=True)
+
+
+def test_the_generator_on_the_page_names_its_rule_and_an_existing_project_is_left_alone(hub, page):
+    new_project_with_code(page, hub, "with-generator", "generator")
+    page.fill("#prefix", "news")
+    page.fill("#interface", "health")  # reserved by the inference contract
+    page.click("#create")
+    page.wait_for_selector("#flash:has-text('interface: a lowercase English identifier')")
+    shot(page, "02-projects-code-generator-refused")
+    assert hub.server("admin", "with-generator") is None
+    # an existing project takes its code from its terminal, never from this page
+    (hub.data_root / "users" / user_dir_name("admin") / "kept" / "code").mkdir(parents=True)
+    (hub.data_root / "users" / user_dir_name("admin") / "kept" / "code" / "mine.py").write_text("x = 1\n")
+    new_project_with_code(page, hub, "kept", "sample")
+    page.click("#create")
+    page.wait_for_selector("#flash:has-text('you already have a project named')")
+    assert (hub.data_root / "users" / user_dir_name("admin") / "kept" / "code" / "mine.py").read_text() == "x = 1\n"
