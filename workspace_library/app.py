@@ -51,6 +51,7 @@ from .runs import api as run_api
 from .runs.queue import Runs
 from .runs.rules import RunLimits
 from .projects import api as project_api
+from .projects import sources as project_sources
 from .services import api as service_api
 from .services.replicas import Services
 from .store import TarStore
@@ -170,6 +171,8 @@ class LibraryService(Application):
                                  trial_idle=self.online_test_idle)
         self.io = ThreadPoolExecutor(8, thread_name_prefix="library-io")
         self.calls = ThreadPoolExecutor(32, thread_name_prefix="library-calls")
+        self.code_fills = ThreadPoolExecutor(2, thread_name_prefix="library-code")  # new projects' code, one per user
+        project_sources.clean_staging(root / "library" / "uploads")
 
     def run_output_limit(self, owner: str) -> int:
         """What a run of *owner* may write to its model folder: the model cap, or what their quota leaves."""

@@ -87,6 +87,7 @@ ROUTES = [
     ("models", page("models.html")),
     (r"models/(?P<item_id>\d{1,9})", page("model.html", Model)),
     ("services", page("services.html")),
+    ("services/new", page("service_new.html")),
     (r"services/(?P<item_id>\d{1,9})", page("service.html", Service)),
     ("envs", page("envs.html")),
     ("envs/new", page("env_new.html")),

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import urllib.request
+from pathlib import Path
 
 import docker
 import pytest
@@ -24,6 +26,7 @@ from harness.library import Client
 from .conftest import login, shot
 from harness.waiting import status_of, wait_until
 from workspace_hub.executor import LABEL_KEY, LABEL_RUN
+from workspace_hub.projects import user_dir_name
 
 pytestmark = pytest.mark.docker
 
@@ -220,6 +223,61 @@ def test_an_image_is_pulled_from_a_registry_on_the_publish_page(registry, librar
     r = library["admin"]("POST", f"algorithms/{item['id']}/pull", json={"reference": f"{registry}/team/none:1",
                                                                         "role": "train"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "pull-failed"
+
+
+HAND_MODEL = """
+def load(folder):
+    return "carried"  # this image carries its own model: none is mounted
+
+
+def predict(model, params):
+    return {"label": "LABEL", "text": params.get("text")}
+"""
+
+
+def hand_made_image(hub, workspace, label: str) -> Path:
+    """A predict image that needs no model of the registry, built with `ws build` in pia's workspace."""
+    model = HAND_MODEL.replace("LABEL", label)
+    sh(workspace, "cd /project/code && { [ -d hand-api ] || ws new api --prefix hand --interface classify "
+                  f"--framework sklearn; }} && cd hand-api && cat > src/model.py <<'EOF'\n{model}\nEOF\n"
+                  "rm -f /project/docker_image/predict-hand-cpu.tar && ws build")
+    built = hub.data_root / "users" / user_dir_name(PUBLISHER) / PROJECT / "docker_image" / "predict-hand-cpu.tar"
+    copy = built.with_name(f"predict-{label}-cpu.tar")
+    shutil.copyfile(built, copy)
+    return copy
+
+
+def test_a_service_made_by_hand_serves_an_uploaded_image_and_is_redone_from_another(hub, workspace, library, page):
+    """Manual 2.7.1-2.7.3 and 2.7.10: a service's information, then its predict image as a tar; its interface
+    comes from the image's labels; an online test calls it; a redo uploads the next image."""
+    first = hand_made_image(hub, workspace, "hand-made")
+    login(page, hub)
+    page.goto(f"{library['base']}services")
+    page.click("#new-service")
+    page.wait_for_url("**/services/new")
+    page.fill("#name", "by-hand")
+    page.fill("#description", "served from an uploaded predict image")
+    page.set_input_files("#predict", str(first))
+    shot(page, "services-01-new-by-hand")
+    page.click("#create")
+    page.wait_for_url(re.compile(r".*/services/\d+$"), timeout=600_000)
+    page.wait_for_selector("#status:has-text('running')", timeout=180_000)
+    page.click("#test")
+    page.wait_for_selector("#test-result:has-text('hand-made')", timeout=60_000)
+    assert "HTTP 200" in page.inner_text("#test-result")
+    shot(page, "services-02-by-hand-running")
+    assert page.is_visible("#redo-image") and not page.is_visible("#redo")  # no model to take a newer version of
+
+    second = hand_made_image(hub, workspace, "hand-made-2")
+    page.set_input_files("#predict", str(second))
+    page.click("#redo-from-image")
+    page.wait_for_selector("#fields dd:text-is('2')", timeout=600_000)  # the service's revision
+    page.wait_for_selector("#status:has-text('running')", timeout=180_000)
+    page.click("#test")
+    page.wait_for_selector("#test-result:has-text('hand-made-2')", timeout=60_000)
+    shot(page, "services-03-by-hand-redone")
+    service_id = int(page.url.rsplit("/", 1)[1])
+    assert library["admin"]("DELETE", f"services/{service_id}").status_code == 204
 
 
 def test_a_registered_env_is_offered_to_its_owner_and_starts_a_workspace(hub, library, engine, container_of,

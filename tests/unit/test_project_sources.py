@@ -31,7 +31,7 @@ def code_of(library, user: str, name: str) -> list[str]:
 
 def zipped(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for name, data in files.items():
             z.writestr(name, data)
     return out.getvalue()
@@ -84,12 +84,22 @@ def test_the_generator_refuses_what_would_not_make_a_project_and_leaves_nothing(
     assert code_of(library, "olive", "refused") == []
 
 
+@pytest.fixture
+def small_limit(library):
+    service, _ = library
+    service.project_code_max_bytes = 1000
+    yield
+    service.project_code_max_bytes = 1024**3
+
+
 def test_an_archive_lands_under_its_own_names(as_, library):
-    body = zipped({"src/train.py": b"print('train')\n", "README.md": b"# mine\n"})
+    body = zipped({"src/train.py": b"print('train')\n", "README.md": b"# mine\n", "files/x.py": b"",
+                   "code/.extract": b""})  # names the extraction itself could have used
     answer = as_["owner"]("POST", "projects/zipped/code/archive", data=body,
                           headers={"Content-Type": "application/octet-stream"})
     assert answer.status_code == 201, answer.text
-    assert code_of(library, "olive", "zipped") == ["README.md", "src", "src/train.py"]
+    assert code_of(library, "olive", "zipped") == ["README.md", "code", "code/.extract", "files", "files/x.py", "src",
+                                                   "src/train.py"]
     tgz = io.BytesIO()
     with tarfile.open(fileobj=tgz, mode="w:gz") as t:
         info = tarfile.TarInfo("model.py")
@@ -104,8 +114,9 @@ def test_an_archive_lands_under_its_own_names(as_, library):
     ({"/etc/passwd": b"x"}, "archive-name"),
     ({"inner.zip": zipped({"a": b"b"})}, "archive-nested"),
     ({}, "empty-archive"),
+    ({"a": b"x" * 2000}, "archive-too-large"),  # the service's limit is 1000 bytes here
 ])
-def test_a_hostile_archive_is_refused_and_leaves_nothing(as_, library, files, code):
+def test_a_hostile_archive_is_refused_and_leaves_nothing(as_, library, files, code, small_limit):
     answer = as_["owner"]("POST", "projects/hostile/code/archive", data=zipped(files))
     assert answer.status_code == 400 and answer.json()["error"]["code"] == code, answer.text
     assert code_of(library, "olive", "hostile") == []
@@ -134,12 +145,18 @@ def test_the_caller_must_be_logged_in_and_name_a_project(as_):
 @pytest.mark.parametrize("url, code", [
     ("ssh://git@example.org/repo.git", "git-protocol"),
     ("file:///etc", "git-protocol"),
-    ("ext::sh -c id", "git-protocol"),
+    ("ext::sh", "git-protocol"),
     ("https://user:secret@example.org/repo.git", "git-credentials"),
     ("http://127.0.0.1:1/repo.git", "git-private-address"),
     ("http://[::1]:1/repo.git", "git-private-address"),
     ("http://169.254.169.254/latest/meta-data", "git-private-address"),  # a cloud's metadata service
     ("http://localhost:1/repo.git", "git-private-address"),
+    ("http://[64:ff9b::a9fe:a9fe]/repo.git", "git-private-address"),  # NAT64 of 169.254.169.254
+    ("http://[::ffff:10.0.0.1]/repo.git", "git-private-address"),
+    ("http://[2002:7f00:1::1]/repo.git", "git-private-address"),  # 6to4 of 127.0.0.1
+    ("http://faß.example/repo.git", "invalid-field"),  # Python and curl turn it into different names
+    ("http://example.org/a repo.git", "invalid-field"),
+    ("http://example.org\n/repo.git", "invalid-field"),
 ])
 def test_a_git_url_the_library_must_not_fetch_is_refused(as_, library, url, code):
     answer = as_["owner"]("POST", "projects/cloned/code", json={"source": "git", "url": url})
@@ -175,6 +192,10 @@ def git_server(tmp_path):
         subprocess.run(command, cwd=work, env=env, check=True)
     served = tmp_path / "served"
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "algo.git")], check=True)
+    (work / "data.bin").write_bytes(b"0" * 100_000)  # compresses to a few bytes: a git bomb in small
+    subprocess.run(["git", "add", "."], cwd=work, env=env, check=True)
+    subprocess.run(["git", "commit", "-qm", "data"], cwd=work, env=env, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "algo.git-big")], check=True)
     server = wsgiref.simple_server.make_server("127.0.0.1", 0, git_http_backend(served),
                                                handler_class=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -202,3 +223,34 @@ def test_a_git_url_on_a_network_the_admin_allowed_is_cloned(as_, library, git_se
     missing = as_["owner"]("POST", "projects/no-branch/code", json={"source": "git", "url": git_server,
                                                                      "branch": "main"})
     assert missing.json()["error"]["code"] == "git-private-address"  # the allowance was the admin's, now gone
+
+
+def test_a_repository_larger_than_the_limit_is_refused_before_it_is_checked_out(as_, library, git_server):
+    service, _ = library
+    service.git_networks, service.project_code_max_bytes = ["127.0.0.0/8"], 50_000  # the pack fits, the tree not
+    try:
+        answer = as_["owner"]("POST", "projects/big-git/code", json={"source": "git", "url": git_server + "-big"})
+    finally:
+        service.git_networks, service.project_code_max_bytes = [], 1024**3
+    assert answer.status_code == 413 and "over the limit" in answer.json()["error"]["message"], answer.text
+    assert code_of(library, "olive", "big-git") == []
+
+
+def test_a_dropped_upload_keeps_nothing_and_frees_the_caller(as_, library):
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    _, base = library
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port)) as raw:
+        raw.sendall(f"POST {url.path}api/projects/dropped/code/archive HTTP/1.1\r\nHost: x\r\n"
+                    "Authorization: token owner-token\r\nContent-Length: 100000\r\n\r\n".encode() + b"PK" * 500)
+        time.sleep(0.5)
+    uploads = Path(library[0].data_root) / "library" / "uploads"
+    wait = time.monotonic() + 10
+    while list(uploads.glob("code-*")) and time.monotonic() < wait:
+        time.sleep(0.1)
+    assert not list(uploads.glob("code-*"))
+    answer = as_["owner"]("POST", "projects/dropped/code", json={"source": "sample", "sample": "text-classify-bayes"})
+    assert answer.status_code == 201, answer.text  # the caller is not left "busy"

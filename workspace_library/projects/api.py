@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import shutil
 import uuid
 from pathlib import Path
@@ -26,7 +28,7 @@ from ..errors import LibraryError
 from ..pages import PageHandler
 from ..streaming import send_archive
 from . import sources
-from .code import code_files, open_beneath
+from .code import MAX_FILES, code_files, open_beneath
 
 CODE_SOURCE = {
     "type": "object", "additionalProperties": False, "required": ["source"],
@@ -41,7 +43,7 @@ CODE_SOURCE = {
     },
 }
 NEEDS = {"sample": ("sample",), "generator": ("prefix", "interface", "framework"), "git": ("url",)}
-_filling: set[tuple[str, str]] = set()  # projects whose code is coming in now (checked and set on the loop)
+_filling: set[str] = set()  # users whose new project's code is coming in now: one at a time (checked on the loop)
 
 
 def own_project(handler: BaseHandler, name: str) -> Project:
@@ -67,17 +69,21 @@ class CodeFilling:
 
     def __init__(self, handler: BaseHandler, name: str):
         self.handler, self.project = handler, own_project(handler, name)
-        self.key = (self.project.user, self.project.name)
         self.staging = handler.service.imports.root / "uploads" / f"code-{uuid.uuid4().hex}"
+        self.claimed = False
 
     def __enter__(self):
-        if self.key in _filling:
-            raise LibraryError(409, "busy", f"code is already coming into {self.project.name!r}; wait for it", "name")
-        _filling.add(self.key)
+        if self.project.user in _filling:
+            raise LibraryError(409, "busy", "code is already coming into another of your new projects; wait for "
+                               "it to end", "name")
+        _filling.add(self.project.user)
+        self.claimed = True
         return self
 
     def __exit__(self, *exc):
-        _filling.discard(self.key)
+        if self.claimed:
+            _filling.discard(self.project.user)
+            self.claimed = False
 
     async def run(self, fill) -> dict:
         """Check the project is new, *fill* (blocking) the staging folder, and place what it holds."""
@@ -93,7 +99,8 @@ class CodeFilling:
             finally:
                 shutil.rmtree(self.staging, ignore_errors=True)
 
-        placed = await service.offload(work)
+        # clones and extractions take minutes at worst: they have threads of their own, never the shared ones
+        placed = await asyncio.get_running_loop().run_in_executor(service.code_fills, work)
         return {"project": self.project.name, "folders": placed}
 
 
@@ -150,12 +157,20 @@ class CodeArchiveHandler(BaseHandler):
         if self.file is not None:
             self.file.write(chunk)
 
-    def on_finish(self):
+    def _discard(self):
         if self.file is not None:
             self.file.close()
+            self.file = None
             self.archive.unlink(missing_ok=True)
         if self.filling is not None:
             self.filling.__exit__(None, None, None)
+
+    def on_connection_close(self):  # a dropped or oversized upload: nothing is kept, the name is free again
+        self._discard()
+        super().on_connection_close()
+
+    def on_finish(self):
+        self._discard()
         super().on_finish()
 
     async def post(self, name):
@@ -163,7 +178,8 @@ class CodeArchiveHandler(BaseHandler):
             raise self.refusal
         self.file.close()
         self.file = None
-        limits = self.service.imports.limits
+        limits = dataclasses.replace(self.service.imports.limits, max_bytes=self.service.project_code_max_bytes,
+                                     max_files=MAX_FILES)
         try:
             placed = await self.filling.run(lambda staging: sources.from_archive(self.archive, staging, limits))
         finally:

@@ -20,9 +20,11 @@ MAX_BYTES = 2 * 1024**3
 
 
 def code_files(code: Path) -> list[tuple[str, str, int]]:
-    """``[name, name, size]`` for :func:`~..streaming.send_archive`: the regular files beneath *code*."""
+    """``[name, name, size]`` for :func:`~..streaming.send_archive`: the regular files beneath *code* (a
+    project's code or model folder)."""
     if code.is_symlink() or not code.is_dir():
-        raise LibraryError(404, "no-project", "You have no such project, or its code folder is missing.", "project")
+        raise LibraryError(404, "no-project", f"You have no such project, or its {code.name} folder is missing.",
+                           "project")
     found, total = [], 0
     for folder, dirs, files in os.walk(code, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
@@ -38,7 +40,7 @@ def code_files(code: Path) -> list[tuple[str, str, int]]:
             found.append((relative, relative, info.st_size))
             total += info.st_size
             if len(found) > MAX_FILES or total > MAX_BYTES:
-                raise LibraryError(413, "too-large", f"the code folder holds more than {MAX_FILES} files or "
+                raise LibraryError(413, "too-large", f"the {code.name} folder holds more than {MAX_FILES} files or "
                                    f"{MAX_BYTES // 1024**3} GiB; download it from the workspace (JupyterLab or "
                                    "git) instead", "project")
     return found

@@ -35,12 +35,17 @@ from workspace_hub.scaffold import SAMPLES, ScaffoldError, git_message, new_algo
 
 from ..datasets import importer
 from ..errors import LibraryError
+from .code import MAX_FILES
 
 SOURCES = ("sample", "generator", "git", "archive")
 FRAMEWORKS = ("sklearn", "pytorch", "keras")
 PREFIX = re.compile(r"(?=.{1,40}$)[a-z][a-z0-9]*(-[a-z0-9]+)*")
 INTERFACE = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 RESERVED = ("health", "docs", "metrics")  # the inference contract's own paths
+HOST = re.compile(r"[a-z0-9.-]{1,253}|[0-9a-f:.]{2,45}")  # what urlsplit leaves of a name or an IP literal
+# IPv6 forms that carry an IPv4 address (IPv4-compatible, NAT64, 6to4, Teredo) report themselves global
+EMBEDS_IPV4 = [ipaddress.ip_network(n) for n in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16",
+                                                   "2001::/32")]
 BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 GIT_TIMEOUT = 300
 
@@ -51,6 +56,12 @@ class Owner:
 
     uid: int
     gid: int
+
+
+def clean_staging(uploads: Path) -> None:
+    """What an interrupted fill left (the library stopped in the middle): removed when it starts."""
+    for leftover in uploads.glob("code-*"):
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
 def check_new_project(project: Project) -> None:
@@ -105,27 +116,26 @@ def _scaffold(bake) -> None:
 
 
 def from_archive(archive: Path, staging: Path, limits) -> None:
-    """A zip or tar.gz's files under their own names, extracted in the importer's child process."""
-    result = importer.run({"code": archive}, staging / ".extract", importer.MODEL, limits)
-    if "crashed" in result:
-        raise LibraryError(400, "import-crashed", result["crashed"], "archive")
-    part = result["splits"]["code"]
-    if not part["ok"]:
-        raise LibraryError(400, part["code"], part["message"], "archive")
-    files = staging / "files"
-    files.mkdir()
-    for name, staged, _size, _digest in part["members"]:
-        target = files / name  # names passed the archive rules: relative, no '..', no links out
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = staging / ".extract" / "code" / staged
-        if source.stat().st_nlink > 1 or target.exists():
-            shutil.copyfile(source, target)  # a link inside the archive: a second name for the same bytes
-        else:
-            os.link(source, target)
-    shutil.rmtree(staging / ".extract")
-    for entry in list(files.iterdir()):
-        entry.rename(staging / entry.name)
-    files.rmdir()
+    """A zip or tar.gz's files under their own names, extracted in the importer's child process (beside
+    *staging*, so that no name in the archive meets the extraction's own folders)."""
+    extracted = staging.with_name(staging.name + ".extract")
+    try:
+        result = importer.run({"code": archive}, extracted, importer.MODEL, limits)
+        if "crashed" in result:
+            raise LibraryError(400, "import-crashed", result["crashed"], "archive")
+        part = result["splits"]["code"]
+        if not part["ok"]:
+            raise LibraryError(400, part["code"], part["message"], "archive")
+        for name, staged, _size, _digest in part["members"]:
+            target = staging / name  # names passed the archive rules: relative, no '..', no links out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = extracted / "code" / staged
+            if source.stat().st_nlink > 1 or target.exists():
+                shutil.copyfile(source, target)  # a link inside the archive: a second name for the same bytes
+            else:
+                os.link(source, target)
+    finally:
+        shutil.rmtree(extracted, ignore_errors=True)
     if not any(staging.iterdir()):
         raise LibraryError(400, "empty-archive", "the archive holds no files; zip the code folder itself",
                            "archive")
@@ -133,8 +143,10 @@ def from_archive(archive: Path, staging: Path, limits) -> None:
 
 def check_git_url(url: str) -> tuple[str, int]:
     """The URL's host and port, once it passes the page's rules (https or http, no credentials)."""
-    if not isinstance(url, str) or not 1 <= len(url) <= 2000 or url.startswith("-"):
-        raise LibraryError(400, "invalid-field", "url: an https:// or http:// repository URL", "url")
+    if not isinstance(url, str) or not 1 <= len(url) <= 2000 or url.startswith("-") \
+            or not url.isascii() or re.search(r"[\x00-\x20\x7f]", url):
+        raise LibraryError(400, "invalid-field", "url: an https:// or http:// repository URL in ASCII, with no "
+                           "spaces (an internationalised host name goes in its xn-- form)", "url")
     try:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -147,6 +159,9 @@ def check_git_url(url: str) -> tuple[str, int]:
         raise LibraryError(400, "git-credentials", "url: credentials in the URL are refused (they would be kept "
                            "in the project's git config); clone private repositories from the workspace's "
                            "terminal (ws import git)", "url")
+    if not HOST.fullmatch(parts.hostname):
+        raise LibraryError(400, "invalid-field", f"url: {parts.hostname!r} is not a host name or an IP address",
+                           "url")
     return parts.hostname, port
 
 
@@ -161,7 +176,9 @@ def resolve_public(host: str, port: int, networks: list[str]) -> str:
     addresses = sorted({info[4][0] for info in found})
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])
-        if not (address.is_global or any(address in network for network in allowed)):
+        public = address.is_global and not (address.version == 6 and (address.ipv4_mapped or any(
+            address in network for network in EMBEDS_IPV4)))
+        if not (public or any(address in network for network in allowed)):
             raise LibraryError(400, "git-private-address", f"url: {host} resolves to {address}, an address on this "
                                "site's own network, which the library does not clone from; clone it from the "
                                "workspace's terminal (ws import git), or ask an admin to add its network to "
@@ -171,7 +188,8 @@ def resolve_public(host: str, port: int, networks: list[str]) -> str:
 
 def from_git(staging: Path, url: str, branch: str | None, networks: list[str], limit: int) -> None:
     """A shallow clone of *url*, bounded in time (:data:`GIT_TIMEOUT`) and, file by file, in size (``prlimit``:
-    the pack is one file), then checked for its total size."""
+    the pack is one file); its tree is counted before it is checked out, so that a repository of many copies of
+    one compressed blob (a git bomb) is refused before it is written out."""
     from git import Git, GitCommandError
 
     host, port = check_git_url(url)
@@ -180,24 +198,35 @@ def from_git(staging: Path, url: str, branch: str | None, networks: list[str], l
     address = resolve_public(host, port, networks)
     pinned = f"[{address}]" if ":" in address else address
     config = {"http.curloptResolve": f"{host}:{port}:{pinned}", "http.followRedirects": "false",
-              "protocol.allow": "never", "protocol.https.allow": "always", "protocol.http.allow": "always",
-              "core.hooksPath": "/dev/null", "credential.helper": ""}
+              "http.proxy": "", "protocol.allow": "never", "protocol.https.allow": "always",
+              "protocol.http.allow": "always", "core.hooksPath": "/dev/null", "credential.helper": ""}
+    # the library's own proxy would resolve the name itself, past the check above
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-           "GIT_ASKPASS": "/bin/false", "GIT_CONFIG_COUNT": str(len(config))}
+           "GIT_ASKPASS": "/bin/false", "GIT_CONFIG_COUNT": str(len(config)), "NO_PROXY": "*", "no_proxy": "*",
+           **{name: "" for name in ("http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")}}
     for n, (key, value) in enumerate(config.items()):
         env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"] = key, value
     name = Path(urlsplit(url).path.rstrip("/")).name.removesuffix(".git")
     name = name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) else "repository"
-    command = ["prlimit", f"--fsize={limit}", "git", "clone", "--depth=1", "--single-branch", "--no-tags",
-               *(["--branch", branch] if branch else []), "--", url, name]
+    git = Git(str(staging))
     try:
-        Git(str(staging)).execute(command, env=env, kill_after_timeout=GIT_TIMEOUT)
+        git.execute(["prlimit", f"--fsize={limit}", "git", "clone", "--depth=1", "--single-branch", "--no-tags",
+                     "--no-checkout", *(["--branch", branch] if branch else []), "--", url, name],
+                    env=env, kill_after_timeout=GIT_TIMEOUT)
+        tree = Git(str(staging / name)).execute(["git", "ls-tree", "-r", "-l", "-z", "HEAD"], env=env,
+                                                kill_after_timeout=GIT_TIMEOUT)
     except GitCommandError as e:
         raise LibraryError(400, "git-clone", f"git clone failed: {git_message(e)[:500]}", "url") from None
-    size = sum(f.lstat().st_size for f in (staging / name).rglob("*") if f.is_file() and not f.is_symlink())
-    if size > limit:
-        raise LibraryError(413, "too-large", f"the repository is {size} bytes, over the {limit}-byte limit; keep "
-                           "data and models out of git", "url")
+    entries = [line.split(None, 4) for line in tree.split("\0") if line]
+    size = sum(int(fields[3]) for fields in entries if fields[1] == "blob" and fields[3].isdigit())
+    if size > limit or len(entries) > MAX_FILES:
+        raise LibraryError(413, "too-large", f"the repository holds {len(entries)} files of {size} bytes, over the "
+                           f"limit of {MAX_FILES} files and {limit} bytes; keep data and models out of git", "url")
+    try:
+        Git(str(staging / name)).execute(["prlimit", f"--fsize={limit}", "git", "reset", "--hard", "--quiet"],
+                                         env=env, kill_after_timeout=GIT_TIMEOUT)
+    except GitCommandError as e:
+        raise LibraryError(400, "git-clone", f"git checkout failed: {git_message(e)[:500]}", "url") from None
 
 
 def place(staging: Path, project: Project, owner: Owner) -> list[str]:
@@ -216,7 +245,12 @@ def place(staging: Path, project: Project, owner: Owner) -> list[str]:
         staged = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
             for name in names:
-                os.rename(name, name, src_dir_fd=staged, dst_dir_fd=code)
+                try:
+                    os.rename(name, name, src_dir_fd=staged, dst_dir_fd=code)
+                except OSError:  # the workspace started meanwhile and made a folder of that name
+                    raise LibraryError(409, "project-exists", f"{name} appeared in the code folder of "
+                                       f"{project.name!r} while its code came in; bring the rest in from its "
+                                       "terminal", "name") from None
         finally:
             os.close(staged)
     finally:

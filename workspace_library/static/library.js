@@ -294,15 +294,23 @@
     });
   }
 
+  // The algorithm once its validation has ended, its progress shown on the page's bar meanwhile.
+  async function untilValidated(itemId) {
+    const bar = $("#upload-progress");
+    for (;;) {
+      const item = await api("GET", "algorithms/" + itemId);
+      if (item.status !== "validating") return item;
+      bar.style.width = "100%";
+      bar.textContent = `validating: ${item.progress}`;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
   // One image at a time: an algorithm takes a new image once the one before it is validated.
   async function pullImages(itemId, pulls) {
     const bar = $("#upload-progress");
     for (const [role, reference] of pulls) {
-      for (let item = await api("GET", "algorithms/" + itemId); item.status === "validating";
-           item = await api("GET", "algorithms/" + itemId)) {
-        bar.textContent = `validating: ${item.progress}`;
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
+      await untilValidated(itemId);
       bar.style.width = "100%";
       bar.textContent = `pulling the ${role} image ${reference}`;
       await api("POST", `algorithms/${itemId}/pull`, { reference, role });
@@ -383,6 +391,7 @@
     algorithm: () => itemPage("algorithms"), env: () => itemPage("envs"),
     publish: publishPage, edit: editPage, env_new: envNewPage,
   };
-  window.LibraryUI = { api, flash, row, link, badge, field, pairs, listPage, text, basicsForm, mayChange, owner };
+  window.LibraryUI = { api, flash, row, link, badge, field, pairs, listPage, text, basicsForm, mayChange, owner,
+                       upload, pullImages, untilValidated };
   if (views[page.view]) views[page.view]();
 })();

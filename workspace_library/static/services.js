@@ -38,10 +38,16 @@
           $("#fields").append(rt, rd);
         }
       }
+      const may = ui.mayChange(s);  // what the viewer may not do is not shown
+      $("#actions").hidden = !may;
+      $("#share").hidden = !may;
+      $("#redo-image").hidden = !may || Boolean(s.model_id);  // a model's service redoes onto its newest version
+      $("#redo").hidden = !s.model_id;
       $("#metrics").replaceChildren(...Object.entries(s.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
       if (!drawnForm) {
         $("#replicas").value = Math.max(1, s.replicas);
         $("#share-visibility").value = s.visibility;
+        $("#share-description").value = s.description || "";
         $("#test-fields").replaceChildren(...(s.interface.params || []).map((p) => {
           const col = document.createElement("div");
           col.className = "col-md-6";
@@ -81,7 +87,18 @@
     $("#stop").addEventListener("click", () => act("/stop", {}));
     $("#share").addEventListener("submit", (event) => {
       event.preventDefault();
-      act("", { visibility: $("#share-visibility").value }, "PATCH");
+      act("", { visibility: $("#share-visibility").value, description: $("#share-description").value }, "PATCH");
+    });
+    $("#redo-image").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      ui.flash("");
+      try {  // a new version of the algorithm the service serves, then a rolling redo onto it
+        const current = await ui.api("GET", "algorithms/" + service.algorithm_id);
+        const version = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+        const item = await publishPredictImage(current.name, version, current.description);
+        $("#upload-progress").textContent = `redoing onto ${item.name} ${item.version}`;
+        await act("/redo", { algorithm: item.id });
+      } catch (e) { ui.flash(e.message); }
     });
     $("#redo").addEventListener("click", async () => {
       if (!service.model_id) return act("/redo", {});
@@ -109,7 +126,54 @@
     setInterval(refresh, 3000);
   }
 
+  // A predict image chosen on the page (a tar or a reference to pull), published as a private version of the
+  // algorithm *name*, validated like any upload and brought online: what a service made by hand serves.
+  async function publishPredictImage(name, version, description) {
+    const file = $("#predict").files[0];
+    const reference = $("#predict-reference").value.trim();
+    if (!file && !reference) throw new Error("choose the predict image's tar, or name an image to pull");
+    const item = await ui.api("POST", "algorithms", { name, version, description });
+    if (file) {
+      await new Promise((resolve) => ui.upload(`algorithms/${item.id}/images`, [["predict", file]], resolve));
+    } else {
+      await ui.pullImages(item.id, [["predict", reference]]);
+    }
+    const validated = await ui.untilValidated(item.id);
+    if (validated.status !== "ready") {
+      throw new Error("the image was refused: " + (validated.errors || []).map((e) => `${e.code}: ${e.message}`).join("; "));
+    }
+    $("#upload-progress").textContent = "validated; bringing it online";
+    return ui.api("POST", `algorithms/${item.id}/online`);
+  }
+
+  function showInterface(item) {
+    const iface = (item.predict && item.predict.interface) || {};
+    $("#interface tbody").replaceChildren(...(iface.params || []).map((p) =>
+      ui.row([p.name, p.type, p.required ? "yes" : "no", p.test_value ?? "", p.description || ""])));
+    $("#interface").classList.toggle("d-none", !(iface.params || []).length);
+  }
+
+  function serviceNewPage() {
+    const form = $("#service-new");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      ui.flash("");
+      if (!form.reportValidity()) return;
+      try {
+        const name = $("#name").value.trim();
+        const item = await publishPredictImage(name, "1", $("#description").value);
+        showInterface(item);
+        $("#upload-progress").textContent = "starting the service";
+        const service = await ui.api("POST", "services", {
+          name, algorithm: item.id, description: $("#description").value, visibility: $("#visibility").value,
+          replicas: parseInt($("#replicas").value, 10) });
+        window.location = page.prefix + "services/" + service.id;
+      } catch (e) { ui.flash(e.message); }
+    });
+  }
+
   const views = {
+    service_new: serviceNewPage,
     services: () => ui.listPage("services", (s) => [s.name, ui.owner(s.owner), ui.badge(s.status), s.replicas, s.address, s.visibility]),
     service: servicePage,
   };
