@@ -266,3 +266,91 @@ def test_the_other_presets_train_in_the_wizard_and_serve(hub, nina, name, datase
                            headers={"Authorization": f"token {hub.user_token(USER)}"}, timeout=60)
     assert answer.status_code == 200, answer.text
     assert answer.json()
+
+
+# Manual 2.1.1 ... 2.7.12: where each function is, and what on that page does it.  Pages are under the library
+# unless they start with /hub/; {names} are nina's own items, made in the walk below.
+MANUAL = [
+    ("2.1.1 new dataset", "datasets", "#new-dataset"),
+    ("2.1.2 import a dataset", "datasets/new", "#file-train"),
+    ("2.1.3 edit a dataset", "datasets/{dataset}", "#share-save"),
+    ("2.1.4 delete a dataset", "datasets/{dataset}", "#delete"),
+    ("2.1.5 dataset details", "datasets/{preset_dataset}", "#split-train"),
+    ("2.1.6 bring a dataset online", "datasets/{dataset}", "#online"),
+    ("2.1.7 dataset visibility", "datasets/{dataset}", "#share-visibility"),
+    ("2.2.1 new algorithm", "publish", "#publish"),
+    ("2.2.2 edit an algorithm", "algorithms/{algorithm}/edit", "#train-command"),
+    ("2.2.3 train image", "publish", "#train-reference"),
+    ("2.2.4 predict image", "publish", "#predict-reference"),
+    ("2.2.5 bring an algorithm online", "algorithms/{algorithm}", "#online"),
+    ("2.2.6 algorithm visibility", "algorithms/{algorithm}/edit", "#visibility"),
+    ("2.3.1 new training task", "runs/new", "#purpose"),
+    ("2.3.2 delete a task", "runs/{draft}", "#delete"),
+    ("2.3.3 edit a task", "runs/{draft}", "#edit"),
+    ("2.3.4 start a task", "runs/{draft}", "#start"),
+    ("2.3.5 task details", "runs/{run}", "svg.chart[data-metric='loss']"),
+    ("2.4 models: the shared center", "models?scope=shared", "#scope"),
+    ("2.4 a model: visibility, download, publish as a service", "models/{model}", "#publish-service"),
+    ("2.5.1 new base env", "envs/new", "#env-new"),
+    ("2.5.2 edit a base env", "envs/{env}", "#basics-save"),
+    ("2.5.3 base env details", "envs/{env}", "#fields"),
+    ("2.5.4 delete a base env", "envs/{env}", "#delete"),
+    ("2.5.5 base env image", "envs/new", "#reference"),
+    ("2.5.6 base env visibility", "envs/{env}", "#basics-visibility"),
+    ("2.6.1 new project", "/hub/home", "#new-project-env"),
+    ("2.6.2 bring code in", "projects/new?name=walk-git&env=python&source=git", "#url"),
+    ("2.6.4 open a project", "/hub/home", "#projects a.open-server"),
+    ("2.6.5 download its code", "/hub/home", "#download-walk"),
+    ("2.6.6 download its model", "/hub/home", "#download-model-walk"),
+    ("2.6.7 publish it to the library", "/hub/home", "#publish-walk"),
+    ("2.7.1 new service", "services", "#new-service"),
+    ("2.7.2 its image", "services/new", "#predict-reference"),
+    ("2.7.3 edit a service", "services/{service}", "#share-description"),
+    ("2.7.4 delete a service", "services/{service}", "#delete"),
+    ("2.7.5 start a service", "services/{service}", "#start"),
+    ("2.7.6 stop a service", "services/{service}", "#stop"),
+    ("2.7.7 its replicas", "services/{service}", "#replicas"),
+    ("2.7.8 service details", "services/{service}", "#metrics"),
+    ("2.7.9 test online", "services/{service}", "#test"),
+    ("2.7.10 redo", "services/{service}", "#redo"),
+    ("2.7.11 view its model", "services/{service}", "#fields a[href*='models/']"),
+    ("2.7.12 view its task", "services/{service}", "#view-run"),
+]
+
+
+def test_a_user_with_no_code_reaches_every_function_of_the_manual_from_a_page(hub, page, nina):
+    """nina, who writes no code, finds each function of the manual's sections 2.1-2.7 on a page, with her own
+    items where the function changes one; a screenshot of each is saved (manual-<section>.png)."""
+    client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
+    bayes = preset(hub, "text-classify-bayes")
+    news = hub.dataset("news-texts")
+    [run] = client("GET", "runs", params={"name": "my-first-run"}).json()["items"]
+    [model] = client("GET", "models", params={"name": "my-first-run"}).json()["items"]
+    [service] = [s for s in client("GET", "services").json()["items"] if s["name"] == "my-first-run"]
+    ids = {
+        "dataset": client("POST", "datasets", json={"name": "walk-texts", "version": "1", "format": "dir",
+                                                    "archives": {"train": {"size": 100}}}).json()["id"],
+        "preset_dataset": news["id"],
+        "algorithm": client("POST", "algorithms", json={"name": "walk-algo", "version": "1"}).json()["id"],
+        "draft": client("POST", "runs", json={"name": "walk-draft", "algorithm": bayes["id"],
+                                              "dataset": news["id"]}).json()["id"],
+        "run": run["id"], "model": model["id"], "service": service["id"],
+        "env": client("POST", "envs", json={"name": "walk-env", "version": "1"}).json()["id"],
+    }
+    hub.start_project(USER, "walk", env="python")
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", USER)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/home")
+    for section, where, selector in MANUAL:
+        path = where.format(**ids)
+        page.goto(f"{hub.url}{path}" if path.startswith("/hub/") else f"{hub.url}/services/library/{path}")
+        found = page.locator(selector).first
+        expect(found, f"{section}: {selector} on {path}").to_be_visible()
+        found.scroll_into_view_if_needed()
+        shot(page, "manual-" + section.replace(" ", "-").replace(":", "").replace(",", ""))
+    hub.stop_project(USER, "walk")
+    page.goto(f"{hub.url}/hub/home")
+    expect(page.locator("#start-walk"), "2.6.3 start a project").to_be_visible()
+    shot(page, "manual-2.6.3-start-a-project")
