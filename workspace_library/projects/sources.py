@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from workspace_hub.projects import Project
+from jupyterhub.slugs import safe_slug
+
+from workspace_hub.projects import Project, user_dir_name
 from workspace_hub.scaffold import SAMPLES, ScaffoldError, git_message, new_algorithm_folder, new_sample
 
 from ..datasets import importer
@@ -65,7 +67,13 @@ def clean_staging(uploads: Path) -> None:
 
 
 def check_new_project(project: Project) -> None:
-    """Code comes in only when a project is made: an existing project brings more from its terminal."""
+    """Code comes in only when a project is made: an existing project brings more from its terminal.  A user
+    whose folder still has its old name (before :func:`user_dir_name`) lets the hub move it first."""
+    users = project.data_root / "users"
+    old = safe_slug(project.user)
+    if old != user_dir_name(project.user) and (users / old).is_dir() and not project.path.parent.exists():
+        raise LibraryError(409, "folder-to-move", "your folder still has the name of an older version: start any "
+                           "of your projects once from the Projects page (the hub moves it), then come back", "name")
     if project.record_path.exists() or _has_code(project):
         raise LibraryError(409, "project-exists", f"you already have a project named {project.name!r}: bring more "
                            "code into it from its terminal (ws new, ws import git, or JupyterLab's upload), or "
