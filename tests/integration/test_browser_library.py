@@ -143,3 +143,15 @@ def test_an_algorithms_commands_variables_and_interface_are_typed_fields_not_jso
     expect(page.locator("#train .env-vars td").first).to_have_text("EPOCHS")
     assert "{" not in page.inner_text("#train")
     shot(page, "library-algorithm-typed")
+
+
+def test_library_pages_wear_the_hubs_header_with_admin_and_fit_a_phone(hub, page):
+    """One look: the hub's logo at the hub's size (its stylesheet styles #jupyterhub-logo), Admin for admins,
+    and a navbar that wraps on a 375 px phone instead of scrolling."""
+    open_library(page, hub)
+    assert page.locator("#jupyterhub-logo img").bounding_box()["height"] <= 40
+    expect(page.locator("#nav-admin")).to_be_visible()
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.locator("nav.navbar").evaluate("nav => nav.scrollWidth <= nav.clientWidth")
+    shot(page, "library-phone-header")
+    page.set_viewport_size({"width": 1280, "height": 800})
