@@ -55,7 +55,8 @@ def test_publish_by_upload_see_errors_then_bring_a_good_one_online(hub, page, tm
     page.wait_for_selector("#status:has-text('ready')")
     page.click("#online")
     page.wait_for_selector("#status:has-text('online')")
-    assert page.is_disabled("#delete")
+    expect(page.locator("#delete")).to_be_hidden()  # an online version cannot be deleted: not offered
+    expect(page.locator("#offline")).to_be_visible()
     shot(page, "library-04-online")
 
     page.goto(f"{hub.url}/services/library/")

@@ -22,6 +22,7 @@ from playwright.sync_api import expect
 import requests
 
 from harness.library import Client
+from harness.tenants import zipped
 from harness.waiting import wait_until
 from workspace_hub.catalog import REPO_ROOT
 
@@ -318,26 +319,37 @@ MANUAL = [
 ]
 
 
-def test_a_user_with_no_code_reaches_every_function_of_the_manual_from_a_page(hub, page, nina):
-    """nina, who writes no code, finds each function of the manual's sections 2.1-2.7 on a page, with her own
-    items where the function changes one; a screenshot of each is saved (manual-<section>.png)."""
+def test_a_user_with_no_code_reaches_every_function_of_the_manual_from_a_page(hub, page, nina, container_of):
+    """nina finds each function of the manual's sections 2.1-2.7 on a page, with her own items where the
+    function changes one: a dataset she uploaded, the bayes sample's algorithm published from a project she made
+    with the sample as its code (built there with `make build_cpu`, no code written), a base env, a draft
+    run, and the model and service of the tests above.  A screenshot of each is saved (manual-<section>.png)."""
     client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
     bayes = preset(hub, "text-classify-bayes")
     news = hub.dataset("news-texts")
     [run] = client("GET", "runs", params={"name": "my-first-run"}).json()["items"]
     [model] = client("GET", "models", params={"name": "my-first-run"}).json()["items"]
     [service] = [s for s in client("GET", "services").json()["items"] if s["name"] == "my-first-run"]
-    ids = {
-        "dataset": client("POST", "datasets", json={"name": "walk-texts", "version": "1", "format": "dir",
-                                                    "archives": {"train": {"size": 100}}}).json()["id"],
-        "preset_dataset": news["id"],
-        "algorithm": client("POST", "algorithms", json={"name": "walk-algo", "version": "1"}).json()["id"],
-        "draft": client("POST", "runs", json={"name": "walk-draft", "algorithm": bayes["id"],
-                                              "dataset": news["id"]}).json()["id"],
-        "run": run["id"], "model": model["id"], "service": service["id"],
-        "env": client("POST", "envs", json={"name": "walk-env", "version": "1"}).json()["id"],
-    }
+    texts = zipped({"sports/1.txt": "足球比赛".encode(), "finance/1.txt": "股票市场".encode()})
+    dataset = client("POST", "datasets", json={"name": "walk-texts", "version": "1", "format": "dir",
+                                               "archives": {"train": {"size": len(texts)}}}).json()
+    assert client("PATCH", f"datasets/{dataset['id']}/archives/train", data=texts, headers={
+        "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}).status_code == 204
+    assert client("POST", "projects/walk/code", json={"source": "sample", "sample": "text-classify-bayes"}).ok
     hub.start_project(USER, "walk", env="python")
+    code, out = container_of(USER, "walk").exec_run(
+        ["bash", "-lc", "cd /project/code/text-classify-bayes-train-demo && make build_cpu"], user="1000")
+    assert code == 0, out.decode()[-2000:]
+    algorithm = client("POST", "algorithms/from-project", json={"project": "walk"}).json()
+    ids = {"dataset": dataset["id"], "preset_dataset": news["id"], "algorithm": algorithm["id"],
+           "draft": client("POST", "runs", json={"name": "walk-draft", "algorithm": bayes["id"],
+                                                 "dataset": news["id"]}).json()["id"],
+           "run": run["id"], "model": model["id"], "service": service["id"],
+           "env": client("POST", "envs", json={"name": "walk-env", "version": "1"}).json()["id"]}
+    for kind in ("datasets", "algorithms"):
+        item = wait_until(lambda kind=kind: (x := client("GET", f"{kind}/{ids[kind[:-1]]}").json())["status"]
+                          not in ("uploading", "validating") and x, timeout=300, what=f"nina's {kind[:-1]}")
+        assert item["status"] == "ready", item
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", USER)
     page.fill("#password_input", PASSWORD)
@@ -354,3 +366,4 @@ def test_a_user_with_no_code_reaches_every_function_of_the_manual_from_a_page(hu
     page.goto(f"{hub.url}/hub/home")
     expect(page.locator("#start-walk"), "2.6.3 start a project").to_be_visible()
     shot(page, "manual-2.6.3-start-a-project")
+

@@ -11,11 +11,11 @@ import subprocess
 import tarfile
 import threading
 import wsgiref.simple_server
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from harness.tenants import zipped
 from workspace_hub.projects import Project
 
 
@@ -27,14 +27,6 @@ def project(library, user: str, name: str) -> Project:
 def code_of(library, user: str, name: str) -> list[str]:
     code = project(library, user, name).path / "code"
     return sorted(p.relative_to(code).as_posix() for p in code.rglob("*")) if code.is_dir() else []
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return out.getvalue()
 
 
 def test_a_sample_fills_a_new_project_owned_by_the_workspace_user(as_, library):

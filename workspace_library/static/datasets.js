@@ -173,9 +173,10 @@
     for (const field of document.querySelectorAll("#share .purpose-field")) {
       field.classList.toggle("d-none", !!dataset.was_online);
     }
-    $("#online").disabled = !["ready", "offline"].includes(dataset.status);
-    $("#offline").disabled = dataset.status !== "online";
-    $("#delete").disabled = ["online", "validating"].includes(dataset.status);
+    const may = ui.mayChange(dataset);  // what the viewer may not do, or cannot do now, is not shown
+    $("#online").hidden = !may || !["ready", "offline"].includes(dataset.status);
+    $("#offline").hidden = !may || dataset.status !== "online";
+    $("#delete").hidden = !may || ["online", "validating"].includes(dataset.status);
     $("#resume").classList.toggle("d-none", dataset.status !== "uploading");
     if (dataset.status === "uploading") showSplits(dataset.test_mode);
     if (drawn) return;

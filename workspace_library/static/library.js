@@ -129,9 +129,11 @@
     $("#fields").replaceChildren(...rows.flatMap(([label, value]) => field(label, value)));
     $("#images tbody").replaceChildren(...item.images.map((i) =>
       row([i.role, i.filename, (i.size / 1048576).toFixed(1) + " MiB", i.tag, badge(i.status)])));
-    $("#online").disabled = !["ready", "offline"].includes(item.status);
-    $("#offline").disabled = item.status !== "online";
-    $("#delete").disabled = ["online", "validating"].includes(item.status);
+    const may = mayChange(item);  // what the viewer may not do, or cannot do now, is not shown
+    $("#online").hidden = !may || !["ready", "offline"].includes(item.status);
+    $("#offline").hidden = !may || item.status !== "online";
+    $("#delete").hidden = !may || ["online", "validating"].includes(item.status);
+    if ($("#edit")) $("#edit").hidden = !may;
   }
 
   // An owner as a list shows it: the caller's own items say "mine".

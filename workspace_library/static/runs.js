@@ -313,11 +313,12 @@
         $("#fields").append(dt, dd);
       }
       $("#final").replaceChildren(...Object.entries(run.metrics || {}).flatMap(([k, v]) => ui.field(k, v)));
-      $("#start").disabled = run.status !== "draft";
+      const mine = page.admin || run.owner === page.user;  // what cannot be done now is not shown
+      $("#start").hidden = !mine || run.status !== "draft";
       $("#edit").classList.toggle("d-none", run.status !== "draft" || run.owner !== page.user);
       $("#edit").href = `${page.prefix}runs/new?edit=${run.id}`;
-      $("#stop").disabled = !["queued", "starting", "running"].includes(run.status);
-      $("#delete").disabled = ["queued", "starting", "running", "stopping"].includes(run.status);
+      $("#stop").hidden = !mine || !["queued", "starting", "running"].includes(run.status);
+      $("#delete").hidden = !mine || ["queued", "starting", "running", "stopping"].includes(run.status);
       $("#download-log").href = `${page.prefix}api/${path}/log`;
     }
 
