@@ -327,7 +327,7 @@ def test_a_user_with_no_code_reaches_every_function_of_the_manual_from_a_page(hu
     client = Client(f"{hub.url}/services/library/", hub.user_token(USER))
     bayes = preset(hub, "text-classify-bayes")
     news = hub.dataset("news-texts")
-    [run] = client("GET", "runs", params={"name": "my-first-run"}).json()["items"]
+    [run] = [r for r in client("GET", "runs", params={"per_page": 100}).json()["items"] if r["name"] == "my-first-run"]
     [model] = client("GET", "models", params={"name": "my-first-run"}).json()["items"]
     [service] = [s for s in client("GET", "services").json()["items"] if s["name"] == "my-first-run"]
     texts = zipped({"sports/1.txt": "足球比赛".encode(), "finance/1.txt": "股票市场".encode()})

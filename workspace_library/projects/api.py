@@ -194,7 +194,9 @@ class NewProjectPage(PageHandler):
 
     @web.authenticated
     def get(self):
-        self.finish(self.render_page(self.template, samples=SAMPLES, frameworks=sources.FRAMEWORKS,
+        samples = [{"name": name, "description": sample.description, "env": sample.env}
+                   for name, sample in SAMPLES.items()]
+        self.finish(self.render_page(self.template, samples=samples, frameworks=list(sources.FRAMEWORKS),
                                      max_bytes=self.service.project_code_max_bytes))
 
 
