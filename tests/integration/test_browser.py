@@ -149,9 +149,10 @@ def test_the_project_name_is_checked_in_the_browser(hub, page):
         assert name.evaluate("(input) => input.checkValidity()") is valid, value
 
 
-def new_project_with_code(page, hub, name: str, source: str) -> None:
+def new_project_with_code(page, hub, name: str, source: str, log_in: bool = True) -> None:
     """The Projects page: a name, the python env and a way to bring code in, which opens the library's page."""
-    login(page, hub)
+    if log_in:
+        login(page, hub)
     page.goto(f"{hub.url}/hub/home")
     page.fill("#new-project-name", name)
     page.select_option("#new-project-env", "python")
@@ -203,7 +204,7 @@ def test_the_generator_on_the_page_names_its_rule_and_an_existing_project_is_lef
     # an existing project takes its code from its terminal, never from this page
     (hub.data_root / "users" / user_dir_name("admin") / "kept" / "code").mkdir(parents=True)
     (hub.data_root / "users" / user_dir_name("admin") / "kept" / "code" / "mine.py").write_text("x = 1\n")
-    new_project_with_code(page, hub, "kept", "sample")
+    new_project_with_code(page, hub, "kept", "sample", log_in=False)
     page.click("#create")
     page.wait_for_selector("#flash:has-text('you already have a project named')")
     assert (hub.data_root / "users" / user_dir_name("admin") / "kept" / "code" / "mine.py").read_text() == "x = 1\n"
