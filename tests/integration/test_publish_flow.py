@@ -235,22 +235,31 @@ def predict(model, params):
 """
 
 
-def hand_made_image(hub, workspace, label: str) -> Path:
-    """A predict image that needs no model of the registry, built with `ws build` in pia's workspace."""
+def hand_made_image(hub, workspace, label: str, into: Path) -> Path:
+    """A predict image that needs no model of the registry, built with `ws build` in pia's workspace, copied
+    under its own name (``predict-hand-cpu.tar``) into *into*."""
     model = HAND_MODEL.replace("LABEL", label)
     sh(workspace, "cd /project/code && { [ -d hand-api ] || ws new api --prefix hand --interface classify "
                   f"--framework sklearn; }} && cd hand-api && cat > src/model.py <<'EOF'\n{model}\nEOF\n"
                   "rm -f /project/docker_image/predict-hand-cpu.tar && ws build")
     built = hub.data_root / "users" / user_dir_name(PUBLISHER) / PROJECT / "docker_image" / "predict-hand-cpu.tar"
-    copy = built.with_name(f"predict-{label}-cpu.tar")
-    shutil.copyfile(built, copy)
-    return copy
+    into.mkdir()
+    return Path(shutil.copy(built, into))
 
 
-def test_a_service_made_by_hand_serves_an_uploaded_image_and_is_redone_from_another(hub, workspace, library, page):
+def settled(page, done: str) -> None:
+    """Wait until *done* (a JavaScript condition) holds, or the page says why it cannot."""
+    page.wait_for_function(f"({done}) || !document.querySelector('#flash').classList.contains('d-none')",
+                           timeout=600_000)
+    assert page.locator("#flash").is_hidden(), page.inner_text("#flash")
+
+
+def test_a_service_made_by_hand_serves_an_uploaded_image_and_is_redone_from_another(hub, workspace, library, page,
+                                                                                   tmp_path):
     """Manual 2.7.1-2.7.3 and 2.7.10: a service's information, then its predict image as a tar; its interface
-    comes from the image's labels; an online test calls it; a redo uploads the next image."""
-    first = hand_made_image(hub, workspace, "hand-made")
+    comes from the image's labels; it is kept as a version of the algorithm it was built for; an online test
+    calls it; a redo uploads the next image."""
+    first = hand_made_image(hub, workspace, "hand-made", tmp_path / "first")
     login(page, hub)
     page.goto(f"{library['base']}services")
     page.click("#new-service")
@@ -260,7 +269,7 @@ def test_a_service_made_by_hand_serves_an_uploaded_image_and_is_redone_from_anot
     page.set_input_files("#predict", str(first))
     shot(page, "services-01-new-by-hand")
     page.click("#create")
-    page.wait_for_url(re.compile(r".*/services/\d+$"), timeout=600_000)
+    settled(page, "/services\\/\\d+$/.test(location.pathname)")
     page.wait_for_selector("#status:has-text('running')", timeout=180_000)
     page.click("#test")
     page.wait_for_selector("#test-result:has-text('hand-made')", timeout=60_000)
@@ -268,10 +277,10 @@ def test_a_service_made_by_hand_serves_an_uploaded_image_and_is_redone_from_anot
     shot(page, "services-02-by-hand-running")
     assert page.is_visible("#redo-image") and not page.is_visible("#redo")  # no model to take a newer version of
 
-    second = hand_made_image(hub, workspace, "hand-made-2")
+    second = hand_made_image(hub, workspace, "hand-made-2", tmp_path / "second")
     page.set_input_files("#predict", str(second))
     page.click("#redo-from-image")
-    page.wait_for_selector("#fields dd:text-is('2')", timeout=600_000)  # the service's revision
+    settled(page, "document.querySelector('#fields').textContent.includes('Revision2')")  # the service's revision
     page.wait_for_selector("#status:has-text('running')", timeout=180_000)
     page.click("#test")
     page.wait_for_selector("#test-result:has-text('hand-made-2')", timeout=60_000)

@@ -94,8 +94,7 @@
       ui.flash("");
       try {  // a new version of the algorithm the service serves, then a rolling redo onto it
         const current = await ui.api("GET", "algorithms/" + service.algorithm_id);
-        const version = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
-        const item = await publishPredictImage(current.name, version, current.description);
+        const item = await publishPredictImage(current.name, current.description);
         $("#upload-progress").textContent = `redoing onto ${item.name} ${item.version}`;
         await act("/redo", { algorithm: item.id });
       } catch (e) { ui.flash(e.message); }
@@ -126,13 +125,27 @@
     setInterval(refresh, 3000);
   }
 
-  // A predict image chosen on the page (a tar or a reference to pull), published as a private version of the
-  // algorithm *name*, validated like any upload and brought online: what a service made by hand serves.
-  async function publishPredictImage(name, version, description) {
+  // The algorithm an image was built for, by the contract's names: `predict-<name>-<cpu|gpu>.tar` as `ws build`
+  // writes it, or the last part of a reference (`.../predict-<name>:<tag>`); the validation checks it against
+  // the image's own label and says so if it differs.
+  function imageName(file, reference) {
+    const tar = file && /^predict-(.+)-(cpu|gpu)\.tar$/.exec(file.name);
+    if (tar) return tar[1];
+    const last = reference && reference.split("/").pop().split(/[:@]/)[0].replace(/^predict-/, "");
+    return last || null;
+  }
+
+  const newVersion = () => new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+
+  // A predict image chosen on the page (a tar or a reference to pull), published as a new private version of
+  // the algorithm it was built for (or *name*), validated like any upload and brought online: what a service
+  // made by hand serves.
+  async function publishPredictImage(name, description) {
     const file = $("#predict").files[0];
     const reference = $("#predict-reference").value.trim();
     if (!file && !reference) throw new Error("choose the predict image's tar, or name an image to pull");
-    const item = await ui.api("POST", "algorithms", { name, version, description });
+    const item = await ui.api("POST", "algorithms", { name: name || imageName(file, reference), version: newVersion(),
+                                                        description });
     if (file) {
       await new Promise((resolve) => ui.upload(`algorithms/${item.id}/images`, [["predict", file]], resolve));
     } else {
@@ -161,7 +174,7 @@
       if (!form.reportValidity()) return;
       try {
         const name = $("#name").value.trim();
-        const item = await publishPredictImage(name, "1", $("#description").value);
+        const item = await publishPredictImage(null, $("#description").value);
         showInterface(item);
         $("#upload-progress").textContent = "starting the service";
         const service = await ui.api("POST", "services", {
