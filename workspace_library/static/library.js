@@ -237,27 +237,38 @@
     }));
   }
 
+  // POST *body* to the API with the page's progress bar filling as it goes; resolves with the answer.
+  function sendWithProgress(path, body, headers = {}) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", page.prefix + "api/" + path);
+      xhr.setRequestHeader("X-XSRFToken", page.xsrf);
+      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+      const bar = $("#upload-progress");
+      xhr.upload.addEventListener("progress", (event) => {
+        if (!event.lengthComputable) return;
+        const percent = Math.round((100 * event.loaded) / event.total);
+        bar.style.width = percent + "%";
+        bar.textContent = percent + "%";
+      });
+      xhr.addEventListener("load", () => {
+        let data = {};
+        try { data = JSON.parse(xhr.responseText || "{}"); } catch (e) { data = {}; }
+        if (xhr.status >= 400) reject(new Error(data.error ? data.error.message : xhr.statusText));
+        else resolve(data);
+      });
+      xhr.addEventListener("error", () => reject(new Error("the upload was interrupted; nothing was kept")));
+      xhr.send(body);
+    });
+  }
+
   function upload(path, files, onDone) {
     const form = new FormData();
     for (const [role, file] of files) form.append(role, file, file.name);
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", page.prefix + "api/" + path);
-    xhr.setRequestHeader("X-XSRFToken", page.xsrf);
-    const bar = $("#upload-progress");
-    xhr.upload.addEventListener("progress", (event) => {
-      if (!event.lengthComputable) return;
-      const percent = Math.round((100 * event.loaded) / event.total);
-      bar.style.width = percent + "%";
-      bar.textContent = percent + "%";
-    });
-    xhr.addEventListener("load", () => {
-      const data = JSON.parse(xhr.responseText || "{}");
-      if (xhr.status >= 400) { flash(data.error ? data.error.message : xhr.statusText); return; }
-      bar.textContent = "100% uploaded, validating";
+    sendWithProgress(path, form).then((data) => {
+      $("#upload-progress").textContent = "100% uploaded, validating";
       setTimeout(() => onDone(data), 800);
-    });
-    xhr.addEventListener("error", () => flash("the upload was interrupted; nothing was published"));
-    xhr.send(form);
+    }, (e) => flash(e.message));
   }
 
   function value(id) { return $("#" + id).value; }
@@ -394,6 +405,6 @@
     publish: publishPage, edit: editPage, env_new: envNewPage,
   };
   window.LibraryUI = { api, flash, row, link, badge, field, pairs, listPage, text, basicsForm, mayChange, owner,
-                       upload, pullImages, untilValidated };
+                       upload, sendWithProgress, pullImages, untilValidated };
   if (views[page.view]) views[page.view]();
 })();

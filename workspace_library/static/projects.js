@@ -2,7 +2,7 @@
 // then starts the project through the hub's spawn URL (which takes the same options as the Projects page).
 (function () {
   "use strict";
-  const { api, flash } = window.LibraryUI;
+  const { api, flash, sendWithProgress } = window.LibraryUI;
   const page = window.LIBRARY;
   const $ = (selector) => document.querySelector(selector);
   const form = $("#project-code");
@@ -31,30 +31,6 @@
       encodeURIComponent(project.name) + "?" + options;
   }
 
-  function uploadArchive(file) {
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", page.prefix + "api/projects/" + encodeURIComponent(project.name) + "/code/archive");
-      xhr.setRequestHeader("X-XSRFToken", page.xsrf);
-      xhr.setRequestHeader("Content-Type", "application/octet-stream");
-      const bar = $("#upload-progress");
-      xhr.upload.addEventListener("progress", (event) => {
-        if (!event.lengthComputable) return;
-        const percent = Math.round((100 * event.loaded) / event.total);
-        bar.style.width = percent + "%";
-        bar.textContent = percent + "%";
-      });
-      xhr.addEventListener("load", () => {
-        let data = {};
-        try { data = JSON.parse(xhr.responseText || "{}"); } catch (e) { data = {}; }
-        if (xhr.status >= 400) reject(new Error(data.error ? data.error.message : xhr.statusText));
-        else resolve(data);
-      });
-      xhr.addEventListener("error", () => reject(new Error("the upload was interrupted; nothing was kept")));
-      xhr.send(file);
-    });
-  }
-
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     flash("");
@@ -65,7 +41,8 @@
     state.textContent = source === "git" ? "cloning..." : source === "archive" ? "uploading..." : "generating...";
     try {
       if (source === "archive") {
-        await uploadArchive($("#archive").files[0]);
+        await sendWithProgress("projects/" + encodeURIComponent(project.name) + "/code/archive",
+                               $("#archive").files[0], { "Content-Type": "application/octet-stream" });
       } else {
         const body = { source };
         if (source === "sample") body.sample = $("#sample").value;
