@@ -15,6 +15,10 @@ their workspace, so the move goes through a descriptor opened one component at a
   pinned to the checked address (``http.curloptResolve``), and redirects are refused.  Credentials in the
   URL are refused: private repositories are cloned from the workspace's terminal (``ws import git``), where
   the user's keys are.
+
+What comes in lands in the user's own project folder, which the library's quota does not count (no more than
+the files made in JupyterLab); :attr:`LibraryService.project_code_max_bytes` bounds each fill, and one fill per
+user runs at a time.
 """
 
 from __future__ import annotations
