@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -52,8 +53,18 @@ def install_handbook(data_root: Path) -> None:
     shutil.copytree(REPO_ROOT / "notebooks", data_root / "help_doc" / "notebooks", dirs_exist_ok=True)
 
 
+def restore_interrupts() -> None:
+    """A hub started in the background by a non-interactive shell (``cmd &``, as a CI script or an init
+    script may) inherits SIGINT ignored, and so do the services it starts: JupyterHub stops each with SIGINT,
+    then waits out its timeouts before SIGTERM, some 15 s a service at every stop.  The hub takes SIGINT back,
+    and its children get the default again."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def configure(c, environ=os.environ) -> None:
     """Apply Workspace Hub's defaults to the JupyterHub config object *c*."""
+    restore_interrupts()
     profile = environ.get("WSHUB_PROFILE", "docker")
     if profile not in PROFILES:
         raise SystemExit(f"WSHUB_PROFILE={profile!r} is unknown: use one of {', '.join(PROFILES)}.")

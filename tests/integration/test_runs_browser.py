@@ -290,6 +290,7 @@ MANUAL = [
     ("2.3.3 edit a task", "runs/{draft}", "#edit"),
     ("2.3.4 start a task", "runs/{draft}", "#start"),
     ("2.3.5 task details", "runs/{run}", "svg.chart[data-metric='loss']"),
+    ("2.3.5 its model by name and version", "runs/{run}", "#fields a:text-is('my-first-run 1')"),
     ("2.4 models: the shared center", "models?scope=shared", "#scope"),
     ("2.4 a model: visibility, download, publish as a service", "models/{model}", "#publish-service"),
     ("2.5.1 new base env", "envs/new", "#env-new"),
@@ -314,7 +315,7 @@ MANUAL = [
     ("2.7.8 service details", "services/{service}", "#metrics"),
     ("2.7.9 test online", "services/{service}", "#test"),
     ("2.7.10 redo", "services/{service}", "#redo"),
-    ("2.7.11 view its model", "services/{service}", "#fields a[href*='models/']"),
+    ("2.7.11 view its model", "services/{service}", "#fields a[href*='models/']:text-is('my-first-run 1')"),
     ("2.7.12 view its task", "services/{service}", "#view-run"),
 ]
 

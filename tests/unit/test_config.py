@@ -116,3 +116,16 @@ def test_every_environment_variable_the_code_reads_is_in_the_table():
                 used |= set(re.findall(r"\bWSHUB_[A-Z_]*[A-Z]\b", path.read_text(errors="replace")))
     assert used - documented == set()
     assert documented - used == set(), "the table lists variables nothing reads"
+
+
+def test_a_hub_started_with_interrupts_ignored_takes_them_back(tmp_path):
+    """`cmd &` in a non-interactive shell starts the hub with SIGINT ignored; its services would inherit that
+    and ignore the SIGINT JupyterHub stops them with (every stop then waited out its timeouts)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        configured(tmp_path)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
