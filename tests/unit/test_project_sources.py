@@ -144,7 +144,7 @@ def test_the_caller_must_be_logged_in_and_name_a_project(as_):
     ("http://169.254.169.254/latest/meta-data", "git-private-address"),  # a cloud's metadata service
     ("http://localhost:1/repo.git", "git-private-address"),
     ("http://[64:ff9b::a9fe:a9fe]/repo.git", "git-private-address"),  # NAT64 of 169.254.169.254
-    ("http://[::ffff:10.0.0.1]/repo.git", "git-private-address"),
+    ("http://[::ffff:8.8.8.8]/repo.git", "git-private-address"),  # IPv4-mapped: refused, never resolved further
     ("http://[2002:7f00:1::1]/repo.git", "git-private-address"),  # 6to4 of 127.0.0.1
     ("http://faß.example/repo.git", "invalid-field"),  # Python and curl turn it into different names
     ("http://example.org/a repo.git", "invalid-field"),
